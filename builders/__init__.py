@@ -16,6 +16,7 @@ BUILDERS: dict[str, str] = {
     "alexandria-ds-ab": "alexandria",
     "perov-5": "atomgen",
     "carbon-24": "atomgen",
+    "alloy": "alloy",
 }
 
 #: Datasets built by the README's main command (the embedded default).

@@ -127,8 +127,9 @@ def version():
     typer.echo(__version__)
 
 
-def _mount_optional(module: str, name: str) -> None:
-    """Mount a sub-command group that lives in its own subpackage, if present."""
+def _mount_optional(module: str, name: str, attr: str = "app") -> None:
+    """Mount a command (a function) or command group (a Typer app) that lives in its
+    own subpackage, if that subpackage is present."""
     import importlib
 
     try:
@@ -137,10 +138,15 @@ def _mount_optional(module: str, name: str) -> None:
         if exc.name != module:
             raise
         return
-    app.add_typer(mod.app, name=name)
+    obj = getattr(mod, attr)
+    if isinstance(obj, typer.Typer):
+        app.add_typer(obj, name=name)
+    else:
+        app.command(name)(obj)
 
 
 _mount_optional("dismai_data.hub.cli", "hub")
+_mount_optional("dismai_data.evaluation.cli", "evaluate", attr="evaluate")
 
 if __name__ == "__main__":
     app()

@@ -1,1 +1,0 @@
-"""placeholder package; see ARCHITECTURE.md"""

@@ -1,0 +1,185 @@
+"""``evaluate()``: one entry point for every task, returning an :class:`EvaluationResult`
+and (with ``out``) writing ``result.json``, the per-row table and the figures."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .result import Counts, DatasetRef, EvaluationResult
+from .sources import EvaluationInputError, Reference, load_reference, read_predictions
+
+RECONSTRUCTION_TASKS = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
+GENERATION_DATASETS = RECONSTRUCTION_TASKS
+ALLOY_CONFIGS = ("300K_wide", "300K_narrow", "1500K_wide", "1500K_narrow")
+NOT_YET = ("interface", "a-si")
+
+
+def known_tasks() -> list[str]:
+    return (list(RECONSTRUCTION_TASKS) + [f"generation/{d}" for d in GENERATION_DATASETS]
+            + [f"alloy/{c}" for c in ALLOY_CONFIGS])
+
+
+def parse_task(task: str) -> tuple[str, str, str | None]:
+    """``(kind, dataset, config)`` of a task name, or an error naming the field."""
+    t = (task or "").strip()
+    if t in RECONSTRUCTION_TASKS:
+        return "reconstruction", t, None
+    if t.startswith("generation/") and t.split("/", 1)[1] in GENERATION_DATASETS:
+        return "generation", t.split("/", 1)[1], None
+    if t.startswith("alloy/") and t.split("/", 1)[1]:
+        return "alloy", "alloy", t.split("/", 1)[1]
+    if t.lower() in NOT_YET:
+        raise EvaluationInputError(f"task {t!r} (fingerprints + relaxation) is not implemented in this version; "
+                                   f"available: {', '.join(known_tasks())}", field="task")
+    raise EvaluationInputError(f"unknown task {t!r}; known: {', '.join(known_tasks())}", field="task")
+
+
+def _dataset_ref(ref: Reference) -> DatasetRef:
+    return DatasetRef(id=ref.id, revision=ref.revision, config=ref.config, split=ref.split, source=ref.source,
+                      num_rows=len(ref.rows))
+
+
+def _write_table(records: list[dict], out: Path) -> dict[str, str]:
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(records)
+    pq_path, csv_path = out / "rows.parquet", out / "rows.csv"
+    df.to_parquet(pq_path, index=False)
+    df.to_csv(csv_path, index=False)
+    return {"rows_parquet": str(pq_path), "rows_csv": str(csv_path)}
+
+
+def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = None, split: str = "test",
+             reference: str | os.PathLike | None = None, train_split: str = "train",
+             out: str | os.PathLike | None = None, workers: int = 1, scheduler: Any = None,
+             no_relax: bool = False, generic: bool = True, figures: bool = True) -> EvaluationResult:
+    """Score ``predictions`` for ``task`` against the reference dataset.
+
+    ``reference``: a folder written by ``dismai build`` (default:
+    ``$DISMAI_HOME/datasets/<dataset>``) or a hub id ``owner/name@revision``.
+    ``split``: the reference split the predictions are scored against (reconstruction:
+    keyed by its row ids; generation: coverage). ``train_split``: for novelty and the
+    fingerprint averages. ``workers``/``scheduler``: local processes / Dask address.
+    """
+    t0 = time.perf_counter()
+    kind, dataset, config = parse_task(task)
+    outdir = Path(out) if out is not None else None
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+        (outdir / "figures").mkdir(exist_ok=True)
+    big = kind == "alloy"
+    preds = read_predictions(predictions, column=column, split=split, symmetry=not big)
+    ref = load_reference(reference, dataset, "train" if kind == "alloy" else split, config)
+
+    relaxed = False
+    relax_note = ("no relaxation: the reconstruction and generic metrics score structures as submitted"
+                  if kind != "alloy" else "no relaxation (alloys are scored on the lattice, as in the paper)")
+    label = f"{task} — unrelaxed" + (" (--no-relax)" if no_relax else "")
+    files: dict[str, str] = {}
+    groups: dict[str, Any] = {}
+    settings: dict[str, Any] = {"workers": workers, "scheduler": str(scheduler) if scheduler else None,
+                                "no_relax": no_relax}
+    train_ref = None
+
+    if kind == "reconstruction":
+        from .reconstruction import evaluate_reconstruction
+
+        res = evaluate_reconstruction(preds, ref, workers=workers, scheduler=scheduler)
+        metrics = res["metrics"]
+        table = res["table"]
+        settings.update(res["settings"])
+        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
+        submitted = res["n_reference"]
+        accepted = sum(r["status"] == "accepted" for r in table)
+        if outdir is not None and figures:
+            from .figures import lattice_histograms
+
+            f = res["figure"]
+            p = lattice_histograms(f["target"], f["pred"], f["edges"], f["kld"],
+                                   outdir / "figures" / "lattice_parameters.png",
+                                   f"{label}: Niggli lattice parameters, target vs predicted")
+            files["figure_lattice_parameters"] = str(p)
+        accepted_rows = [preds_by_id for preds_by_id in _accepted_rows(preds, table)]
+    elif kind == "generation":
+        table = [{"id": it.id, "status": "accepted" if it.ok else "failed", "reason": it.reason}
+                 for it in preds.items]
+        for rec, it in zip(table, preds.items):
+            if it.ok:
+                from .checks import absurd_lattice_reason
+
+                r = absurd_lattice_reason(it.row)
+                if r:
+                    rec.update(status="failed", reason=r)
+        metrics = {}
+        submitted = len(table)
+        accepted = sum(r["status"] == "accepted" for r in table)
+        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
+        accepted_rows = _accepted_rows(preds, table)
+    else:
+        from .alloy import evaluate_alloy
+
+        res = evaluate_alloy(preds, ref, workers=workers, scheduler=scheduler, outdir=outdir, label=label,
+                             figures=figures)
+        metrics, table = res["metrics"], res["table"]
+        settings.update(res["settings"])
+        files.update(res.get("files", {}))
+        submitted = len(table)
+        accepted = sum(r["status"] == "accepted" for r in table)
+        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
+        accepted_rows = []
+        generic = False
+        train_ref = ref
+
+    if generic and kind in ("reconstruction", "generation"):
+        from .generic import generic_metrics
+
+        try:
+            train_ref = load_reference(reference, dataset, train_split)
+        except EvaluationInputError as exc:
+            settings["generic_skipped"] = f"no training split: {exc}"
+            train_ref = None
+        if train_ref is not None:
+            g = generic_metrics(accepted_rows, submitted, train_ref.rows,
+                                ref.rows, workers=workers, scheduler=scheduler,
+                                outdir=outdir if figures else None, label=label)
+            metrics.update(g["metrics"])
+            groups.update(g["groups"])
+            settings["generic"] = g["settings"]
+            files.update(g.get("files", {}))
+            per_row = g["per_row"]
+            for rec in table:
+                if rec["id"] in per_row:
+                    rec.update(per_row[rec["id"]])
+
+    counts = Counts(submitted=submitted, accepted=accepted, failed=submitted - accepted,
+                    percent_failed=(100.0 - 100.0 * accepted / submitted) if submitted else 0.0,
+                    failure_reasons=dict(reasons))
+    result = EvaluationResult(
+        task=task, relaxed=relaxed, relaxation_note=relax_note + (" (--no-relax given)" if no_relax else ""),
+        predictions=preds.describe(), reference=_dataset_ref(ref),
+        train_reference=_dataset_ref(train_ref) if train_ref is not None else None,
+        counts=counts, metrics=metrics, groups=groups, settings=settings, files=files)
+    if outdir is not None:
+        files.update(_write_table(table, outdir))
+        files["result_json"] = str(outdir / "result.json")
+        result.files = files
+        result.seconds = round(time.perf_counter() - t0, 2)
+        result.to_json(outdir / "result.json")
+    result.seconds = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def _reason_key(reason: str | None) -> str:
+    """Short class of a failure reason for the counts (the field before the colon)."""
+    if not reason:
+        return "unknown"
+    return reason.split(":", 1)[0].strip()[:40]
+
+
+def _accepted_rows(preds, table) -> list[dict]:
+    ok = {r["id"] for r in table if r["status"] == "accepted"}
+    return [it.row for it in preds.items if it.ok and it.id in ok]

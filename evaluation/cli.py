@@ -1,0 +1,43 @@
+"""``dismai evaluate``: the command-line face of :func:`dismai_data.evaluation.evaluate`."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+
+def evaluate(
+    task: str = typer.Option(..., "--task", help="Task: jarvis-supercon-3d, alexandria-ds-ab, perov-5, carbon-24 "
+                                                 "(reconstruction), generation/<dataset>, alloy/<config>."),
+    predictions: str = typer.Option(..., "--predictions", help="Predictions: parquet/arrow file or folder, "
+                                                               "extxyz, CIF/POSCAR folder, JARVIS-Leaderboard "
+                                                               "CSV, or hub id owner/name@revision."),
+    column: Optional[str] = typer.Option(None, "--column", help="Column holding the predicted structures "
+                                                                "(POSCAR/CIF strings or structure mappings; "
+                                                                "CSV default: prediction)."),
+    split: str = typer.Option("test", "--split", help="Reference split the predictions are scored against."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference dataset: folder written by "
+                                                                      "`dismai build` or hub id@revision "
+                                                                      "(default $DISMAI_HOME/datasets/NAME)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder for result.json, rows.parquet/csv, figures/."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
+    no_relax: bool = typer.Option(False, "--no-relax", help="Score unrelaxed structures (labelled as such)."),
+    no_generic: bool = typer.Option(False, "--no-generic", help="Skip the generic metrics (validity, novelty...)."),
+):
+    """Score predictions for a benchmark task; print the result JSON."""
+    from dismai_data.errors import DismaiError
+
+    from .api import evaluate as run
+
+    try:
+        result = run(task, predictions, column=column, split=split, reference=reference, out=out,
+                     workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic)
+    except DismaiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    summary = {"task": result.task, "relaxed": result.relaxed, "counts": result.counts.model_dump(),
+               "metrics": {k: v.value for k, v in result.metrics.items()}, "files": result.files}
+    typer.echo(json.dumps(summary, indent=1))

@@ -1,0 +1,273 @@
+"""Generic generative metrics (review 003) and structural-novelty classes (paper 001).
+
+* validity: structural (every interatomic distance > 0.5 Å, volume > 0.1 Å^3) and
+  compositional (SMACT 4 ``smact_validity``: charge neutral under some combination of
+  oxidation states with the Pauling electronegativity test; pure metals / alloys
+  count as valid, CDVAE's convention);
+* uniqueness: fraction of generated structures not matched by an earlier one;
+* novelty: fraction not matched by any training structure;
+* coverage: recall (test structures matched by some generated one) and precision
+  (generated structures matching some test structure);
+* Wasserstein distances of the density and number-of-elements distributions
+  (generated vs the reference split);
+* novelty classes per crystal system: duplicate (matches a training structure),
+  substitution-derived (matches a training structure of the same prototype after
+  replacing its species: ``StructureMatcher.fit_anonymous``; prototype bucket =
+  anonymous formula + space group; no relaxation is done between substitution and
+  matching here) or unmatched.
+
+Matching uses ``StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)`` (scale, primitive
+cell, no supercells). Work is bucketed: ``fit`` returns False for structures whose
+reduced formulas differ, so only structures of the same reduced formula are
+compared (anonymous formula + space group for substitution); every structure is
+reduced once (the matcher's own primitive + Niggli reduction) and pairs are fitted
+with ``skip_structure_reduction=True``, which gives the same decisions as plain
+``fit`` (tested).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dismai_data.structure import row_to_structure
+
+from .checks import structurally_valid
+from .result import Metric
+from .stats import bootstrap_mean, bootstrap_stat, wasserstein
+
+MATCHER_KWARGS = {"stol": 0.5, "angle_tol": 10, "ltol": 0.3}
+
+
+def matcher():
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    return StructureMatcher(**MATCHER_KWARGS)
+
+
+def reduce_for_matching(structure):
+    """The matcher's own primitive + Niggli reduction (what ``fit`` does to each input)."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return StructureMatcher._get_reduced_structure(structure, True, True)
+
+
+def _fit(sm, a, b) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(sm.fit(a, b, skip_structure_reduction=True))
+    except Exception:
+        return False
+
+
+def _fit_anon(sm, a, b) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(sm.fit_anonymous(a, b, skip_structure_reduction=True))
+    except Exception:
+        return False
+
+
+@lru_cache(maxsize=4096)
+def compositional_valid(reduced_formula: str) -> bool:
+    """SMACT charge neutrality + Pauling test (alloys valid) of a reduced formula."""
+    from pymatgen.core import Composition
+    from smact.screening import smact_validity
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(smact_validity(Composition(reduced_formula), use_pauling_test=True, include_alloys=True))
+    except Exception:
+        return False
+
+
+def formula_bucket_task(task) -> dict:
+    """One reduced-formula bucket: uniqueness within the generated (in submission order),
+    novelty against train, coverage hits against test."""
+    gen, train, test = task
+    sm = matcher()
+    n = len(gen)
+    unique = [True] * n
+    for i in range(n):
+        for j in range(i):
+            if _fit(sm, gen[j], gen[i]):
+                unique[i] = False
+                break
+    novel = [not any(_fit(sm, g, t) for t in train) for g in gen]
+    precision_hit = [False] * n
+    recall_hit = [False] * len(test)
+    for i, g in enumerate(gen):
+        for k, t in enumerate(test):
+            if _fit(sm, g, t):
+                precision_hit[i] = True
+                recall_hit[k] = True
+    return {"unique": unique, "novel": novel, "precision_hit": precision_hit, "recall_hit": recall_hit}
+
+
+def prototype_bucket_task(task) -> list[bool]:
+    """Substitution check of novel generated structures against one prototype bucket."""
+    gen, train = task
+    sm = matcher()
+    return [any(_fit_anon(sm, g, t) for t in train) for g in gen]
+
+
+def _reduce_row(row):
+    return reduce_for_matching(row_to_structure(row))
+
+
+def _anon_key(row) -> tuple:
+    from pymatgen.core import Composition
+
+    return (Composition(row["reduced_formula"]).anonymized_formula, row.get("spacegroup_number"))
+
+
+def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict], test_rows: list[dict], *,
+                    workers: int = 1, scheduler=None, outdir: Path | None = None, label: str = "") -> dict:
+    from .parallel import parallel_map
+
+    n = len(gen_rows)
+    gen_structs = [row_to_structure(r) for r in gen_rows]
+    valid_struct = np.array([structurally_valid(s) for s in gen_structs], dtype=float)
+    valid_comp = np.array([compositional_valid(r["reduced_formula"]) for r in gen_rows], dtype=float)
+
+    # reduce every structure once (spread over workers: the costly part)
+    red_gen = parallel_map(_reduce_row, gen_rows, workers=workers, scheduler=scheduler,
+                           desc="reducing generated")
+    by_formula: dict[str, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": [], "test": []})
+    for i, r in enumerate(gen_rows):
+        by_formula[r["reduced_formula"]]["gen"].append(i)
+    needed_train = [i for i, r in enumerate(train_rows) if r["reduced_formula"] in by_formula]
+    needed_test = [i for i, r in enumerate(test_rows) if r["reduced_formula"] in by_formula]
+    red_train_list = parallel_map(_reduce_row, [train_rows[i] for i in needed_train], workers=workers,
+                                  scheduler=scheduler, desc="reducing train (same formulas)")
+    red_test_list = parallel_map(_reduce_row, [test_rows[i] for i in needed_test], workers=workers,
+                                 scheduler=scheduler, desc="reducing test (same formulas)")
+    red_train = dict(zip(needed_train, red_train_list))
+    red_test = dict(zip(needed_test, red_test_list))
+    for i in needed_train:
+        by_formula[train_rows[i]["reduced_formula"]]["train"].append(i)
+    for i in needed_test:
+        by_formula[test_rows[i]["reduced_formula"]]["test"].append(i)
+
+    keys = sorted(by_formula, key=lambda k: -len(by_formula[k]["gen"]) * (1 + len(by_formula[k]["train"])))
+    tasks = [([red_gen[i] for i in by_formula[k]["gen"]], [red_train[i] for i in by_formula[k]["train"]],
+              [red_test[i] for i in by_formula[k]["test"]]) for k in keys]
+    outs = parallel_map(formula_bucket_task, tasks, workers=workers, scheduler=scheduler,
+                        desc="matching (formula buckets)", chunksize=1)
+    unique = np.zeros(n, bool)
+    novel = np.zeros(n, bool)
+    prec = np.zeros(n, bool)
+    recall = np.zeros(len(test_rows), bool)
+    for k, o in zip(keys, outs):
+        b = by_formula[k]
+        unique[b["gen"]] = o["unique"]
+        novel[b["gen"]] = o["novel"]
+        prec[b["gen"]] = o["precision_hit"]
+        recall[b["test"]] = o["recall_hit"]
+
+    # substitution classes for the novel ones
+    substitution = np.zeros(n, bool)
+    novel_idx = np.flatnonzero(novel)
+    if novel_idx.size:
+        by_proto: dict[tuple, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": []})
+        for i in novel_idx:
+            by_proto[_anon_key(gen_rows[i])]["gen"].append(int(i))
+        proto_train = [i for i, r in enumerate(train_rows) if _anon_key(r) in by_proto]
+        missing = [i for i in proto_train if i not in red_train]
+        for i, s in zip(missing, parallel_map(_reduce_row, [train_rows[i] for i in missing], workers=workers,
+                                              scheduler=scheduler, desc="reducing train (same prototypes)")):
+            red_train[i] = s
+        for i in proto_train:
+            by_proto[_anon_key(train_rows[i])]["train"].append(i)
+        pkeys = [k for k in by_proto if by_proto[k]["train"]]
+        ptasks = [([red_gen[i] for i in by_proto[k]["gen"]], [red_train[i] for i in by_proto[k]["train"]])
+                  for k in pkeys]
+        pouts = parallel_map(prototype_bucket_task, ptasks, workers=workers, scheduler=scheduler,
+                             desc="substitution matching (prototype buckets)", chunksize=1)
+        for k, o in zip(pkeys, pouts):
+            substitution[by_proto[k]["gen"]] = o
+
+    classes = np.where(~novel, "duplicate", np.where(substitution, "substitution-derived", "unmatched"))
+    systems = [r.get("crystal_system") or "unknown" for r in gen_rows]
+    per_system: dict[str, dict[str, int]] = defaultdict(lambda: {"duplicate": 0, "substitution-derived": 0,
+                                                                 "unmatched": 0})
+    for cs, cl in zip(systems, classes):
+        per_system[cs][str(cl)] += 1
+
+    dens_gen = np.array([r["density"] for r in gen_rows], float)
+    dens_ref = np.array([r["density"] for r in test_rows], float)
+    nel_gen = np.array([r["nelements"] for r in gen_rows], float)
+    nel_ref = np.array([r["nelements"] for r in test_rows], float)
+
+    def m(t, n_, desc, unit=""):
+        return Metric(value=t[0], error_low=t[1], error_high=t[2], n=n_, unit=unit, description=desc)
+
+    metrics = {
+        "validity_structural": m(bootstrap_mean(valid_struct), n,
+                                 "fraction of accepted structures with all distances > 0.5 A and volume > 0.1 A^3"),
+        "validity_compositional": m(bootstrap_mean(valid_comp), n,
+                                    "fraction charge-neutral by SMACT smact_validity (Pauling test, alloys valid)"),
+        "validity": m(bootstrap_mean(valid_struct * valid_comp), n, "structurally and compositionally valid"),
+        "uniqueness": m(bootstrap_mean(unique.astype(float)), n,
+                        "fraction not matched by an earlier structure of the same submission"),
+        "novelty": m(bootstrap_mean(novel.astype(float)), n, "fraction not matched by any training structure"),
+        "coverage_recall": m(bootstrap_mean(recall.astype(float)), len(test_rows),
+                             "fraction of reference-split structures matched by some accepted structure "
+                             "(bootstrap over the reference split)"),
+        "coverage_precision": m(bootstrap_mean(prec.astype(float)), n,
+                                "fraction of accepted structures matching some reference-split structure"),
+        "wasserstein_density": m(bootstrap_stat(n, lambda i: wasserstein(dens_gen[i], dens_ref)), n,
+                                 "1-D Wasserstein distance of densities, accepted vs reference split", "g/cm^3"),
+        "wasserstein_nelements": m(bootstrap_stat(n, lambda i: wasserstein(nel_gen[i], nel_ref)), n,
+                                   "1-D Wasserstein distance of the number of elements, accepted vs reference "
+                                   "split"),
+        "novelty_class_duplicate": m(bootstrap_mean((classes == "duplicate").astype(float)), n,
+                                     "fraction matching a training structure (paper 001 class a)"),
+        "novelty_class_substitution": m(bootstrap_mean((classes == "substitution-derived").astype(float)), n,
+                                        "fraction matching a training structure of the same prototype after "
+                                        "species substitution, without relaxation (class b)"),
+        "novelty_class_unmatched": m(bootstrap_mean((classes == "unmatched").astype(float)), n,
+                                     "fraction neither duplicate nor substitution-derived (class c)"),
+    }
+    per_row = {}
+    for i, r in enumerate(gen_rows):
+        per_row[r["id"]] = {"valid_structural": bool(valid_struct[i]), "valid_compositional": bool(valid_comp[i]),
+                            "unique": bool(unique[i]), "novel": bool(novel[i]), "novelty_class": str(classes[i]),
+                            "crystal_system": systems[i], "density": float(dens_gen[i]),
+                            "nelements": int(nel_gen[i])}
+    files = {}
+    if outdir is not None and n:
+        from .figures import grouped_bars, overlay_histograms
+
+        fig = outdir / "figures"
+        fig.mkdir(parents=True, exist_ok=True)
+        files["figure_novelty_classes"] = str(grouped_bars(
+            {k: dict(v) for k, v in sorted(per_system.items())}, fig / "novelty_classes.png",
+            f"{label}: structural novelty classes per crystal system", "structures"))
+        files["figure_density"] = str(overlay_histograms(
+            {"generated": dens_gen, "reference": dens_ref}, fig / "density.png", f"{label}: density",
+            "density (g/cm³)", note=f"W1 = {metrics['wasserstein_density'].value:.4g}"))
+    return {
+        "metrics": metrics,
+        "groups": {"novelty_classes_per_crystal_system": {k: dict(v) for k, v in sorted(per_system.items())},
+                   "submitted": submitted},
+        "per_row": per_row,
+        "settings": {"structure_matcher": dict(MATCHER_KWARGS, primitive_cell=True, scale=True,
+                                               attempt_supercell=False),
+                     "bucketing": "reduced formula (fit), anonymous formula + space group (fit_anonymous)",
+                     "compositional_validity": "smact 4.0.2 smact_validity(use_pauling_test=True, "
+                                               "include_alloys=True)",
+                     "substitution_relaxation": "none (structures matched as submitted, scale=True)",
+                     "denominator": "accepted structures"},
+        "files": files,
+    }

@@ -81,6 +81,8 @@ class DatasetBuild:
     default_config: str | None = None
     card_template: str = "dataset_card.md.j2"
     checks: list[str] = field(default_factory=list)  # one line per consistency check passed
+    # extra figure makers: callables (build, figures_folder) -> card-relative PNG path
+    extra_figures: list = field(default_factory=list)
 
     @property
     def extra_features(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dismai_data.errors import DismaiError
 SHA256 = {
     "alexandria_ds_ab/DS-A.jsonl.gz": "01d7e74d680f328e3a80d88c0b247e047ea713c407c1b2f3bcf25246af43d153",
     "alexandria_ds_ab/DS-B.jsonl.gz": "3e8bc61dffa1b7c10fc19aa18eac1ed922184a3eeff2d2dd1a84545185470305",
+    "alexandria_ds_ab/split_seed7.json": "88096d0fa8d279c3ad7aa98dceab204fb5c6ab3be67e61bda8054dbf1237f6a0",
     "carbon24/carbon24_atomgen_split.json.zip": "c49ca9fa944b39008a56fa49b03f0d7c1f26775c253999b268e82d1677d09a6c",
     "fenicr_alloy/alloy_ref_struc.extxyz": "b75aea458ba2a2e20d3f3946e3a529515140f2a78d428e0d2a4f70abffdfaead",
     "fenicr_alloy/fenicr_ce_eci.json": "03b103070dc4713a093fef47b9523b5acc5465c3a77de7c2c26a586ad2bcf251",

@@ -5,28 +5,7 @@ Every dataset, prediction file and submission in dismai-data uses these columns.
 dataset adds its own property columns (``tc``, ``temperature``...) after them; use
 :func:`features` / :func:`arrow_schema` with ``extra`` to declare those.
 
-Columns (units):
-
-===================  =======================  ==============================================
-column               type                     meaning
-===================  =======================  ==============================================
-id                   string                   row id (upstream id where one exists)
-species              list<string>             element symbol of each site, in site order
-atomic_numbers       list<int32>              Z of each site, same order
-frac_coords          list<fixed_list<f64,3>>  fractional coordinates, N x 3
-lattice              fixed_list<..., 3>       lattice vectors as rows, 3 x 3, Å
-formula              string                   full formula, e.g. ``Ba2 Li1 Sn1``
-reduced_formula      string                   reduced formula, e.g. ``Ba2LiSn``
-elements             list<string>             sorted distinct elements
-nelements            int32                    number of distinct elements
-num_atoms            int32                    N
-a, b, c              float64                  lattice lengths, Å
-alpha, beta, gamma   float64                  lattice angles, degrees
-volume               float64                  cell volume, Å^3
-density              float64                  g/cm^3
-spacegroup_number    int32                    spglib, symprec 0.01 Å, angle tolerance 5°
-crystal_system       string                   from the space group number
-===================  =======================  ==============================================
+Columns and units: :data:`COLUMN_DOCS` (rendered into every dataset card).
 """
 
 from __future__ import annotations
@@ -39,6 +18,26 @@ from datasets import Features, List, Value
 #: spglib settings used for the derived symmetry columns (pymatgen's defaults).
 SYMPREC = 0.01
 ANGLE_TOLERANCE = 5.0
+
+#: (column, Arrow type, meaning with unit) of every structure column.
+COLUMN_DOCS: tuple[tuple[str, str, str], ...] = (
+    ("id", "string", "row id (the upstream id where one exists)"),
+    ("species", "list<string>", "element symbol of each site, in site order"),
+    ("atomic_numbers", "list<int32>", "atomic number of each site, same order"),
+    ("frac_coords", "list<fixed_size_list<float64, 3>>", "fractional coordinates, N x 3"),
+    ("lattice", "fixed_size_list<fixed_size_list<float64, 3>, 3>", "lattice vectors as rows, 3 x 3, Å"),
+    ("formula", "string", "full formula, e.g. `Ba2 Li1 Sn1`"),
+    ("reduced_formula", "string", "reduced formula, e.g. `Ba2LiSn`"),
+    ("elements", "list<string>", "sorted distinct elements"),
+    ("nelements", "int32", "number of distinct elements"),
+    ("num_atoms", "int32", "number of sites N"),
+    ("a, b, c", "float64", "lattice lengths, Å"),
+    ("alpha, beta, gamma", "float64", "lattice angles, degrees"),
+    ("volume", "float64", "cell volume, Å^3"),
+    ("density", "float64", "mass density, g/cm^3"),
+    ("spacegroup_number", "int32 (null if spglib fails)", "spglib, symprec 0.01 Å, angle tolerance 5°"),
+    ("crystal_system", "string (null if spglib fails)", "from the space-group number"),
+)
 
 STRUCTURE_COLUMNS: tuple[str, ...] = (
     "id",

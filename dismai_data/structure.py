@@ -12,6 +12,7 @@ bit-identical fractional coordinates and lattice.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,9 @@ from dismai_data.schema import (
     crystal_system,
     features,
 )
+
+# spglib prints C-level warnings for cells it cannot refine; the result is still used.
+os.environ.setdefault("SPGLIB_WARNING", "OFF")
 
 # Name of the ASE per-atom array that carries the exact fractional coordinates of a
 # row through an ``Atoms`` object (checked against the positions on the way back).

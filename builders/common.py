@@ -1,0 +1,45 @@
+"""Helpers shared by the builders of the real crystalline datasets."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dismai_data.build import SourceFile
+from dismai_data.raw import SHA256, raw_file
+
+#: Split names used by every dataset (the upstream "val" is stored as "validation").
+SPLITS = ("train", "validation", "test")
+UPSTREAM_SPLIT = {"train": "train", "val": "validation", "test": "test"}
+
+ATOMGEN_SOURCE = ("usnistgov/jarvis_leaderboard commit 57afc55f94c8a6f4562f73a3173968cd4b2f83b1, "
+                  "jarvis_leaderboard/benchmarks/AI/AtomGen/{file}")
+
+
+def source_file(name: str, source: str, licence: str) -> SourceFile:
+    return SourceFile(name=name, sha256=SHA256[name], source=source, licence=licence)
+
+
+def read_atomgen_split(name: str, raw_root: Path | None = None) -> dict[str, dict[str, str]]:
+    """``{split: {id: POSCAR}}`` of a JARVIS-Leaderboard AtomGen zip, splits renamed
+    to train/validation/test, upstream order kept."""
+    path = raw_file(name, raw_root)
+    with zipfile.ZipFile(path) as z:
+        members = [m for m in z.namelist() if m.endswith(".json")]
+        if len(members) != 1:
+            raise ValueError(f"{path}: expected one .json member, found {members}")
+        data = json.loads(z.read(members[0]))
+    unknown = set(data) - set(UPSTREAM_SPLIT)
+    if unknown:
+        raise ValueError(f"{path}: unexpected splits {sorted(unknown)}")
+    return {UPSTREAM_SPLIT[k]: v for k, v in data.items()}
+
+
+def parse_all(items: Iterable, parse: Callable, desc: str, total: int | None = None) -> list[dict]:
+    """Parse items with a progress bar (rows keep the input order)."""
+    return [parse(i, item) for i, item in enumerate(tqdm(items, desc=desc, total=total, unit="row",
+                                                         leave=False, mininterval=1.0))]

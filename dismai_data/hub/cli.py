@@ -1,0 +1,77 @@
+"""``dismai hub serve`` and ``dismai hub token create``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="The local Hugging Face-compatible hub.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def default_storage() -> Path:
+    """``$DISMAI_HOME/hub``, or ``hub`` under the user's cache dir."""
+    env = os.environ.get("DISMAI_HOME")
+    if env:
+        return Path(env) / "hub"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("dismai-data")) / "hub"
+
+
+@app.command(help="Serve the hub (HF_ENDPOINT=http://HOST:PORT for the clients).")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8321, "--port", help="Port to listen on (0: a free one)."),
+    storage: Optional[Path] = typer.Option(None, "--storage", help="Storage folder (default: $DISMAI_HOME/hub or "
+                                                                    "the user cache dir)."),
+    max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", help="Largest accepted file, in MB."),
+    log_level: str = typer.Option("warning", "--log-level"),
+):
+    import socket
+
+    import uvicorn
+
+    from dismai_data.hub.server import create_app
+
+    storage = storage or default_storage()
+    storage.mkdir(parents=True, exist_ok=True)
+    limit = int(max_upload_mb * 1e6) if max_upload_mb else None
+    hub = create_app(storage, limit)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    port = sock.getsockname()[1]
+    typer.echo(f"dismai hub serving {storage} at http://{host}:{port}", err=True)
+    typer.echo(f"HF_ENDPOINT=http://{host}:{port}", err=True)
+    config = uvicorn.Config(hub, log_level=log_level, access_log=False, timeout_keep_alive=30,
+                            h11_max_incomplete_event_size=64 * 1024 * 1024)
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+
+
+@token_app.command("create", help="Create an access token; prints it as the last line.")
+def token_create(
+    user: str = typer.Option(..., "--user", help="User name (also its namespace)."),
+    scope: str = typer.Option("read", "--scope", help="read or write."),
+    org: list[str] = typer.Option([], "--org", help="Make the user a member of this organisation (repeatable)."),
+    storage: Optional[Path] = typer.Option(None, "--storage", help="Storage folder of the hub."),
+):
+    from dismai_data.hub.auth import Auth
+
+    if scope not in ("read", "write"):
+        raise typer.BadParameter("scope must be read or write", param_hint="--scope")
+    storage = storage or default_storage()
+    storage.mkdir(parents=True, exist_ok=True)
+    token = Auth(storage).create_token(user, scope, org)
+    typer.echo(f"{scope} token for {user}" + (f" (member of {', '.join(org)})" if org else "") + ":", err=True)
+    typer.echo(token)
+
+
+if __name__ == "__main__":
+    app()

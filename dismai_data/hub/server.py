@@ -625,7 +625,7 @@ class HubApp:
             buf = bytearray()
             async for chunk in request.stream():
                 buf += chunk
-                if len(buf) >= 8 * 1024 * 1024:
+                if len(buf) >= 2 * 1024 * 1024:
                     data, buf = bytes(buf), bytearray()
                     await anyio.to_thread.run_sync(w.write, data)
             await anyio.to_thread.run_sync(w.write, bytes(buf))

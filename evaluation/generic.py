@@ -19,7 +19,9 @@
 Matching uses ``StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)`` (scale, primitive
 cell, no supercells). Work is bucketed: ``fit`` returns False for structures whose
 reduced formulas differ, so only structures of the same reduced formula are
-compared (anonymous formula + space group for substitution); every structure is
+compared (anonymous formula + space group for substitution), and within that only
+structures whose reduced cells have the same number of sites (without supercells the
+matcher rejects any other pair); every structure is
 reduced once (the matcher's own primitive + Niggli reduction) and pairs are fitted
 with ``skip_structure_reduction=True``, which gives the same decisions as plain
 ``fit`` (tested).
@@ -159,9 +161,21 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
     for i in needed_test:
         by_formula[test_rows[i]["reduced_formula"]]["test"].append(i)
 
-    keys = sorted(by_formula, key=lambda k: -len(by_formula[k]["gen"]) * (1 + len(by_formula[k]["train"])))
-    tasks = [([red_gen[i] for i in by_formula[k]["gen"]], [red_train[i] for i in by_formula[k]["train"]],
-              [red_test[i] for i in by_formula[k]["test"]]) for k in keys]
+    # sub-buckets by the number of sites of the reduced structure: without supercells the
+    # matcher returns None when the site counts differ (StructureMatcher._strict_match), so
+    # this split is exact
+    buckets: dict[tuple, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": [], "test": []})
+    for f, b in by_formula.items():
+        for i in b["gen"]:
+            buckets[(f, len(red_gen[i]))]["gen"].append(i)
+        for i in b["train"]:
+            buckets[(f, len(red_train[i]))]["train"].append(i)
+        for i in b["test"]:
+            buckets[(f, len(red_test[i]))]["test"].append(i)
+    keys = sorted((k for k in buckets if buckets[k]["gen"]),
+                  key=lambda k: -len(buckets[k]["gen"]) * (1 + len(buckets[k]["train"]) + len(buckets[k]["test"])))
+    tasks = [([red_gen[i] for i in buckets[k]["gen"]], [red_train[i] for i in buckets[k]["train"]],
+              [red_test[i] for i in buckets[k]["test"]]) for k in keys]
     outs = parallel_map(formula_bucket_task, tasks, workers=workers, scheduler=scheduler,
                         desc="matching (formula buckets)", chunksize=1)
     unique = np.zeros(n, bool)
@@ -169,7 +183,7 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
     prec = np.zeros(n, bool)
     recall = np.zeros(len(test_rows), bool)
     for k, o in zip(keys, outs):
-        b = by_formula[k]
+        b = buckets[k]
         unique[b["gen"]] = o["unique"]
         novel[b["gen"]] = o["novel"]
         prec[b["gen"]] = o["precision_hit"]
@@ -181,14 +195,17 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
     if novel_idx.size:
         by_proto: dict[tuple, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": []})
         for i in novel_idx:
-            by_proto[_anon_key(gen_rows[i])]["gen"].append(int(i))
-        proto_train = [i for i, r in enumerate(train_rows) if _anon_key(r) in by_proto]
+            by_proto[_anon_key(gen_rows[i]) + (len(red_gen[i]),)]["gen"].append(int(i))
+        protos = {k[:2] for k in by_proto}
+        proto_train = [i for i, r in enumerate(train_rows) if _anon_key(r) in protos]
         missing = [i for i in proto_train if i not in red_train]
         for i, s in zip(missing, parallel_map(_reduce_row, [train_rows[i] for i in missing], workers=workers,
                                               scheduler=scheduler, desc="reducing train (same prototypes)")):
             red_train[i] = s
         for i in proto_train:
-            by_proto[_anon_key(train_rows[i])]["train"].append(i)
+            key = _anon_key(train_rows[i]) + (len(red_train[i]),)
+            if key in by_proto:
+                by_proto[key]["train"].append(i)
         pkeys = [k for k in by_proto if by_proto[k]["train"]]
         ptasks = [([red_gen[i] for i in by_proto[k]["gen"]], [red_train[i] for i in by_proto[k]["train"]])
                   for k in pkeys]
@@ -264,7 +281,8 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
         "per_row": per_row,
         "settings": {"structure_matcher": dict(MATCHER_KWARGS, primitive_cell=True, scale=True,
                                                attempt_supercell=False),
-                     "bucketing": "reduced formula (fit), anonymous formula + space group (fit_anonymous)",
+                     "bucketing": "reduced formula (fit), anonymous formula + space group (fit_anonymous); "
+                                  "then number of sites of the matcher-reduced cell",
                      "compositional_validity": "smact 4.0.2 smact_validity(use_pauling_test=True, "
                                                "include_alloys=True)",
                      "substitution_relaxation": "none (structures matched as submitted, scale=True)",

@@ -116,6 +116,12 @@ class HubApp:
     def user(self, request: Request) -> User | None:
         return self.auth.from_header(request.headers.get("authorization"))
 
+    def user_or_none(self, request: Request) -> User | None:
+        try:
+            return self.user(request)
+        except HubError:
+            return None
+
     def repo(self, key: RepoKey, user: User | None, write: bool = False) -> dict:
         meta = self.storage.repo_meta(key)
         if meta is None or (meta["private"] and not (user and user.may_read(key.ns))):

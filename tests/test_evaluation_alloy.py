@@ -1,0 +1,133 @@
+"""Alloy task: lattice-site assignment (shifted, rotated, noisy, vacancies), failures,
+d_cluster self-score vs a segregated set."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+os.environ.setdefault("DISMAI_NO_PROGRESS", "1")
+
+from dismai_data import ce  # noqa: E402
+from dismai_data.evaluation import evaluate  # noqa: E402
+from dismai_data.evaluation.alloy import assign  # noqa: E402
+from dismai_data.structure import make_row, rows_to_table  # noqa: E402
+
+
+def _row(occ, rid, frac=None, cell=None):
+    species, f, c = ce.structure_arrays(occ)
+    return make_row(species, f if frac is None else frac, c if cell is None else cell, rid, symmetry=False)
+
+
+@pytest.fixture(scope="module")
+def train_rows():
+    return [_row(ce.random_occupation(s), f"train-{s}") for s in range(16)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, train_rows):
+    root = tmp_path_factory.mktemp("alloyref") / "alloy"
+    d = root / "data" / "300K_wide"
+    d.mkdir(parents=True)
+    pq.write_table(rows_to_table(train_rows), d / "train-00000-of-00001.parquet")
+    pq.write_table(rows_to_table(train_rows[:4]), d / "validation-00000-of-00001.parquet")
+    (root / "build_info.json").write_text(json.dumps({"name": "alloy", "version": "1.0.0"}))
+    return root
+
+
+def _rotation(axis, angle):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def test_assignment_handles_shift_rotation_noise(train_rows):
+    row = train_rows[0]
+    occ0 = ce.occupation_from_row(row)[0]
+    frac = np.asarray(row["frac_coords"])
+    cell = np.asarray(row["lattice"])
+    # shifted: every atom moved by the same non-lattice vector
+    shifted = make_row(row["species"], (frac + np.array([0.11, 0.05, -0.07])) % 1.0, cell, "s", symmetry=False)
+    occ, un, how = assign(shifted)
+    # a translated copy: the same configuration up to a lattice translation (sites relabelled)
+    assert un == 0 and (occ >= 0).all() and "translation" in how
+    assert np.allclose(ce.cluster_probabilities(occ), ce.cluster_probabilities(occ0), atol=1e-12)
+    assert ce.formation_energy(occ) == pytest.approx(ce.formation_energy(occ0), abs=1e-12)
+    # rigidly rotated cell and atoms: same fractional coordinates, rotated lattice vectors
+    rot = _rotation([1, 2, 3], 0.7)
+    rotated = make_row(row["species"], frac, cell @ rot.T, "r", symmetry=False)
+    occ, un, how = assign(rotated)
+    assert un == 0 and np.array_equal(occ, occ0)
+    # the same lattice described by another (sheared) cell, rotated in space: 2NN-direction alignment
+    tmat = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 1]], float)
+    cell2 = (tmat @ cell) @ _rotation([0.3, -1, 0.5], 1.1).T
+    cart2 = (frac @ cell) @ _rotation([0.3, -1, 0.5], 1.1).T
+    other = make_row(row["species"], np.linalg.solve(cell2.T, cart2.T).T % 1.0, cell2, "o", symmetry=False)
+    occ, un, how = assign(other)
+    assert un == 0 and "2NN" in how
+    assert np.allclose(ce.cluster_probabilities(occ), ce.cluster_probabilities(occ0), atol=1e-12)
+    # noisy positions (0.2 A) still map; two atoms pushed to octahedral holes leave 2 vacancies
+    rng = np.random.default_rng(0)
+    cart = frac @ cell + rng.normal(0, 0.1, frac.shape)
+    cart[:2] += np.array([1.8, 0, 0])
+    noisy = make_row(row["species"], np.linalg.solve(cell.T, cart.T).T % 1.0, cell, "n", symmetry=False)
+    occ, un, how = assign(noisy)
+    assert un == 2 and (occ < 0).sum() == 2
+
+
+def test_alloy_scores(reference, train_rows, tmp_path):
+    # self-score
+    p = tmp_path / "self.parquet"
+    pq.write_table(rows_to_table(train_rows), p)
+    r = evaluate("alloy/300K_wide", str(p), reference=str(reference), out=str(tmp_path / "o1"))
+    assert r.metrics["d_cluster"].value == pytest.approx(0.0, abs=1e-12)
+    assert r.metrics["percent_with_vacancies"].value == 0.0 and r.counts.failed == 0
+    assert r.metrics["wasserstein_energy"].value == pytest.approx(0.0, abs=1e-12)
+    for f in ("figure_sro", "figure_energy", "figure_cluster_fingerprint"):
+        assert os.path.getsize(r.files[f]) > 1000
+    # segregated (layers by species): large d_cluster
+    seg = []
+    lat = ce.reference_lattice()
+    order = np.argsort(lat.frac[:, 0], kind="stable")
+    for s in range(6):
+        occ = np.empty(lat.n_sites, np.int8)
+        occ[order] = np.sort(ce.random_occupation(s))
+        seg.append(_row(occ, f"seg-{s}"))
+    p2 = tmp_path / "seg.parquet"
+    pq.write_table(rows_to_table(seg), p2)
+    r2 = evaluate("alloy/300K_wide", str(p2), reference=str(reference))
+    assert r2.metrics["d_cluster"].value > 0.2
+    assert r2.metrics["energy_mean"].value != pytest.approx(r.metrics["energy_mean"].value)
+
+
+def test_alloy_row_failures(reference, train_rows, tmp_path):
+    good = train_rows[0]
+    frac = np.asarray(good["frac_coords"])
+    cell = np.asarray(good["lattice"])
+    rows = [make_row(good["species"], frac, cell, "ok", symmetry=False)]
+    rows.append(make_row(good["species"][:-3], frac[:-3], cell, "short", symmetry=False))
+    sp = list(good["species"])
+    sp[0] = "Cu"
+    rows.append(make_row(sp, frac, cell, "copper", symmetry=False))
+    sp = list(good["species"])
+    sp[sp.index("Fe")] = "Ni"
+    rows.append(make_row(sp, frac, cell, "composition", symmetry=False))
+    cart = frac @ cell
+    cart[:60] += np.array([1.8, 0.0, 0.0])  # 60 atoms into octahedral holes
+    rows.append(make_row(good["species"], np.linalg.solve(cell.T, cart.T).T % 1.0, cell, "holes", symmetry=False))
+    p = tmp_path / "bad.parquet"
+    pq.write_table(rows_to_table(rows), p)
+    r = evaluate("alloy/300K_wide", str(p), reference=str(reference), out=str(tmp_path / "o"))
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "o" / "rows.csv").set_index("id")
+    assert t.loc["ok", "status"] == "accepted"
+    assert "atom count" in t.loc["short", "reason"]
+    assert "Cu" in t.loc["copper", "reason"]
+    assert "composition" in t.loc["composition", "reason"]
+    assert "unassigned" in t.loc["holes", "reason"] and t.loc["holes", "n_unassigned"] == 60
+    assert r.counts.failed == 4 and r.counts.percent_failed == pytest.approx(80.0)

@@ -85,41 +85,123 @@ def builders():
             typer.echo(f"    --set {key}={default!r}  {help_}")
 
 
-@app.command(help="The main job: build the default datasets into the embedded default folder and print their "
-                  "summaries.")
+def _build_defaults(datasets_dir: Path, rebuild: bool, console) -> list[dict]:
+    from dismai_data.build import summarize, write_dataset
+    from dismai_data.builders import DEFAULT_DATASETS, run_builder
+
+    out = []
+    for name in DEFAULT_DATASETS:
+        folder = datasets_dir / name
+        t0 = time.perf_counter()
+        if rebuild or not (folder / "build_info.json").exists():
+            console.print(f"building {name} ...")
+            write_dataset(run_builder(name), folder)
+        s = summarize(folder)
+        s["seconds"] = time.perf_counter() - t0
+        out.append(s)
+    return out
+
+
+def _publish_all(folders: list[Path], endpoint: str, token: str, console) -> list[dict]:
+    from dismai_data.hub.publish import publish_dataset
+
+    results = []
+    for folder in folders:
+        name = folder.name
+        info = publish_dataset(folder, f"dismai/{name}", endpoint=endpoint, token=token)
+        info["name"] = name
+        console.print(f"published dismai/{name} {info['tag']} ({'new commit' if info['changed'] else 'unchanged'})")
+        results.append(info)
+    return results
+
+
+def _start_hub(storage: Path, port: int, console):
+    from dismai_data.hub.publish import serve_in_background
+
+    try:
+        return serve_in_background(storage, "127.0.0.1", port)
+    except OSError:
+        console.print(f"port {port} is busy; serving on a free port instead")
+        return serve_in_background(storage, "127.0.0.1", 0)
+
+
+@app.command(help="The main job: build the default datasets, start the local hub on 127.0.0.1, publish them as "
+                  "dismai/NAME tagged v{version}, print what is served and where, then keep serving (Ctrl-C stops).")
 def main(
     home: Optional[Path] = typer.Option(None, "--home", help="Working folder (default: $DISMAI_HOME or the user "
-                                                             "cache dir)."),
+                                                             "cache dir): datasets/ and hub/ live there."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild datasets even when already built."),
+    port: int = typer.Option(8321, "--port", help="Hub port on 127.0.0.1 (a free one if busy)."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Keep serving after publishing."),
 ):
     from rich.console import Console
     from rich.table import Table
 
-    from dismai_data.build import summarize, write_dataset
-    from dismai_data.builders import DEFAULT_DATASETS, run_builder
+    from dismai_data.builders import DEFAULT_DATASETS
+    from dismai_data.hub.publish import publisher_token
 
     home = home or default_home()
     datasets_dir = home / "datasets"
     console = Console()
-    console.print(f"dismai-data {__version__}: building {len(DEFAULT_DATASETS)} datasets into {datasets_dir}")
-    table = Table(title="Built datasets")
-    for col in ("dataset", "version", "splits (rows)", "size", "seconds", "folder"):
-        table.add_column(col)
-    for name in DEFAULT_DATASETS:
-        out = datasets_dir / name
-        t0 = time.perf_counter()
-        if rebuild or not (out / "build_info.json").exists():
-            console.print(f"building {name} ...")
-            write_dataset(run_builder(name), out)
-        s = summarize(out)
-        splits = "; ".join(
-            ", ".join(f"{sp} {n}" for sp, n in v.items()) if c == "default" else f"{c}: " + ", ".join(
-                f"{sp} {n}" for sp, n in v.items()) for c, v in s["num_rows"].items())
-        table.add_row(name, s["version"], splits, f"{s['bytes'] / 1e6:.1f} MB", f"{time.perf_counter() - t0:.1f}",
-                      s["path"])
-    console.print(table)
-    console.print('Load one with: datasets.load_dataset("parquet", data_dir="'
-                  f'{datasets_dir / DEFAULT_DATASETS[0] / "data"}")')
+    console.print(f"dismai-data {__version__}: {len(DEFAULT_DATASETS)} datasets in {datasets_dir}")
+    summaries = _build_defaults(datasets_dir, rebuild, console)
+    hub = _start_hub(home / "hub", port, console)
+    try:
+        published = _publish_all([Path(s["path"]) for s in summaries], hub.url,
+                                 publisher_token(home / "hub"), console)
+        table = Table(title=f"Datasets served by the hub at {hub.url}")
+        for col in ("dataset", "tag", "splits (rows)", "size", "build s", "url"):
+            table.add_column(col)
+        for s, p in zip(summaries, published):
+            splits = "; ".join(", ".join(f"{sp} {n}" for sp, n in v.items()) if c == "default" else
+                               f"{c}: " + ", ".join(f"{sp} {n}" for sp, n in v.items())
+                               for c, v in s["num_rows"].items())
+            table.add_row(f"dismai/{s['name']}", p["tag"], splits, f"{s['bytes'] / 1e6:.1f} MB",
+                          f"{s['seconds']:.1f}", p["url"])
+        console.print(table)
+        console.print(f"Hub storage: {home / 'hub'}; web pages: {hub.url}/")
+        first = published[0]
+        console.print("Load a dataset (any Python with datasets installed):\n"
+                      f"  HF_ENDPOINT={hub.url} python -c 'import datasets; "
+                      f"print(datasets.load_dataset(\"dismai/{first['name']}\", revision=\"{first['tag']}\"))'")
+        if serve:
+            console.print("Serving; Ctrl-C stops.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub.stop()
+
+
+@app.command(help="Publish built dataset folders to a hub as dismai/NAME, tagged v{version}. Without --endpoint, "
+                  "starts the local hub of --home for the duration.")
+def publish(
+    folders: Optional[list[Path]] = typer.Argument(None, help="Built dataset folders (default: every folder "
+                                                              "under HOME/datasets)."),
+    home: Optional[Path] = typer.Option(None, "--home", help="Working folder (default: $DISMAI_HOME or the user "
+                                                             "cache dir)."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="A running hub's URL (e.g. "
+                                                                    "http://127.0.0.1:8321); needs --token."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN", help="Write token for the dismai org."),
+):
+    from rich.console import Console
+
+    from dismai_data.hub.publish import publisher_token
+
+    home = home or default_home()
+    console = Console()
+    folders = folders or sorted(p for p in (home / "datasets").iterdir() if (p / "build_info.json").exists())
+    if endpoint:
+        if not token:
+            raise typer.BadParameter("publishing to --endpoint needs --token (or HF_TOKEN)", param_hint="--token")
+        _publish_all(folders, endpoint, token, console)
+        return
+    hub = _start_hub(home / "hub", 0, console)
+    try:
+        _publish_all(folders, hub.url, publisher_token(home / "hub"), console)
+    finally:
+        hub.stop()
 
 
 @app.command(help="Print the version.")

@@ -133,7 +133,11 @@ def read_extxyz(path: str | os.PathLike, *, id_prefix: str | None = None, symmet
     rows = []
     for i, atoms in enumerate(frames):
         rid = str(atoms.info.get("id", f"{prefix}-{i}"))
-        extra = {k: v for k, v in atoms.info.items() if k != "id" and isinstance(v, (int, float, str))
+        info = dict(atoms.info)
+        if atoms.calc is not None:  # ASE moves energy/stress-like keys into a calculator
+            info.update(atoms.calc.results)
+        extra = {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in info.items()
+                 if k != "id" and isinstance(v, (int, float, str, np.floating, np.integer))
                  and not isinstance(v, bool)}
         try:
             pos = atoms.positions

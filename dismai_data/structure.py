@@ -125,11 +125,15 @@ def validate(species: Any, frac_coords: Any, lattice: Any, atomic_numbers: Any =
 
 
 def _symmetry(lat: np.ndarray, frac: np.ndarray, numbers: Sequence[int]) -> int | None:
+    import warnings
+
     import spglib
 
     try:
-        ds = spglib.get_symmetry_dataset((lat, frac, list(numbers)), symprec=SYMPREC,
-                                         angle_tolerance=ANGLE_TOLERANCE)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = spglib.get_symmetry_dataset((lat, frac, list(numbers)), symprec=SYMPREC,
+                                             angle_tolerance=ANGLE_TOLERANCE)
     except Exception:  # spglib raises on overlapping atoms etc.: no symmetry reported
         return None
     return None if ds is None else int(ds.number)

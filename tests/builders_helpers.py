@@ -1,0 +1,46 @@
+"""Checks shared by the builder tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import yaml
+
+from dismai_data.build import write_dataset
+from dismai_data.builders import run_builder
+
+
+def build_to(tmp_path_factory, name: str, **params):
+    out = tmp_path_factory.mktemp(name.replace("-", "_")) / name
+    b = run_builder(name, **params)
+    write_dataset(b, out)
+    return b, out
+
+
+def card_meta(out: Path) -> dict:
+    text = (out / "README.md").read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def check_layout_and_features(build, out: Path, expected: dict[str, int]):
+    """Counts per split on disk, card YAML consistent, load_dataset gives declared Features."""
+    meta = card_meta(out)
+    for key in ("license", "pretty_name", "tags", "task_categories", "size_categories", "configs", "dataset_info"):
+        assert key in meta, key
+    files = {d["split"]: d["path"] for d in meta["configs"][0]["data_files"]}
+    assert set(files) == set(expected)
+    for split, n in expected.items():
+        assert pq.read_metadata(out / files[split]).num_rows == n
+    ds = datasets.load_dataset("parquet", data_dir=str(out / "data"))
+    assert {s: ds[s].num_rows for s in ds} == expected
+    for split in ds:
+        assert ds[split].features == build.features
+    tab = datasets.Dataset.from_parquet(str(out / files["test"]))
+    assert tab.features == build.features
+    for fig in ("figures/elements.png", "figures/crystal_systems.png", "figures/num_atoms.png"):
+        assert (out / fig).stat().st_size > 1000
+        assert f"]({fig})" in (out / "README.md").read_text()
+    return ds

@@ -17,6 +17,7 @@ BUILDERS: dict[str, str] = {
     "perov-5": "atomgen",
     "carbon-24": "atomgen",
     "alloy": "alloy",
+    "a-si": "a_si",
 }
 
 #: Datasets built by the README's main command (the embedded default).

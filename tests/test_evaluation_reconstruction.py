@@ -102,9 +102,9 @@ def test_perturbed_and_shuffled_score_worse(reference, jarvis_rows, tmp_path):
     for p in ("a", "b", "c"):
         assert rp.metrics[f"mae_{p}"].value > 0.05
     assert rp.metrics["rmse"].value is None or rp.metrics["rmse"].value > 1e-3
-    big = [_perturb(r, scale=1.0, noise=0.25, seed=i) for i, r in enumerate(test)]
+    big = [_perturb(r, scale=1.0, noise=0.25, seed=i) for i, r in enumerate(test[:6])]
     rb = _run(reference, _write(big, tmp_path / "big.parquet"), tmp_path / "b")
-    assert rb.metrics["match_rate"].value < 12 / N_TEST
+    assert rb.metrics["match_rate"].value < 6 / N_TEST
     assert rp.counts.failed == N_TEST - 12 and rp.metrics["match_rate"].value <= 12 / N_TEST
     # shuffled: every prediction under another row's id
     ids = [r["id"] for r in test]

@@ -434,24 +434,27 @@ def swap_energy_change(occ: np.ndarray, i: int, j: int, lattice: Lattice | None 
 
 # --------------------------------------------------------------------------- Monte Carlo
 @numba.njit(cache=True)
-def _mc_kernel(occ, neighbors, shell_of_slot, shell_matrix, pair, beta, n_passes, snapshot_every, seed,
-               snaps, accepted_out):
+def _mc_kernel(occ, neighbors, shell_of_slot, shell_slices, shell_matrix, pair, betas, n_passes,
+               snapshot_every, seed, snaps, accepted_out, energy_change_out):
     """Canonical Metropolis MC with Kawasaki swaps of two unlike atoms, in place on ``occ``.
 
     One trial: draw sites i, j uniformly (redrawing while they hold the same species, so
     the proposal is uniform over unlike pairs and symmetric), dE from the local fields,
     accept if dE <= 0 or u < exp(-beta dE). One pass = N trials. After every
-    ``snapshot_every`` passes the occupation is copied into ``snaps``. ``beta`` is in 1/eV
-    and multiplies the total-energy change. Local fields are rebuilt from scratch at
-    every snapshot so no rounding error accumulates.
+    ``snapshot_every`` passes the occupation is copied into ``snaps``. ``betas[p]`` (1/eV,
+    one per pass) multiplies the total-energy change. Local fields are rebuilt from scratch at
+    every snapshot so no rounding error accumulates. The sum of the accepted dE is
+    written to ``energy_change_out[0]`` (checked in the tests against full energies).
     """
     np.random.seed(seed)
     n = occ.shape[0]
-    nslot = neighbors.shape[1]
+    nshell = shell_slices.shape[0] - 1
     h = _local_fields(occ, neighbors, shell_of_slot, pair)
     n_acc = 0
+    e_change = 0.0
     isnap = 0
     for p in range(n_passes):
+        beta = betas[p]
         for _t in range(n):
             i = int(np.random.random() * n)
             j = int(np.random.random() * n)
@@ -470,19 +473,27 @@ def _mc_kernel(occ, neighbors, shell_of_slot, shell_matrix, pair, beta, n_passes
             occ[i] = b
             occ[j] = a
             n_acc += 1
-            for k in range(nslot):
-                sk = shell_of_slot[k]
-                m = neighbors[i, k]
-                for t in range(3):
-                    h[m, t] += pair[sk, t, b] - pair[sk, t, a]
-                m = neighbors[j, k]
-                for t in range(3):
-                    h[m, t] += pair[sk, t, a] - pair[sk, t, b]
+            e_change += d
+            # neighbours of i see a -> b, neighbours of j see b -> a (the opposite change)
+            for sk in range(nshell):
+                d0 = pair[sk, 0, b] - pair[sk, 0, a]
+                d1 = pair[sk, 1, b] - pair[sk, 1, a]
+                d2 = pair[sk, 2, b] - pair[sk, 2, a]
+                for k in range(shell_slices[sk], shell_slices[sk + 1]):
+                    m = neighbors[i, k]
+                    h[m, 0] += d0
+                    h[m, 1] += d1
+                    h[m, 2] += d2
+                    m = neighbors[j, k]
+                    h[m, 0] -= d0
+                    h[m, 1] -= d1
+                    h[m, 2] -= d2
         if (p + 1) % snapshot_every == 0:
             snaps[isnap, :] = occ
             isnap += 1
             h = _local_fields(occ, neighbors, shell_of_slot, pair)
     accepted_out[0] = n_acc
+    energy_change_out[0] = e_change
 
 
 @dataclass
@@ -494,11 +505,30 @@ class MCResult:
     final: np.ndarray  # (N,) final occupation
     accepted: int  # accepted swaps
     trials: int  # attempted (unlike) swaps = n_passes * N
+    energy_change: float  # sum of the accepted total-energy changes, eV (= E_total(final) - E_total(occ0))
+    temperatures: np.ndarray  # (n_passes,) temperature of each pass, K
+
+
+def anneal_temperatures(temperature: float, n_passes: int, anneal_from: float | None = None,
+                        anneal_passes: int = 0) -> np.ndarray:
+    """Temperature of every pass: ``anneal_from`` decreasing geometrically to
+    ``temperature`` over the first ``anneal_passes`` passes (pass p < anneal_passes at
+    ``anneal_from (temperature / anneal_from)^(p / anneal_passes)``), then ``temperature``."""
+    temps = np.full(int(n_passes), float(temperature))
+    if anneal_from is not None and anneal_passes > 0:
+        m = min(int(anneal_passes), int(n_passes))
+        temps[:m] = float(anneal_from) * (float(temperature) / float(anneal_from)) ** (np.arange(m) / anneal_passes)
+    return temps
 
 
 def run_mc(occ0: np.ndarray, temperature: float, n_passes: int, snapshot_every: int, seed: int,
-           lattice: Lattice | None = None, ce: ClusterExpansion | None = None) -> MCResult:
+           lattice: Lattice | None = None, ce: ClusterExpansion | None = None, *,
+           anneal_from: float | None = None, anneal_passes: int = 0) -> MCResult:
     """Canonical Metropolis Monte Carlo (Kawasaki swaps) from ``occ0`` at ``temperature`` K.
+
+    With ``anneal_from``, the first ``anneal_passes`` passes run at temperatures decreasing
+    geometrically from ``anneal_from`` to ``temperature`` (:func:`anneal_temperatures`;
+    an equilibration aid: discard those snapshots).
 
     The acceptance uses the change of the **total** CE energy of the cell,
     ``N_sites x`` the change of the per-atom energy (the physical canonical ensemble of
@@ -511,14 +541,16 @@ def run_mc(occ0: np.ndarray, temperature: float, n_passes: int, snapshot_every: 
         raise ValueError("occ0 must be a full occupation of the lattice")
     if len(np.unique(occ)) < 2:
         raise ValueError("occ0 needs at least two species to swap")
-    beta = 1.0 / (K_B * float(temperature))
+    temps = anneal_temperatures(temperature, n_passes, anneal_from, anneal_passes)
+    betas = 1.0 / (K_B * temps)
     m = n_passes // snapshot_every
     snaps = np.zeros((m, lat.n_sites), dtype=np.int8)
     acc = np.zeros(1, dtype=np.int64)
-    _mc_kernel(occ, lat.neighbors, lat.shell_of_slot, lat.shell_matrix, ce.pair, beta, int(n_passes),
-               int(snapshot_every), int(seed) % (2**32), snaps, acc)
+    de = np.zeros(1, dtype=np.float64)
+    _mc_kernel(occ, lat.neighbors, lat.shell_of_slot, lat.shell_slices, lat.shell_matrix, ce.pair, betas,
+               int(n_passes), int(snapshot_every), int(seed) % (2**32), snaps, acc, de)
     passes = np.arange(1, m + 1, dtype=np.int64) * snapshot_every
-    return MCResult(snaps, passes, occ, int(acc[0]), int(n_passes) * lat.n_sites)
+    return MCResult(snaps, passes, occ, int(acc[0]), int(n_passes) * lat.n_sites, float(de[0]), temps)
 
 
 def random_occupation(seed: int, lattice: Lattice | None = None) -> np.ndarray:
@@ -535,5 +567,5 @@ __all__ = [
     "decode", "pair_counts", "cluster_counts", "formation_energy", "fingerprint_from_counts",
     "cluster_probabilities", "warren_cowley_from_counts", "warren_cowley", "analyze",
     "occupation_from_positions", "occupation_from_row", "structure_arrays", "total_energy",
-    "swap_energy_change", "MCResult", "run_mc", "random_occupation",
+    "swap_energy_change", "MCResult", "anneal_temperatures", "run_mc", "random_occupation",
 ]

@@ -15,12 +15,12 @@ from .sources import EvaluationInputError, Reference, load_reference, read_predi
 RECONSTRUCTION_TASKS = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
 GENERATION_DATASETS = RECONSTRUCTION_TASKS
 ALLOY_CONFIGS = ("300K_wide", "300K_narrow", "1500K_wide", "1500K_narrow")
-NOT_YET = ("interface", "a-si")
+DISORDER_TASKS = ("interface", "a-si")
 
 
 def known_tasks() -> list[str]:
     return (list(RECONSTRUCTION_TASKS) + [f"generation/{d}" for d in GENERATION_DATASETS]
-            + [f"alloy/{c}" for c in ALLOY_CONFIGS])
+            + [f"alloy/{c}" for c in ALLOY_CONFIGS] + list(DISORDER_TASKS))
 
 
 def parse_task(task: str) -> tuple[str, str, str | None]:
@@ -32,9 +32,8 @@ def parse_task(task: str) -> tuple[str, str, str | None]:
         return "generation", t.split("/", 1)[1], None
     if t.startswith("alloy/") and t.split("/", 1)[1]:
         return "alloy", "alloy", t.split("/", 1)[1]
-    if t.lower() in NOT_YET:
-        raise EvaluationInputError(f"task {t!r} (fingerprints + relaxation) is not implemented in this version; "
-                                   f"available: {', '.join(known_tasks())}", field="task")
+    if t in DISORDER_TASKS:
+        return t, t, None
     raise EvaluationInputError(f"unknown task {t!r}; known: {', '.join(known_tasks())}", field="task")
 
 
@@ -56,7 +55,8 @@ def _write_table(records: list[dict], out: Path) -> dict[str, str]:
 def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = None, split: str = "test",
              reference: str | os.PathLike | None = None, train_split: str = "train",
              out: str | os.PathLike | None = None, workers: int = 1, scheduler: Any = None,
-             no_relax: bool = False, generic: bool = True, figures: bool = True) -> EvaluationResult:
+             no_relax: bool = False, generic: bool = True, figures: bool = True,
+             relax_weights: str | os.PathLike | None = None) -> EvaluationResult:
     """Score ``predictions`` for ``task`` against the reference dataset.
 
     ``reference``: a folder written by ``dismai build`` (default:
@@ -64,21 +64,30 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     ``split``: the reference split the predictions are scored against (reconstruction:
     keyed by its row ids; generation: coverage). ``train_split``: for novelty and the
     fingerprint averages. ``workers``/``scheduler``: local processes / Dask address.
+    ``relax_weights`` (a-si, interface): matgl potential folder for the positions-only
+    relaxation; ``no_relax=True`` scores the structures unrelaxed (labelled so).
     """
     t0 = time.perf_counter()
     kind, dataset, config = parse_task(task)
+    if kind in DISORDER_TASKS and not no_relax and relax_weights is None:
+        raise EvaluationInputError(f"task {task!r} relaxes structures before scoring: pass relax_weights "
+                                   "(--relax-weights PATH to matgl M3GNet weights) or no_relax=True (--no-relax)",
+                                   field="relax")
     outdir = Path(out) if out is not None else None
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
         (outdir / "figures").mkdir(exist_ok=True)
-    big = kind == "alloy"
+    big = kind in ("alloy",) + DISORDER_TASKS
     preds = read_predictions(predictions, column=column, split=split, symmetry=not big)
-    ref = load_reference(reference, dataset, "train" if kind == "alloy" else split, config)
+    ref = load_reference(reference, dataset, "train" if kind in ("alloy",) + DISORDER_TASKS else split, config)
 
-    relaxed = False
+    relaxed = kind in DISORDER_TASKS and not no_relax and relax_weights is not None
     relax_note = ("no relaxation: the reconstruction and generic metrics score structures as submitted"
                   if kind != "alloy" else "no relaxation (alloys are scored on the lattice, as in the paper)")
-    label = f"{task} — unrelaxed" + (" (--no-relax)" if no_relax else "")
+    if kind in DISORDER_TASKS:
+        relax_note = (f"moved apart (1.5 A rule) and relaxed with {relax_weights}" if relaxed else
+                      "moved apart (1.5 A rule), NOT relaxed")
+    label = f"{task} — " + ("relaxed" if relaxed else "unrelaxed") + (" (--no-relax)" if no_relax else "")
     files: dict[str, str] = {}
     groups: dict[str, Any] = {}
     settings: dict[str, Any] = {"workers": workers, "scheduler": str(scheduler) if scheduler else None,
@@ -119,6 +128,21 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
         accepted = sum(r["status"] == "accepted" for r in table)
         reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
         accepted_rows = _accepted_rows(preds, table)
+    elif kind in DISORDER_TASKS:
+        from .disorder import evaluate_disorder
+
+        res = evaluate_disorder(kind, preds, ref, workers=workers, scheduler=scheduler,
+                                relax_weights=None if no_relax else relax_weights, outdir=outdir, label=label,
+                                figures=figures)
+        metrics, table = res["metrics"], res["table"]
+        settings.update(res["settings"])
+        files.update(res.get("files", {}))
+        submitted = len(table)
+        accepted = sum(r["status"] == "accepted" for r in table)
+        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
+        accepted_rows = []
+        generic = False
+        train_ref = ref
     else:
         from .alloy import evaluate_alloy
 

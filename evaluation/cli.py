@@ -10,7 +10,7 @@ import typer
 
 def evaluate(
     task: str = typer.Option(..., "--task", help="Task: jarvis-supercon-3d, alexandria-ds-ab, perov-5, carbon-24 "
-                                                 "(reconstruction), generation/<dataset>, alloy/<config>."),
+                                                 "(reconstruction), generation/<dataset>, alloy/<config>, a-si, interface."),
     predictions: str = typer.Option(..., "--predictions", help="Predictions: parquet/arrow file or folder, "
                                                                "extxyz, CIF/POSCAR folder, JARVIS-Leaderboard "
                                                                "CSV, or hub id owner/name@revision."),
@@ -26,6 +26,8 @@ def evaluate(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
     no_relax: bool = typer.Option(False, "--no-relax", help="Score unrelaxed structures (labelled as such)."),
     no_generic: bool = typer.Option(False, "--no-generic", help="Skip the generic metrics (validity, novelty...)."),
+    relax_weights: Optional[str] = typer.Option(None, "--relax-weights", help="a-si/interface: matgl potential "
+                                                                              "folder for the relaxation."),
 ):
     """Score predictions for a benchmark task; print the result JSON."""
     from dismai_data.errors import DismaiError
@@ -34,7 +36,8 @@ def evaluate(
 
     try:
         result = run(task, predictions, column=column, split=split, reference=reference, out=out,
-                     workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic)
+                     workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic,
+                     relax_weights=relax_weights)
     except DismaiError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -156,7 +156,7 @@ def write_dataset(build: DatasetBuild, out: str | os.PathLike, *, figures: bool 
         from dismai_data.cards import render_dataset_card
 
         (staging / "README.md").write_text(render_dataset_card(build, fig_paths, rows_per_shard))
-        (staging / "build_info.json").write_text(json.dumps(build_info(build), indent=1, sort_keys=True) + "\n")
+        (staging / "build_info.json").write_text(json.dumps(build_info(build), indent=1) + "\n")
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             if old.exists():

@@ -93,11 +93,12 @@ def _build_defaults(datasets_dir: Path, rebuild: bool, console) -> list[dict]:
     for name in DEFAULT_DATASETS:
         folder = datasets_dir / name
         t0 = time.perf_counter()
-        if rebuild or not (folder / "build_info.json").exists():
+        built = rebuild or not (folder / "build_info.json").exists()
+        if built:
             console.print(f"building {name} ...")
             write_dataset(run_builder(name), folder)
         s = summarize(folder)
-        s["seconds"] = time.perf_counter() - t0
+        s["built"] = f"built in {time.perf_counter() - t0:.1f} s" if built else "already built"
         out.append(s)
     return out
 
@@ -135,7 +136,6 @@ def main(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Keep serving after publishing."),
 ):
     from rich.console import Console
-    from rich.table import Table
 
     from dismai_data.builders import DEFAULT_DATASETS
     from dismai_data.hub.publish import publisher_token
@@ -149,21 +149,19 @@ def main(
     try:
         published = _publish_all([Path(s["path"]) for s in summaries], hub.url,
                                  publisher_token(home / "hub"), console)
-        table = Table(title=f"Datasets served by the hub at {hub.url}")
-        for col in ("dataset", "tag", "splits (rows)", "size", "build s", "url"):
-            table.add_column(col)
+        console.print(f"\nThe hub at {hub.url} serves:")
         for s, p in zip(summaries, published):
             splits = "; ".join(", ".join(f"{sp} {n}" for sp, n in v.items()) if c == "default" else
                                f"{c}: " + ", ".join(f"{sp} {n}" for sp, n in v.items())
                                for c, v in s["num_rows"].items())
-            table.add_row(f"dismai/{s['name']}", p["tag"], splits, f"{s['bytes'] / 1e6:.1f} MB",
-                          f"{s['seconds']:.1f}", p["url"])
-        console.print(table)
+            console.print(f"  dismai/{s['name']} @ {p['tag']}  ({splits}; {s['bytes'] / 1e6:.1f} MB; "
+                          f"{s['built']})\n    {p['url']}", soft_wrap=True, highlight=False)
         console.print(f"Hub storage: {home / 'hub'}; web pages: {hub.url}/")
         first = published[0]
         console.print("Load a dataset (any Python with datasets installed):\n"
                       f"  HF_ENDPOINT={hub.url} python -c 'import datasets; "
-                      f"print(datasets.load_dataset(\"dismai/{first['name']}\", revision=\"{first['tag']}\"))'")
+                      f"print(datasets.load_dataset(\"dismai/{first['name']}\", revision=\"{first['tag']}\"))'",
+                      soft_wrap=True, highlight=False)
         if serve:
             console.print("Serving; Ctrl-C stops.")
             while True:

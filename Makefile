@@ -21,7 +21,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/dismai main
 
-test: $(STAMP)
+# Browser tests of the hub pages: Debian's chromium and npm's playwright-core (best effort:
+# without them those tests skip and say why).
+BROWSER := tests/hub/node_modules/playwright-core/package.json
+$(BROWSER):
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will skip"
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix tests/hub playwright-core@1.65.1 || echo "playwright-core not installed: browser tests will skip"
+
+test: $(STAMP) $(BROWSER)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" -n 2 --dist loadfile -p no:cacheprovider
 
 test-slow: $(STAMP)

@@ -112,7 +112,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
                                    outdir / "figures" / "lattice_parameters.png",
                                    f"{label}: Niggli lattice parameters, target vs predicted")
             files["figure_lattice_parameters"] = str(p)
-        accepted_rows = [preds_by_id for preds_by_id in _accepted_rows(preds, table)]
+        accepted_rows = _accepted_rows(preds, table)
     elif kind == "generation":
         table = [{"id": it.id, "status": "accepted" if it.ok else "failed", "reason": it.reason}
                  for it in preds.items]

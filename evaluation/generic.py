@@ -142,24 +142,32 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
     valid_struct = np.array([structurally_valid(s) for s in gen_structs], dtype=float)
     valid_comp = np.array([compositional_valid(r["reduced_formula"]) for r in gen_rows], dtype=float)
 
-    # reduce every structure once (spread over workers: the costly part)
-    red_gen = parallel_map(_reduce_row, gen_rows, workers=workers, scheduler=scheduler,
-                           desc="reducing generated")
+    # bucket by reduced formula first; reduce (the matcher's primitive + Niggli, the costly
+    # part, spread over workers) only the structures of buckets where a comparison happens
     by_formula: dict[str, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": [], "test": []})
     for i, r in enumerate(gen_rows):
         by_formula[r["reduced_formula"]]["gen"].append(i)
-    needed_train = [i for i, r in enumerate(train_rows) if r["reduced_formula"] in by_formula]
-    needed_test = [i for i, r in enumerate(test_rows) if r["reduced_formula"] in by_formula]
-    red_train_list = parallel_map(_reduce_row, [train_rows[i] for i in needed_train], workers=workers,
-                                  scheduler=scheduler, desc="reducing train (same formulas)")
-    red_test_list = parallel_map(_reduce_row, [test_rows[i] for i in needed_test], workers=workers,
-                                 scheduler=scheduler, desc="reducing test (same formulas)")
-    red_train = dict(zip(needed_train, red_train_list))
-    red_test = dict(zip(needed_test, red_test_list))
-    for i in needed_train:
-        by_formula[train_rows[i]["reduced_formula"]]["train"].append(i)
-    for i in needed_test:
-        by_formula[test_rows[i]["reduced_formula"]]["test"].append(i)
+    for i, r in enumerate(train_rows):
+        if r["reduced_formula"] in by_formula:
+            by_formula[r["reduced_formula"]]["train"].append(i)
+    for i, r in enumerate(test_rows):
+        if r["reduced_formula"] in by_formula:
+            by_formula[r["reduced_formula"]]["test"].append(i)
+    active = {f: b for f, b in by_formula.items() if len(b["gen"]) + len(b["train"]) + len(b["test"]) > 1}
+    red_gen: dict[int, Any] = {}
+    red_train: dict[int, Any] = {}
+    red_test: dict[int, Any] = {}
+
+    def ensure(cache, rows, idxs, desc):
+        todo = [i for i in idxs if i not in cache]
+        for i, s in zip(todo, parallel_map(_reduce_row, [rows[i] for i in todo], workers=workers,
+                                           scheduler=scheduler, desc=desc)):
+            cache[i] = s
+
+    ensure(red_gen, gen_rows, [i for b in active.values() for i in b["gen"]], "reducing generated")
+    ensure(red_train, train_rows, [i for b in active.values() for i in b["train"]], "reducing train (same formulas)")
+    ensure(red_test, test_rows, [i for b in active.values() for i in b["test"]], "reducing test (same formulas)")
+    by_formula = active
 
     # sub-buckets by the number of sites of the reduced structure: without supercells the
     # matcher returns None when the site counts differ (StructureMatcher._strict_match), so
@@ -178,8 +186,8 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
               [red_test[i] for i in buckets[k]["test"]]) for k in keys]
     outs = parallel_map(formula_bucket_task, tasks, workers=workers, scheduler=scheduler,
                         desc="matching (formula buckets)", chunksize=1)
-    unique = np.zeros(n, bool)
-    novel = np.zeros(n, bool)
+    unique = np.ones(n, bool)  # a structure alone in its formula bucket is unique and novel
+    novel = np.ones(n, bool)
     prec = np.zeros(n, bool)
     recall = np.zeros(len(test_rows), bool)
     for k, o in zip(keys, outs):
@@ -194,16 +202,17 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
     novel_idx = np.flatnonzero(novel)
     if novel_idx.size:
         by_proto: dict[tuple, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": []})
+        train_keys = [_anon_key(r) for r in train_rows]
+        protos = set(train_keys)
+        novel_idx = [int(i) for i in novel_idx if _anon_key(gen_rows[i]) in protos]
+        gen_protos = {_anon_key(gen_rows[g]) for g in novel_idx}
+        proto_train = [i for i, k in enumerate(train_keys) if k in gen_protos]
+        ensure(red_gen, gen_rows, novel_idx, "reducing generated (prototypes)")
+        ensure(red_train, train_rows, proto_train, "reducing train (same prototypes)")
         for i in novel_idx:
             by_proto[_anon_key(gen_rows[i]) + (len(red_gen[i]),)]["gen"].append(int(i))
-        protos = {k[:2] for k in by_proto}
-        proto_train = [i for i, r in enumerate(train_rows) if _anon_key(r) in protos]
-        missing = [i for i in proto_train if i not in red_train]
-        for i, s in zip(missing, parallel_map(_reduce_row, [train_rows[i] for i in missing], workers=workers,
-                                              scheduler=scheduler, desc="reducing train (same prototypes)")):
-            red_train[i] = s
         for i in proto_train:
-            key = _anon_key(train_rows[i]) + (len(red_train[i]),)
+            key = train_keys[i] + (len(red_train[i]),)
             if key in by_proto:
                 by_proto[key]["train"].append(i)
         pkeys = [k for k in by_proto if by_proto[k]["train"]]

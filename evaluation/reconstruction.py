@@ -143,7 +143,7 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
                                    else float(abs(pred_params[k, j] - target_params[k, j])))
         table.append(rec)
 
-    results = parallel_results = []
+    parallel_results: list[dict] = []
     if pairs:
         from .parallel import parallel_map
 
@@ -151,7 +151,6 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
                                         desc="StructureMatcher pairs")
     for k, res in zip(pair_rows, parallel_results):
         table[k].update(res)
-    results = parallel_results
     for rec in table:
         rec.setdefault("match", False)
         for key in ("rms_dist", "max_dist", "rms_anonymous", "match_error", "min_distance"):

@@ -52,11 +52,13 @@ class FastFileResponse(FileResponse):
 
 
 def _header_safe(text: str) -> str:
-    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")[:500]
+    """Printable ASCII only (escapes for the rest), no surrounding blanks: a legal header value."""
+    out = "".join(ch if 32 <= ord(ch) < 127 else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return out.strip()[:500] or "error"
 
 
 def error_response(exc: HubError) -> Response:
-    headers = {"X-Error-Code": exc.code, "X-Error-Message": _header_safe(exc.message), **exc.headers}
+    headers = {"X-Error-Code": _header_safe(exc.code), "X-Error-Message": _header_safe(exc.message), **exc.headers}
     return JSONResponse({"error": exc.message, "code": exc.code, **exc.extra}, status_code=exc.status, headers=headers)
 
 
@@ -177,6 +179,8 @@ class HubApp:
             return await self.cas(request, segs[1:], m)
         if segs and segs[0] == "lfs-upload" and len(segs) == 2 and m == "PUT":
             return await self.lfs_put(request, segs[1])
+        if segs == ["v1", "telemetry"] and m == "POST":  # hf_xet telemetry at the root: ignored
+            return JSONResponse({})
         if segs == ["openapi.json"]:
             from dismai_data.hub.openapi import openapi_document
 
@@ -289,6 +293,8 @@ class HubApp:
             raise HubError(401, "Unauthorized", "a write token is required to create a repository")
         name = body["name"]
         ns = body.get("organization") or None
+        if not isinstance(ns, (str, type(None))):
+            raise HubError(400, "InvalidRequest", "organization must be a string")
         if "/" in name:
             ns, name = name.split("/", 1)
         ns = ns or user.name
@@ -312,10 +318,13 @@ class HubApp:
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             raise HubError(400, "InvalidRequest", "body must be {name, organization?, type?}")
         name, ns = body["name"], body.get("organization")
+        t = body.get("type") or "model"
+        if not isinstance(ns, (str, type(None))) or t not in TYPES.values():
+            raise HubError(400, "InvalidRequest", "organization must be a string and type model|dataset|space")
         if "/" in name:
             ns, name = name.split("/", 1)
         ns = ns or (user.name if user else "")
-        key = RepoKey(body.get("type") or "model", ns, name)
+        key = RepoKey(t, ns, name)
         self.repo(key, user, write=True)
         await anyio.to_thread.run_sync(self.storage.delete_repo, key)
         return JSONResponse({})
@@ -579,7 +588,8 @@ class HubApp:
             return JSONResponse({"was_inserted": inserted})
         if segs == ["v1", "shards"] and m == "POST":
             data = await self.read_body(request, 256 * 1024 * 1024)
-            stored = await anyio.to_thread.run_sync(self.storage.ingest_shard, data)
+            stored = await anyio.to_thread.run_sync(
+                lambda: self.storage.ingest_shard(data, lambda sha: self.owner_marker(user.name, sha).exists()))
             for sha, _size in stored:
                 self.mark_owner(user.name, sha)
             return JSONResponse({"result": 1})

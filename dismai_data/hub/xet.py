@@ -153,7 +153,7 @@ def group4(data: bytes) -> bytes:
 def decompress_chunk(compression: int, payload: bytes, size: int) -> bytes:
     try:
         if compression == 0:
-            data = bytes(payload)
+            data = payload
         elif compression in (1, 2):
             if payload[:4] == b"\x04\x22\x4d\x18":
                 data = lz4.frame.decompress(payload)

@@ -58,8 +58,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "sro_window": (0.1, "narrow configs: all 1NN and 2NN Warren-Cowley values within this of the pool means"),
     "workers": (2, "parallel MC processes (1 = in this process; 0 = all CPUs)"),
     "from_files": (None, "instead of MC: a folder or list (comma-separated) of the original Dismai-Bench "
-                         "alloy extxyz files; config (300K/1500K, wide/narrow) and split (train/val) are "
-                         "read from each file's path"),
+                         "alloy extxyz files; config (300K/1500K, wide/narrow) is read from each file's "
+                         "name or folder name, split (train/val) from the file name"),
     "map_tolerance": (0.5, "from_files: max distance (Å) of an atom from its reference site"),
 }
 
@@ -133,16 +133,52 @@ def _mc_task(seed: int, temperature: int, run: int, passes: int, snapshot_every:
             "counts": ce.cluster_counts(snaps), "accepted": res.accepted, "trials": res.trials}
 
 
-def _run_all(tasks: list[tuple], workers: int) -> list[dict]:
-    if workers == 0:
-        workers = os.cpu_count() or 1
-    if workers <= 1 or len(tasks) <= 1:
+def _rows_task(items: list[tuple]) -> list[dict]:
+    """Structure rows of ``(id, occupation, extra)`` items (runs in a worker process)."""
+    from dismai_data.structure import make_row
+
+    rows = []
+    for rid, occ, extra in items:
+        species, frac, cell = ce.structure_arrays(occ)
+        rows.append(make_row(species, frac, cell, rid, extra, symmetry=False))
+    return rows
+
+
+def _n_workers(workers: int) -> int:
+    return (os.cpu_count() or 1) if workers == 0 else max(1, workers)
+
+
+def _executor(workers: int) -> ProcessPoolExecutor | None:
+    """A spawn-context process pool (no fork: safe whatever threads the caller runs), or
+    None for in-process work."""
+    n = _n_workers(workers)
+    return ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) if n > 1 else None
+
+
+def _run_all(tasks: list[tuple], workers: int, executor: ProcessPoolExecutor | None = None) -> list[dict]:
+    """:func:`_mc_task` of every task, in task order (results do not depend on ``workers``)."""
+    own = executor is None and _n_workers(workers) > 1 and len(tasks) > 1
+    ex = _executor(workers) if own else executor
+    if ex is None:
         return [_mc_task(*t) for t in tasks]
-    # Slow (high-acceptance, high-T) runs first for load balance; results re-sorted below.
-    order = sorted(range(len(tasks)), key=lambda k: (-tasks[k][1], tasks[k][2]))
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as ex:
+    try:
+        # Slow (high-acceptance, high-T) runs first for load balance; results returned in task order.
+        order = sorted(range(len(tasks)), key=lambda k: (-tasks[k][1], tasks[k][2]))
         futures = {k: ex.submit(_mc_task, *tasks[k]) for k in order}
         return [futures[k].result() for k in range(len(tasks))]
+    finally:
+        if own:
+            ex.shutdown()
+
+
+def _make_rows(jobs: list[list[tuple]], executor: ProcessPoolExecutor | None, chunk: int = 100
+               ) -> list[list[dict]]:
+    """Rows of several item lists (one per config split), made in chunks on the workers."""
+    if executor is None:
+        return [_rows_task(items) for items in jobs]
+    futures = [[executor.submit(_rows_task, items[i:i + chunk]) for i in range(0, len(items), chunk)]
+               for items in jobs]
+    return [[row for f in fs for row in f.result()] for fs in futures]
 
 
 def _draw(rng: np.random.Generator, candidates: np.ndarray, n: int, train_fraction: float
@@ -166,13 +202,23 @@ def _extra(temperature, run, mc_pass, counts: np.ndarray, cex: ce.ClusterExpansi
 
 
 def _mc_configs(p: dict) -> tuple[dict, list[str], dict]:
-    from dismai_data.structure import make_row
-
     cex = ce.load_cluster_expansion()
     temps = [int(t) for t in p["temperatures"]]
     tasks = [(p["seed"], t, r, p["passes"], p["snapshot_every"], p["burn_in"], p["anneal_from"]) for t in temps
              for r in range(p["runs"])]
-    results = _run_all(tasks, p["workers"])
+    executor = _executor(p["workers"])
+    try:
+        return _mc_configs_with(p, tasks, executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+
+
+def _mc_configs_with(p: dict, tasks: list[tuple], executor) -> tuple[dict, list[str], dict]:
+    cex = ce.load_cluster_expansion()
+    temps = [int(t) for t in p["temperatures"]]
+    results = _run_all(tasks, p["workers"], executor)
+    jobs: list[tuple[str, str, list[tuple]]] = []
     configs: dict[str, dict[str, list[dict]]] = {}
     checks: list[str] = []
     stats: dict[str, Any] = {}
@@ -204,21 +250,18 @@ def _mc_configs(p: dict) -> tuple[dict, list[str], dict]:
             except ValueError as exc:
                 raise ValueError(f"{t}K_{kind}: {exc} (pool {len(snaps)}; increase runs/passes or "
                                  "sro_window)") from None
-            config = {}
+            configs[f"{t}K_{kind}"] = {}
             for split, idx in split_idx.items():
-                rows = []
-                for k in idx:
-                    species, frac, cell = ce.structure_arrays(snaps[k])
-                    rid = f"{t}K-run{runs[k]:02d}-pass{passes[k]:06d}"
-                    rows.append(make_row(species, frac, cell, rid, _extra(t, runs[k], passes[k], counts[k], cex),
-                                         symmetry=False))
-                config[split] = rows
-            configs[f"{t}K_{kind}"] = config
+                items = [(f"{t}K-run{runs[k]:02d}-pass{passes[k]:06d}", snaps[k],
+                          _extra(t, runs[k], passes[k], counts[k], cex)) for k in idx]
+                jobs.append((f"{t}K_{kind}", split, items))
         checks.append(f"{t} K: every one of {len(snaps)} pool snapshots keeps Fe154 Ni51 Cr51 and its pair "
                       f"counts sum to the FCC shell multiplicities z_s/2")
         checks.append(f"{t} K narrow: all rows have the 12 1NN/2NN Warren-Cowley values within "
                       f"{p['sro_window']} of the pool means ({len(eligible)} of {len(snaps)} snapshots eligible)")
     assert n_sites == 256
+    for (config, split, _), rows in zip(jobs, _make_rows([j[2] for j in jobs], executor)):
+        configs[config][split] = rows
     return configs, checks, stats
 
 
@@ -227,10 +270,11 @@ _CONFIG_RE = re.compile(r"(300|1500)\s*K.*?(wide|narrow)|(wide|narrow).*?(300|15
 
 
 def _file_config(path: Path) -> tuple[str, int]:
-    text = str(path)
+    text = f"{path.parent.name}/{path.name}"  # the file name and its folder, e.g. alloy_300K_narrow/train.extxyz
     m = _CONFIG_RE.search(text)
     if not m:
-        raise ValueError(f"{path}: cannot tell the config (300K/1500K and wide/narrow) from the path")
+        raise ValueError(f"{path}: cannot tell the config (300K/1500K and wide/narrow) from the file or folder "
+                         "name")
     t = int(m.group(1) or m.group(4))
     kind = (m.group(2) or m.group(3)).lower()
     return f"{t}K_{kind}", t
@@ -310,6 +354,10 @@ def _params(params: dict) -> dict:
     p["temperatures"] = [int(t) for t in (p["temperatures"] if isinstance(p["temperatures"], (list, tuple))
                                           else str(p["temperatures"]).split(","))]
     p["sro_window"] = float(p["sro_window"])
+    if isinstance(p["from_files"], (list, tuple)):
+        p["from_files"] = [str(x) for x in p["from_files"]]
+    elif p["from_files"] is not None:
+        p["from_files"] = str(p["from_files"])
     p["anneal_from"] = None if p["anneal_from"] in (None, "", "none", "None") else float(p["anneal_from"])
     p["train_fraction"] = float(p["train_fraction"])
     p["map_tolerance"] = float(p["map_tolerance"])
@@ -349,8 +397,8 @@ def _provenance(p: dict, stats: dict, from_files: bool) -> str:
     if from_files:
         return ("Rows read with dismai_data.io.read_extxyz from the given files; each atom mapped to the nearest "
                 f"site of alloy_ref_struc.extxyz within {p['map_tolerance']} Å (every site filled exactly once, "
-                "else the build fails); config from '300K'/'1500K' and 'wide'/'narrow' in the path, split from "
-                "'train'/'val' in the file name; temperature from the path, run/pass from the frame info when "
+                "else the build fails); config from '300K'/'1500K' and 'wide'/'narrow' in the file or folder "
+                "name, split from 'train'/'val' in the file name; temperature from the path, run/pass from the frame info when "
                 "present (else null). Columns computed by dismai_data.ce exactly as for the rebuilt data.")
     lines = [
         "Cluster expansion: fenicr_ce_eci.json (46 ECIs in eV/atom; pair clusters to the 7th FCC shell, counts as "
@@ -417,7 +465,7 @@ def build(name: str = "alloy", **params) -> DatasetBuild:
         citation=CITATION,
         provenance=_provenance(p, stats, from_files),
         split_note=split_note,
-        tags=["materials", "alloys", "cluster-expansion", "monte-carlo", "short-range-order", "generative-models"],
+        tags=["alloys", "cluster-expansion", "monte-carlo", "short-range-order", "generative-models"],
         property_column="ce_energy",
         property_label="CE formation energy (eV/atom)",
         rebuilt=not from_files,

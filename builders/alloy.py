@@ -78,7 +78,7 @@ CITATION = """@article{yong2024dismai,
   doi     = {10.1039/d4dd00100a}
 }
 @article{su2024fenicr,
-  title   = {Cluster expansion of Fe-Ni-Cr austenitic stainless steels (chemical and magnetic short-range order)},
+  note    = {Fe-Ni-Cr cluster expansion (chemical and spin ECIs); title not recorded in the raw inputs},
   author  = {Su, Tianyu and others},
   journal = {Acta Materialia},
   volume  = {276},

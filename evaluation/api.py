@@ -56,7 +56,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
              reference: str | os.PathLike | None = None, train_split: str = "train",
              out: str | os.PathLike | None = None, workers: int = 1, scheduler: Any = None,
              no_relax: bool = False, generic: bool = True, figures: bool = True,
-             relax_weights: str | os.PathLike | None = None) -> EvaluationResult:
+             relax_weights: str | os.PathLike | None = None, novelty_classes: bool = True) -> EvaluationResult:
     """Score ``predictions`` for ``task`` against the reference dataset.
 
     ``reference``: a folder written by ``dismai build`` (default:
@@ -169,7 +169,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
         if train_ref is not None:
             g = generic_metrics(accepted_rows, submitted, train_ref.rows,
                                 ref.rows, workers=workers, scheduler=scheduler,
-                                outdir=outdir if figures else None, label=label)
+                                outdir=outdir if figures else None, label=label,
+                                novelty_classes=novelty_classes)
             metrics.update(g["metrics"])
             groups.update(g["groups"])
             settings["generic"] = g["settings"]

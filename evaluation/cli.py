@@ -26,6 +26,9 @@ def evaluate(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
     no_relax: bool = typer.Option(False, "--no-relax", help="Score unrelaxed structures (labelled as such)."),
     no_generic: bool = typer.Option(False, "--no-generic", help="Skip the generic metrics (validity, novelty...)."),
+    no_novelty_classes: bool = typer.Option(False, "--no-novelty-classes",
+                                            help="Skip the substitution stage of the novelty classes (slow on "
+                                                 "single-prototype sets)."),
     relax_weights: Optional[str] = typer.Option(None, "--relax-weights", help="a-si/interface: matgl potential "
                                                                               "folder for the relaxation."),
 ):
@@ -37,7 +40,7 @@ def evaluate(
     try:
         result = run(task, predictions, column=column, split=split, reference=reference, out=out,
                      workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic,
-                     relax_weights=relax_weights)
+                     relax_weights=relax_weights, novelty_classes=not no_novelty_classes)
     except DismaiError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

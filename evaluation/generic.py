@@ -134,10 +134,24 @@ def _anon_key(row) -> tuple:
 
 
 def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict], test_rows: list[dict], *,
-                    workers: int = 1, scheduler=None, outdir: Path | None = None, label: str = "") -> dict:
+                    workers: int = 1, scheduler=None, outdir: Path | None = None, label: str = "",
+                    novelty_classes: bool = True) -> dict:
+    """All generic metrics of the accepted generated rows. ``novelty_classes=False``
+    skips the substitution stage (anonymous matching against whole prototype buckets,
+    by far the most expensive part on single-prototype datasets such as Perov-5)."""
     from .parallel import parallel_map
 
+    import time
+
     n = len(gen_rows)
+    timings: dict[str, float] = {}
+    t_stage = time.perf_counter()
+
+    def lap(name):
+        nonlocal t_stage
+        now = time.perf_counter()
+        timings[name] = round(now - t_stage, 2)
+        t_stage = now
     gen_structs = [row_to_structure(r) for r in gen_rows]
     valid_struct = np.array([structurally_valid(s) for s in gen_structs], dtype=float)
     valid_comp = np.array([compositional_valid(r["reduced_formula"]) for r in gen_rows], dtype=float)
@@ -164,6 +178,7 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
                                            scheduler=scheduler, desc=desc)):
             cache[i] = s
 
+    lap("validity")
     ensure(red_gen, gen_rows, [i for b in active.values() for i in b["gen"]], "reducing generated")
     ensure(red_train, train_rows, [i for b in active.values() for i in b["train"]], "reducing train (same formulas)")
     ensure(red_test, test_rows, [i for b in active.values() for i in b["test"]], "reducing test (same formulas)")
@@ -184,6 +199,7 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
                   key=lambda k: -len(buckets[k]["gen"]) * (1 + len(buckets[k]["train"]) + len(buckets[k]["test"])))
     tasks = [([red_gen[i] for i in buckets[k]["gen"]], [red_train[i] for i in buckets[k]["train"]],
               [red_test[i] for i in buckets[k]["test"]]) for k in keys]
+    lap("reduction (formula buckets)")
     outs = parallel_map(formula_bucket_task, tasks, workers=workers, scheduler=scheduler,
                         desc="matching (formula buckets)", chunksize=1)
     unique = np.ones(n, bool)  # a structure alone in its formula bucket is unique and novel
@@ -197,10 +213,11 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
         prec[b["gen"]] = o["precision_hit"]
         recall[b["test"]] = o["recall_hit"]
 
+    lap("matching (formula buckets)")
     # substitution classes for the novel ones
     substitution = np.zeros(n, bool)
     novel_idx = np.flatnonzero(novel)
-    if novel_idx.size:
+    if novel_idx.size and novelty_classes:
         by_proto: dict[tuple, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": []})
         train_keys = [_anon_key(r) for r in train_rows]
         protos = set(train_keys)
@@ -223,10 +240,14 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
         for k, o in zip(pkeys, pouts):
             substitution[by_proto[k]["gen"]] = o
 
+    lap("substitution (prototype buckets)")
     classes = np.where(~novel, "duplicate", np.where(substitution, "substitution-derived", "unmatched"))
+    if not novelty_classes:
+        classes = np.where(~novel, "duplicate", "novel (classes not computed)")
     systems = [r.get("crystal_system") or "unknown" for r in gen_rows]
-    per_system: dict[str, dict[str, int]] = defaultdict(lambda: {"duplicate": 0, "substitution-derived": 0,
-                                                                 "unmatched": 0})
+    class_names = (("duplicate", "substitution-derived", "unmatched") if novelty_classes
+                   else ("duplicate", "novel (classes not computed)"))
+    per_system: dict[str, dict[str, int]] = defaultdict(lambda: {c: 0 for c in class_names})
     for cs, cl in zip(systems, classes):
         per_system[cs][str(cl)] += 1
 
@@ -265,6 +286,8 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
         "novelty_class_unmatched": m(bootstrap_mean((classes == "unmatched").astype(float)), n,
                                      "fraction neither duplicate nor substitution-derived (class c)"),
     }
+    if not novelty_classes:
+        del metrics["novelty_class_substitution"], metrics["novelty_class_unmatched"]
     per_row = {}
     for i, r in enumerate(gen_rows):
         per_row[r["id"]] = {"valid_structural": bool(valid_struct[i]), "valid_compositional": bool(valid_comp[i]),
@@ -295,6 +318,8 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
                      "compositional_validity": "smact 4.0.2 smact_validity(use_pauling_test=True, "
                                                "include_alloys=True)",
                      "substitution_relaxation": "none (structures matched as submitted, scale=True)",
-                     "denominator": "accepted structures"},
+                     "novelty_classes": novelty_classes,
+                     "denominator": "accepted structures",
+                     "timings_s": timings},
         "files": files,
     }

@@ -61,12 +61,18 @@ def generated(rows):
     return gen
 
 
-def test_bucketed_decisions_equal_plain_structure_matcher(rows, generated):
+@pytest.fixture(scope="module")
+def full(rows, generated):
+    train, test = rows
+    return generic_metrics(generated, len(generated), train, test)
+
+
+def test_bucketed_decisions_equal_plain_structure_matcher(rows, generated, full):
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Composition
 
     train, test = rows
-    res = generic_metrics(generated, len(generated), train, test)
+    res = full
     sm = StructureMatcher(**MATCHER_KWARGS)
     gs = [row_to_structure(r) for r in generated]
     ts = [row_to_structure(r) for r in train]
@@ -118,11 +124,11 @@ def test_smact_compositional_validity():
     assert not compositional_valid("NaCl2") and not compositional_valid("Na2O3")
 
 
-def test_processes_and_dask_cluster_give_identical_results(rows, generated):
+def test_processes_and_dask_cluster_give_identical_results(rows, generated, full):
     from distributed import LocalCluster
 
     train, test = rows
-    serial = generic_metrics(generated, len(generated), train, test)
+    serial = full
     procs = generic_metrics(generated, len(generated), train, test, workers=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -132,3 +138,12 @@ def test_processes_and_dask_cluster_give_identical_results(rows, generated):
         assert other["per_row"] == serial["per_row"]
         for k, v in serial["metrics"].items():
             assert other["metrics"][k] == v, k
+
+
+def test_without_novelty_classes_same_novelty(rows, generated, full):
+    train, test = rows
+    quick = generic_metrics(generated, len(generated), train, test, novelty_classes=False)
+    for k in ("novelty", "uniqueness", "coverage_recall", "coverage_precision", "novelty_class_duplicate"):
+        assert quick["metrics"][k] == full["metrics"][k]
+    assert "novelty_class_substitution" not in quick["metrics"]  # not reported as 0
+    assert {v["novelty_class"] for v in quick["per_row"].values()} <= {"duplicate", "novel (classes not computed)"}

@@ -22,12 +22,13 @@ import urllib.request
 from pathlib import Path
 
 
-def start_hub(storage: Path):
+def start_hub(storage: Path, workers: int = 1):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "dismai_data.hub.cli", "serve", "--port", str(port), "--storage",
-                             str(storage)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(storage), "--workers", str(workers)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -57,6 +58,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mb", type=float, default=200)
     ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=1, help="hub worker processes")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         tmp = Path(tmp)
@@ -67,7 +69,7 @@ def main():
             (folder / "data" / f"part-{i:03d}.bin").write_bytes(os.urandom(per))
         (folder / "README.md").write_text("# bench\n")
         total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-        proc, url, token = start_hub(tmp / "store")
+        proc, url, token = start_hub(tmp / "store", args.workers)
         try:
             for xet in (True, False):
                 name = f"dismai/upload-{'xet' if xet else 'lfs'}"
@@ -86,7 +88,7 @@ def main():
                 """
                 r = client(url, token, tmp / f"home-{xet}", code, xet=xet)
                 mode = "xet (default)" if xet else "lfs (HF_HUB_DISABLE_XET=1)"
-                print(f"upload_folder {total / 1e6:.0f} MB in {args.files} files, {mode}: "
+                print(f"upload_folder {total / 1e6:.0f} MB in {args.files} files, {mode}, {args.workers} worker(s): "
                       f"{r['seconds']:.2f} s = {total / 1e6 / r['seconds']:.0f} MB/s "
                       f"(goal >= 100 MB/s); unchanged re-upload {r['noop_seconds']:.2f} s")
         finally:

@@ -32,6 +32,8 @@ def serve(
                                                                     "the user cache dir)."),
     max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", help="Largest accepted file, in MB."),
     log_level: str = typer.Option("warning", "--log-level"),
+    workers: int = typer.Option(1, "--workers", help="Worker processes (more parallel uploads; writes to one repo "
+                                                     "stay serialised by a file lock)."),
 ):
     import socket
 
@@ -42,17 +44,44 @@ def serve(
     storage = storage or default_storage()
     storage.mkdir(parents=True, exist_ok=True)
     limit = int(max_upload_mb * 1e6) if max_upload_mb else None
-    hub = create_app(storage, limit)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
     typer.echo(f"dismai hub serving {storage} at http://{host}:{port}", err=True)
     typer.echo(f"HF_ENDPOINT=http://{host}:{port}", err=True)
-    config = uvicorn.Config(hub, log_level=log_level, access_log=False, timeout_keep_alive=30,
-                            h11_max_incomplete_event_size=64 * 1024 * 1024)
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    kw = dict(log_level=log_level, access_log=False, timeout_keep_alive=30,
+              h11_max_incomplete_event_size=64 * 1024 * 1024)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        from dismai_data.hub.storage import Storage
+
+        Storage(storage).clean_tmp()  # once, before any worker can write
+        os.environ["DISMAI_HUB_STORAGE"] = str(storage)
+        if limit:
+            os.environ["DISMAI_HUB_MAX_UPLOAD"] = str(limit)
+        config = uvicorn.Config("dismai_data.hub.server:app_from_env", factory=True, workers=workers, **kw)
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        server = uvicorn.Server(uvicorn.Config(create_app(storage, limit), **kw))
+        server.run(sockets=[sock])
+
+
+@app.command(help="Publish a built dataset folder to a running hub and tag it v{version} (no commit when "
+                  "unchanged).")
+def publish(
+    folder: Path = typer.Argument(..., help="Built dataset folder (README.md, data/, figures/, build_info.json)."),
+    repo: str = typer.Option(..., "--repo", help="Target dataset repo, e.g. dismai/perov5."),
+    endpoint: str = typer.Option(..., "--endpoint", help="Hub URL, e.g. http://127.0.0.1:8321."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN", help="Write token (or $HF_TOKEN)."),
+    version: Optional[str] = typer.Option(None, "--version", help="Default: build_info.json's version."),
+):
+    import json
+
+    from dismai_data.hub.publish import publish_dataset
+
+    typer.echo(json.dumps(publish_dataset(folder, repo, version=version, endpoint=endpoint, token=token), indent=1))
 
 
 @token_app.command("create", help="Create an access token; prints it as the last line.")

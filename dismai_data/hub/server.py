@@ -80,9 +80,10 @@ def upload_mode(path: str, sample: bytes, size: int) -> str:
 class HubApp:
     """The ASGI application."""
 
-    def __init__(self, storage_dir: str | os.PathLike, max_upload_bytes: int | None = None):
+    def __init__(self, storage_dir: str | os.PathLike, max_upload_bytes: int | None = None, clean_tmp: bool = True):
         self.storage = Storage(storage_dir, max_upload_bytes or DEFAULT_MAX_UPLOAD)
-        self.storage.clean_tmp()
+        if clean_tmp:  # only where no other process of this hub can be writing
+            self.storage.clean_tmp()
         self.auth = Auth(storage_dir)
         self.max_upload = self.storage.max_upload_bytes
         from dismai_data.hub import web
@@ -704,3 +705,10 @@ class HubApp:
 
 def create_app(storage_dir: str | os.PathLike, max_upload_bytes: int | None = None) -> HubApp:
     return HubApp(storage_dir, max_upload_bytes)
+
+
+def app_from_env() -> HubApp:
+    """Factory for worker processes (``serve --workers N``): the parent cleaned tmp/ already;
+    writers in different processes are serialised by the per-repo ``flock``."""
+    limit = os.environ.get("DISMAI_HUB_MAX_UPLOAD")
+    return HubApp(os.environ["DISMAI_HUB_STORAGE"], int(limit) if limit else None, clean_tmp=False)

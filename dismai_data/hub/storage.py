@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import mmap
 import hashlib
 import json
 import os
@@ -108,20 +109,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, tmp_dir: Path) -> None:
-    """write to a temporary file, fsync, rename over ``path``, fsync the folder."""
+def atomic_write(path: Path, data: bytes, tmp_dir: Path, durable: bool = True) -> None:
+    """write to a temporary file, fsync, rename over ``path``, fsync the folder (without the
+    fsyncs when ``durable`` is False: the caller fsyncs later, see :func:`fsync_file`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=path.name[:40] + ".")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def fsync_file(path: Path) -> None:
+    """fsync a file written with ``durable=False`` and its folder (cheap once written back)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     _fsync_dir(path.parent)
 
 
@@ -244,9 +258,13 @@ class Storage:
             chunks = xet.index_xorb(memoryview(data), h)
         except xet.XetFormatError as exc:
             raise HubError(400, exc.code, str(exc)) from exc
+        # Not fsynced here (it would serialise the upload on the disk): every xorb a shard
+        # references is fsynced before that shard is acknowledged, hence before any commit uses it.
+        # A xorb lost to a power cut before its shard is caught there (XorbNotFound, or the
+        # sha256 check of the rebuilt file).
         path = self.xorb_path(h)
-        atomic_write(path, data, self.tmp_dir)
-        atomic_write(path.with_suffix(".idx"), xet.encode_index(chunks), self.tmp_dir)
+        atomic_write(path, data, self.tmp_dir, durable=False)
+        atomic_write(path.with_suffix(".idx"), xet.encode_index(chunks), self.tmp_dir, durable=False)
         return True
 
     def xorb_index(self, h: str) -> list[xet.ChunkInfo]:
@@ -262,10 +280,15 @@ class Storage:
             shard = xet.parse_shard(data)
         except xet.XetFormatError as exc:
             raise HubError(400, exc.code, str(exc)) from exc
+        referenced = set()
         for entry in shard.files:  # cheap checks first, so a bad shard fails before any work
             for term in entry.terms:
                 if not self.has_xorb(term.xorb):
                     raise HubError(400, "XorbNotFound", f"shard references xorb {term.xorb}, never uploaded")
+                referenced.add(term.xorb)
+        for h in referenced:  # make the xorbs durable before acknowledging the shard
+            fsync_file(self.xorb_path(h))
+            fsync_file(self.xorb_path(h).with_suffix(".idx"))
         todo = [e for e in shard.files if not (e.sha256 and self.has_blob(e.sha256) and owned(e.sha256))]
         done = {e.sha256: (e.sha256, self.blob_path(e.sha256).stat().st_size) for e in shard.files if e not in todo}
         if len(todo) > 1:
@@ -300,18 +323,20 @@ class Storage:
                         xet.verification_hash([c.hash for c in chunks]) != term.verification:
                     raise HubError(400, "ShardVerificationFailed",
                                    f"verification hash of a term of xorb {term.xorb} does not match")
-                with open(path, "rb") as f:
-                    f.seek(chunks[0].offset)
-                    span = f.read(chunks[-1].offset + chunks[-1].compressed_size - chunks[0].offset)
-                base = chunks[0].offset
-                view = memoryview(span)
-                pending = []
-                for c in chunks:
-                    payload = view[c.offset - base:c.offset - base + c.compressed_size]
-                    pending.append(payload if c.compression == 0 else
-                                   xet.decompress_chunk(c.compression, payload, c.size))
-                    nodes.append((c.hash, c.size))
-                w.write(b"".join(pending))
+                with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    view = memoryview(mm)
+                    payload = None
+                    try:
+                        if chunks[-1].offset + chunks[-1].compressed_size > len(mm):
+                            raise HubError(400, "ShardVerificationFailed", f"xorb {term.xorb} is truncated")
+                        for c in chunks:
+                            payload = view[c.offset:c.offset + c.compressed_size]
+                            w.write(payload if c.compression == 0 else
+                                    xet.decompress_chunk(c.compression, payload, c.size))
+                            nodes.append((c.hash, c.size))
+                    finally:
+                        del payload
+                        view.release()
             got = xet.hash_to_hex(xet.file_hash(nodes))
             if got != entry.file_hash:
                 raise HubError(400, "ShardVerificationFailed",

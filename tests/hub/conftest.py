@@ -28,8 +28,9 @@ def free_port() -> int:
 
 
 class HubServer:
-    def __init__(self, storage: Path, max_upload_mb: float | None = None):
+    def __init__(self, storage: Path, max_upload_mb: float | None = None, workers: int = 1):
         self.storage = Path(storage)
+        self.workers = workers
         self.max_upload_mb = max_upload_mb
         self.proc: subprocess.Popen | None = None
         self.port = free_port()
@@ -44,6 +45,8 @@ class HubServer:
                "--storage", str(self.storage)]
         if self.max_upload_mb:
             cmd += ["--max-upload-mb", str(self.max_upload_mb)]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -97,3 +97,26 @@ def test_publish_is_idempotent_and_tagged(tmp_path):
     assert out["files"] == [".gitattributes", "README.md", "build_info.json", "data/test-00000-of-00001.parquet",
                             "data/train-00000-of-00001.parquet", "figures/tc.png"]
     assert out["ncommits"] == 3  # initial, v1.0, v1.1: neither the no-op nor the refused publish committed
+
+
+def test_cli_publish_twice(tmp_path):
+    from .conftest import HubServer
+
+    folder = tmp_path / "tiny"
+    make_folder(folder, version="2.0")
+    hub = HubServer(tmp_path / "store").start()
+    try:
+        token = hub.token("pub", "write", ("dismai",))
+        outs = []
+        for _ in range(2):
+            proc = subprocess.run([sys.executable, "-m", "dismai_data.hub.cli", "publish", str(folder), "--repo",
+                                   "dismai/clipub", "--endpoint", hub.url, "--token", token],
+                                  env=client_env(hub, tmp_path / "home"), capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            outs.append(json.loads(proc.stdout))
+        assert outs[0]["changed"] is True and outs[0]["tag"] == "v2.0"
+        assert outs[1]["changed"] is False and outs[1]["commit"] == outs[0]["commit"]
+        refs = json.loads(hub.request("GET", "/api/datasets/dismai/clipub/refs")[2])
+        assert [t["name"] for t in refs["tags"]] == ["v2.0"]
+    finally:
+        hub.stop()

@@ -40,6 +40,13 @@ def _start_partial(url: str, path: str, total: int, first: bytes, headers: dict)
 
 def test_kill9_mid_upload(tmp_path, client_home):
     hub = HubServer(tmp_path / "crash").start()
+    try:
+        _kill9_scenario(hub, tmp_path, client_home)
+    finally:
+        hub.stop()
+
+
+def _kill9_scenario(hub, tmp_path, client_home):
     token = hub.token("dave", "write")
     repo = "dave/r"
     assert hub.request("POST", "/api/repos/create", {"name": repo}, token=token)[0] == 200
@@ -208,3 +215,41 @@ def test_50_readers_while_writer_pushes(hub, client_home, tmp_path):
             th.join(120)
     assert errors == []
     assert len(seen) >= 2  # readers saw the revisions change under them
+
+
+def test_two_worker_processes_serialise_commits(tmp_path):
+    """With --workers 2, racing commits (raw API, parentCommit) from two processes' worth of
+    connections still give a linear history with nothing lost: the repo lock is a file lock."""
+    import base64
+    from concurrent.futures import ThreadPoolExecutor
+
+    hub = HubServer(tmp_path / "multi", workers=2).start()
+    try:
+        token = hub.token("erin", "write")
+        assert hub.request("POST", "/api/repos/create", {"name": "erin/multi"}, token=token)[0] == 200
+
+        def work(i):
+            for _ in range(100):
+                refs = json.loads(hub.request("GET", "/api/models/erin/multi/refs")[2])
+                head = refs["branches"][0]["targetCommit"]
+                body = "\n".join(json.dumps(x) for x in [
+                    {"key": "header", "value": {"summary": f"w{i}", "parentCommit": head}},
+                    {"key": "file", "value": {"path": f"w{i}.txt", "content": base64.b64encode(b"x").decode(),
+                                              "encoding": "base64"}}])
+                st, _, out = hub.request("POST", "/api/models/erin/multi/commit/main", raw=body.encode(), token=token)
+                if st == 200:
+                    return json.loads(out)["commitOid"], head
+                assert st == 412, out
+            raise AssertionError("never landed")
+
+        with ThreadPoolExecutor(12) as ex:
+            landed = list(ex.map(work, range(12)))
+        commits = json.loads(hub.request("GET", "/api/models/erin/multi/commits/main")[2])
+        assert len(commits) == 13
+        parent = {c: p for c, p in landed}
+        for newer, older in zip(commits, commits[1:]):
+            assert parent[newer["id"]] == older["id"]
+        files = [e["path"] for e in json.loads(hub.request("GET", "/api/models/erin/multi/tree/main")[2])]
+        assert sorted(files) == sorted([".gitattributes"] + [f"w{i}.txt" for i in range(12)])
+    finally:
+        hub.stop()

@@ -21,7 +21,7 @@ BUILDERS: dict[str, str] = {
 }
 
 #: Datasets built by the README's main command (the embedded default).
-DEFAULT_DATASETS: tuple[str, ...] = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
+DEFAULT_DATASETS: tuple[str, ...] = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24", "alloy")
 
 
 def builder_module(name: str) -> ModuleType:

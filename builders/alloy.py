@@ -471,10 +471,17 @@ def build(name: str = "alloy", **params) -> DatasetBuild:
         rebuilt=not from_files,
         default_config="300K_narrow" if "300K_narrow" in configs else sorted(configs)[0],
         checks=checks,
+        extra_figures=[_card_sro_figure],
     )
 
 
 # --------------------------------------------------------------------------- figure
+def _card_sro_figure(build: DatasetBuild, folder) -> str:
+    """The SRO figure in a dataset folder's figures/ (card-relative path)."""
+    sro_figure(build, Path(folder) / "sro.png")
+    return "figures/sro.png"
+
+
 def sro_figure(build: DatasetBuild, path) -> Path:
     """PNG of the 1NN and 2NN Warren-Cowley distributions (violins, all rows of a config)
     of every config: one row of panels per shell, one violin per (pair, config)."""

@@ -286,8 +286,9 @@ def _minimize(lmp, fmax: float, rounds: int = 5) -> tuple[float, int]:
     lmp.commands_string("min_style cg\nmin_modify norm max\n")
     iters = 0
     for _ in range(rounds):
+        step0 = int(lmp.get_thermo("step"))
         lmp.command(f"minimize 0.0 {fmax} 100000 1000000")
-        iters += int(lmp.extract_global("niter") or 0)
+        iters += int(lmp.get_thermo("step")) - step0
         f = _max_force(lmp)
         if f <= fmax:
             return f, iters

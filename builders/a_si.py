@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 
 from dismai_data.build import Column, DatasetBuild, SourceFile
+from dismai_data.builders.common import file_split, from_files_paths
 
 BUILDER_VERSION = "1.0.0"
 DESCRIPTION = ("Dismai-Bench amorphous Si (256-atom blocks), rebuilt by LAMMPS melt-quench MD (Stillinger-Weber, "
@@ -797,31 +798,7 @@ def _md_rows(p: dict) -> tuple[list[dict], dict]:
     return rows, stats
 
 
-def _from_files_paths(spec) -> list[Path]:
-    items = spec if isinstance(spec, (list, tuple)) else [s for s in str(spec).split(",") if s.strip()]
-    files: list[Path] = []
-    for item in items:
-        path = Path(str(item).strip()).expanduser()
-        if path.is_dir():
-            files += sorted(q for q in path.rglob("*") if q.is_file() and q.suffix.lower() in (".extxyz", ".xyz"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"from_files: {path} does not exist")
-    if not files:
-        raise FileNotFoundError(f"from_files: no .extxyz files in {spec!r}")
-    return files
 
-
-def _file_split(path: Path) -> str:
-    import re
-
-    name = path.name.lower()
-    if re.search(r"(^|[^a-z])val", name):
-        return "validation"
-    if "train" in name:
-        return "train"
-    raise ValueError(f"{path}: cannot tell the split (train/val) from the file name")
 
 
 def _file_rows(p: dict) -> dict[str, list[dict]]:
@@ -829,8 +806,8 @@ def _file_rows(p: dict) -> dict[str, list[dict]]:
     from dismai_data.structure import make_row
 
     splits: dict[str, list[dict]] = {}
-    for path in _from_files_paths(p["from_files"]):
-        split = _file_split(path)
+    for path in from_files_paths(p["from_files"]):
+        split = file_split(path)
         for i, row in enumerate(read_extxyz(path, symmetry=False)):
             if set(row["species"]) != {"Si"}:
                 raise ValueError(f"{path} frame {i}: not a pure Si structure ({row['formula']})")

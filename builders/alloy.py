@@ -39,6 +39,8 @@ from dismai_data import ce
 from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.raw import SHA256
 
+from dismai_data.builders.common import file_split, from_files_paths
+
 MULTI = True
 BUILDER_VERSION = "1.0.0"
 DESCRIPTION = ("Dismai-Bench Fe60Ni20Cr20 FCC alloys (256 atoms), rebuilt by cluster-expansion Monte Carlo "
@@ -280,29 +282,7 @@ def _file_config(path: Path) -> tuple[str, int]:
     return f"{t}K_{kind}", t
 
 
-def _file_split(path: Path) -> str:
-    name = path.name.lower()
-    if re.search(r"(^|[^a-z])val", name):
-        return "validation"
-    if "train" in name:
-        return "train"
-    raise ValueError(f"{path}: cannot tell the split (train/val) from the file name")
 
-
-def _from_files_paths(spec) -> list[Path]:
-    items = spec if isinstance(spec, (list, tuple)) else [s for s in str(spec).split(",") if s.strip()]
-    files: list[Path] = []
-    for item in items:
-        path = Path(str(item).strip()).expanduser()
-        if path.is_dir():
-            files += sorted(q for q in path.rglob("*") if q.is_file() and q.suffix.lower() in (".extxyz", ".xyz"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"from_files: {path} does not exist")
-    if not files:
-        raise FileNotFoundError(f"from_files: no .extxyz files in {spec!r}")
-    return files
 
 
 def _file_configs(p: dict) -> tuple[dict, list[str], dict]:
@@ -312,9 +292,9 @@ def _file_configs(p: dict) -> tuple[dict, list[str], dict]:
     cex = ce.load_cluster_expansion()
     configs: dict[str, dict[str, list[dict]]] = {}
     n_total = 0
-    for path in _from_files_paths(p["from_files"]):
+    for path in from_files_paths(p["from_files"]):
         config, t = _file_config(path)
-        split = _file_split(path)
+        split = file_split(path)
         rows = read_extxyz(path, symmetry=False)
         out = configs.setdefault(config, {}).setdefault(split, [])
         for i, row in enumerate(rows):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,3 +44,31 @@ def parse_all(items: Iterable, parse: Callable, desc: str, total: int | None = N
     """Parse items with a progress bar (rows keep the input order)."""
     return [parse(i, item) for i, item in enumerate(tqdm(items, desc=desc, total=total, unit="row",
                                                          leave=False, mininterval=1.0))]
+
+
+def from_files_paths(spec) -> list[Path]:
+    """The extxyz files named by a builder's ``from_files`` parameter: a file, a folder
+    (searched recursively) or a comma-separated list / list of either."""
+    items = spec if isinstance(spec, (list, tuple)) else [s for s in str(spec).split(",") if s.strip()]
+    files: list[Path] = []
+    for item in items:
+        path = Path(str(item).strip()).expanduser()
+        if path.is_dir():
+            files += sorted(q for q in path.rglob("*") if q.is_file() and q.suffix.lower() in (".extxyz", ".xyz"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"from_files: {path} does not exist")
+    if not files:
+        raise FileNotFoundError(f"from_files: no .extxyz files in {spec!r}")
+    return files
+
+
+def file_split(path: Path) -> str:
+    """train or validation, from an original Dismai-Bench file name (``train``/``val``)."""
+    name = path.name.lower()
+    if re.search(r"(^|[^a-z])val", name):
+        return "validation"
+    if "train" in name:
+        return "train"
+    raise ValueError(f"{path}: cannot tell the split (train/val) from the file name")

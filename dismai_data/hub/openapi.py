@@ -99,11 +99,12 @@ def openapi_document() -> dict:
         "/lfs-upload/{oid}": {"put": _op("LFS basic transfer upload (signed URL)", [
             _p("oid"), _p("size", "query"), _p("grant", "query")], body={
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, tag="lfs")},
-        "/xet/v1/xorbs/default/{hash}": {"post": _op("Upload a xorb", [_p("hash")], body={
+        "/xet/{storage}/v1/xorbs/default/{hash}": {"post": _op("Upload a xorb", [_p("storage"), _p("hash")], body={
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, tag="xet")},
-        "/xet/v1/shards": {"post": _op("Upload a shard", body={
+        "/xet/{storage}/v1/shards": {"post": _op("Upload a shard", [_p("storage")], body={
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, tag="xet")},
-        "/xet/v1/chunks/default/{hash}": {"get": _op("Global dedupe query (always 404)", [_p("hash")], tag="xet")},
+        "/xet/{storage}/v1/chunks/default/{hash}": {"get": _op("Global dedupe query (always 404)",
+                                                               [_p("storage"), _p("hash")], tag="xet")},
         "/": {"get": {"summary": "Web: repositories", "tags": ["web"], "responses": {
             "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/datasets/{namespace}/{name}": {"get": {"summary": "Web: dataset page", "tags": ["web"], "parameters": [

@@ -177,7 +177,11 @@ class HubApp:
         if segs and segs[0] == "api":
             return await self.api(request, segs[1:], m)
         if segs and segs[0] == "xet":
-            return await self.cas(request, segs[1:], m)
+            if len(segs) > 1 and segs[1] == self.storage.instance_id:
+                return await self.cas(request, segs[2:], m)
+            if segs[1:] == ["v1", "telemetry"]:
+                return JSONResponse({})
+            raise HubError(404, "EntryNotFound", "unknown Xet storage: get a new token from xet-write-token")
         if segs and segs[0] == "lfs-upload" and len(segs) == 2 and m == "PUT":
             return await self.lfs_put(request, segs[1])
         if segs == ["v1", "telemetry"] and m == "POST":  # hf_xet telemetry at the root: ignored
@@ -569,7 +573,7 @@ class HubApp:
         user = self.user(request)
         self.repo(key, user, write=True)
         token, exp = self.auth.grant(user, "xet", ttl=3600)
-        cas = f"{self.endpoint(request)}/xet"
+        cas = f"{self.endpoint(request)}/xet/{self.storage.instance_id}"
         return JSONResponse({"casUrl": cas, "accessToken": token, "exp": exp},
                             headers={"X-Xet-Cas-Url": cas, "X-Xet-Access-Token": token,
                                      "X-Xet-Token-Expiration": str(exp)})

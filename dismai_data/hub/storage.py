@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -210,6 +211,24 @@ class Storage:
         self._locks_guard = threading.Lock()
         self._commit_cache: OrderedDict[tuple, dict] = OrderedDict()
         self._cache_guard = threading.Lock()
+        self.instance_id = self._instance_id()
+
+    def _instance_id(self) -> str:
+        """A random id made once per storage folder. It goes into the Xet CAS URL: hf_xet
+        keys its local dedupe cache by that URL and later uploads reference xorbs it
+        remembers, so a new storage behind the same host:port must get a new URL or the
+        client would reference xorbs this storage never received."""
+        path = self.root / "instance_id"
+        if not path.is_file():
+            tmp = self.tmp_dir / f"instance_id.{os.getpid()}.{threading.get_ident()}"
+            tmp.write_text(secrets.token_hex(8) + "\n")
+            try:
+                os.link(tmp, path)  # atomic and never overwrites a concurrent winner
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return path.read_text().strip()
 
     def clean_tmp(self) -> None:
         """Remove partial writes left by a crash (only call with no writer running)."""

@@ -61,7 +61,8 @@ def _kill9_scenario(hub, tmp_path, client_home):
     lfs_conn = _start_partial(hub.url, u.path + "?" + u.query, len(payload), payload[:4 * 1024 * 1024], {})
     _, hdr, _ = hub.request("GET", f"/api/models/{repo}/xet-write-token/main", token=token)
     xorb, xh = xet.build_xorb([payload[i:i + 65536] for i in range(0, len(payload), 65536)], 0)
-    xet_conn = _start_partial(hub.url, f"/xet/v1/xorbs/default/{xh}", len(xorb), xorb[:len(xorb) // 2],
+    cas_path = urllib.parse.urlsplit(hdr["X-Xet-Cas-Url"]).path
+    xet_conn = _start_partial(hub.url, f"{cas_path}/v1/xorbs/default/{xh}", len(xorb), xorb[:len(xorb) // 2],
                               {"Authorization": f"Bearer {hdr['X-Xet-Access-Token']}"})
     tmp = hub.storage / "tmp"
     deadline = time.time() + 20

@@ -71,7 +71,8 @@ from typing import Any
 import numpy as np
 
 from dismai_data.build import Column, DatasetBuild, SourceFile
-from dismai_data.builders.common import file_split, from_files_paths
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
+from dismai_data.paths import default_home
 
 BUILDER_VERSION = "1.0.0"
 DESCRIPTION = ("Dismai-Bench amorphous Si (256-atom blocks), rebuilt by LAMMPS melt-quench MD (Stillinger-Weber, "
@@ -122,16 +123,7 @@ _RUNTIME = ("workers", "workdir", "strict_quality", "stop_after", "from_files")
 
 VINK = {"epsilon": 1.64833, "lambda": 31.5}
 
-CITATION = """@article{yong2024dismai,
-  title   = {Dismai-Bench: benchmarking and designing generative models using disordered materials and interfaces},
-  author  = {Yong, Adrian Xiao Bin and Su, Tianyu and Ertekin, Elif},
-  journal = {Digital Discovery},
-  volume  = {3},
-  pages   = {1889--1909},
-  year    = {2024},
-  doi     = {10.1039/d4dd00100a}
-}
-@article{deringer2021asi,
+CITATION = DISMAI_BENCH_CITATION + """@article{deringer2021asi,
   title   = {Origins of structural and electronic transitions in disordered silicon},
   author  = {Deringer, Volker L. and Bernstein, Noam and Cs{\\'a}nyi, G{\\'a}bor and Ben Mahmoud, Chiheb and
              Ceriotti, Michele and Wilson, Mark and Drabold, David A. and Elliott, Stephen R.},
@@ -732,14 +724,7 @@ def _data_params(p: dict) -> dict:
 def default_workdir(p: dict) -> Path:
     key = json.dumps(_data_params(p), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    home = os.environ.get("DISMAI_HOME")
-    if home:
-        root = Path(home)
-    else:
-        from platformdirs import user_cache_dir
-
-        root = Path(user_cache_dir("dismai-data"))
-    return root / "work" / f"a-si-{digest}"
+    return default_home() / "work" / f"a-si-{digest}"
 
 
 def _prepare_workdir(p: dict) -> Path:

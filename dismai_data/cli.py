@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -11,6 +10,7 @@ from typing import Optional
 import typer
 
 from dismai_data import __version__
+from dismai_data.paths import default_home
 
 app = typer.Typer(
     help="dismai-data: benchmark datasets, hub, baselines and evaluation for generative models of materials.",
@@ -24,17 +24,6 @@ def _builder_names() -> list[str]:
     from dismai_data.builders import BUILDERS
 
     return sorted(BUILDERS)
-
-
-def default_home() -> Path:
-    """The embedded default folder (datasets, hub storage): ``$DISMAI_HOME`` or the
-    user's cache dir."""
-    env = os.environ.get("DISMAI_HOME")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("dismai-data"))
 
 
 def _parse_params(values: list[str]) -> dict:

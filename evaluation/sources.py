@@ -285,14 +285,9 @@ class Reference:
 
 def default_dataset_dir(name: str) -> Path:
     """``$DISMAI_HOME/datasets/NAME`` (or the user cache dir), where ``dismai main`` builds."""
-    env = os.environ.get("DISMAI_HOME")
-    if env:
-        home = Path(env)
-    else:
-        from platformdirs import user_cache_dir
+    from dismai_data.paths import default_home
 
-        home = Path(user_cache_dir("dismai-data"))
-    return home / "datasets" / name
+    return default_home() / "datasets" / name
 
 
 def load_reference(reference: str | os.PathLike | None, dataset: str, split: str,

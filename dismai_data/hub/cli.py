@@ -16,12 +16,9 @@ app.add_typer(token_app, name="token")
 
 def default_storage() -> Path:
     """``$DISMAI_HOME/hub``, or ``hub`` under the user's cache dir."""
-    env = os.environ.get("DISMAI_HOME")
-    if env:
-        return Path(env) / "hub"
-    from platformdirs import user_cache_dir
+    from dismai_data.paths import default_home
 
-    return Path(user_cache_dir("dismai-data")) / "hub"
+    return default_home() / "hub"
 
 
 @app.command(help="Serve the hub (HF_ENDPOINT=http://HOST:PORT for the clients).")

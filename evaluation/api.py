@@ -128,26 +128,18 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
         accepted = sum(r["status"] == "accepted" for r in table)
         reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
         accepted_rows = _accepted_rows(preds, table)
-    elif kind in DISORDER_TASKS:
-        from .disorder import evaluate_disorder
-
-        res = evaluate_disorder(kind, preds, ref, workers=workers, scheduler=scheduler,
-                                relax_weights=None if no_relax else relax_weights, outdir=outdir, label=label,
-                                figures=figures)
-        metrics, table = res["metrics"], res["table"]
-        settings.update(res["settings"])
-        files.update(res.get("files", {}))
-        submitted = len(table)
-        accepted = sum(r["status"] == "accepted" for r in table)
-        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
-        accepted_rows = []
-        generic = False
-        train_ref = ref
     else:
-        from .alloy import evaluate_alloy
+        if kind in DISORDER_TASKS:
+            from .disorder import evaluate_disorder
 
-        res = evaluate_alloy(preds, ref, workers=workers, scheduler=scheduler, outdir=outdir, label=label,
-                             figures=figures)
+            res = evaluate_disorder(kind, preds, ref, workers=workers, scheduler=scheduler,
+                                    relax_weights=None if no_relax else relax_weights, outdir=outdir, label=label,
+                                    figures=figures)
+        else:
+            from .alloy import evaluate_alloy
+
+            res = evaluate_alloy(preds, ref, workers=workers, scheduler=scheduler, outdir=outdir, label=label,
+                                 figures=figures)
         metrics, table = res["metrics"], res["table"]
         settings.update(res["settings"])
         files.update(res.get("files", {}))

@@ -24,10 +24,8 @@ Procedure (full size = the paper's Methods 4.1; every step seeded from ``seed``)
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -39,7 +37,7 @@ from dismai_data import ce
 from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.raw import SHA256
 
-from dismai_data.builders.common import file_split, from_files_paths
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
 
 MULTI = True
 BUILDER_VERSION = "1.0.0"
@@ -70,16 +68,7 @@ ECI_SOURCE = ("ertekin-research-group/Dismai-Bench commit 63939334e30dc505f851c3
 REF_SOURCE = ("ertekin-research-group/Dismai-Bench commit 63939334e30dc505f851c368f278650fb48e724a, "
               "benchmark/alloy/alloy_ref_struc.extxyz")
 
-CITATION = """@article{yong2024dismai,
-  title   = {Dismai-Bench: benchmarking and designing generative models using disordered materials and interfaces},
-  author  = {Yong, Adrian Xiao Bin and Su, Tianyu and Ertekin, Elif},
-  journal = {Digital Discovery},
-  volume  = {3},
-  pages   = {1889--1909},
-  year    = {2024},
-  doi     = {10.1039/d4dd00100a}
-}
-@article{su2024fenicr,
+CITATION = DISMAI_BENCH_CITATION + """@article{su2024fenicr,
   note    = {Fe-Ni-Cr cluster expansion (chemical and spin ECIs); title not recorded in the raw inputs},
   author  = {Su, Tianyu and others},
   journal = {Acta Materialia},
@@ -204,7 +193,7 @@ def _extra(temperature, run, mc_pass, counts: np.ndarray, cex: ce.ClusterExpansi
 
 
 def _mc_configs(p: dict) -> tuple[dict, list[str], dict]:
-    cex = ce.load_cluster_expansion()
+    ce.load_cluster_expansion()  # check the raw CE input (sha256) before starting any worker
     temps = [int(t) for t in p["temperatures"]]
     tasks = [(p["seed"], t, r, p["passes"], p["snapshot_every"], p["burn_in"], p["anneal_from"]) for t in temps
              for r in range(p["runs"])]

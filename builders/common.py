@@ -17,6 +17,18 @@ from dismai_data.raw import SHA256, raw_file
 SPLITS = ("train", "validation", "test")
 UPSTREAM_SPLIT = {"train": "train", "val": "validation", "test": "test"}
 
+#: BibTeX of the Dismai-Bench paper, cited by every Dismai-Bench dataset card.
+DISMAI_BENCH_CITATION = """@article{yong2024dismai,
+  title   = {Dismai-Bench: benchmarking and designing generative models using disordered materials and interfaces},
+  author  = {Yong, Adrian Xiao Bin and Su, Tianyu and Ertekin, Elif},
+  journal = {Digital Discovery},
+  volume  = {3},
+  pages   = {1889--1909},
+  year    = {2024},
+  doi     = {10.1039/d4dd00100a}
+}
+"""
+
 ATOMGEN_SOURCE = ("usnistgov/jarvis_leaderboard commit 57afc55f94c8a6f4562f73a3173968cd4b2f83b1, "
                   "jarvis_leaderboard/benchmarks/AI/AtomGen/{file}")
 

@@ -44,7 +44,6 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numba
@@ -463,10 +462,7 @@ def _mc_kernel(occ, neighbors, shell_of_slot, shell_slices, shell_matrix, pair, 
                 j = int(np.random.random() * n)
             a = occ[i]
             b = occ[j]
-            d = h[i, b] - h[i, a] + h[j, a] - h[j, b]
-            s = shell_matrix[i, j]
-            if s >= 0:
-                d -= pair[s, a, a] + pair[s, b, b] - 2.0 * pair[s, a, b]
+            d = _swap_delta(occ, h, shell_matrix, pair, i, j)
             if d > 0.0:
                 if np.random.random() >= math.exp(-beta * d):
                     continue

@@ -204,10 +204,12 @@ def _mount_optional(module: str, name: str, attr: str = "app") -> None:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
             raise
         return
-    obj = getattr(mod, attr)
+    obj = getattr(mod, attr, None)
+    if obj is None:
+        return
     if isinstance(obj, typer.Typer):
         app.add_typer(obj, name=name)
     else:
@@ -216,6 +218,10 @@ def _mount_optional(module: str, name: str, attr: str = "app") -> None:
 
 _mount_optional("dismai_data.hub.cli", "hub")
 _mount_optional("dismai_data.evaluation.cli", "evaluate", attr="evaluate")
+_mount_optional("dismai_data.models.cli", "train", attr="train_app")
+_mount_optional("dismai_data.models.cli", "generate", attr="generate")
+_mount_optional("dismai_data.leaderboard.cli", "submit", attr="submit")
+_mount_optional("dismai_data.leaderboard.cli", "leaderboard", attr="app")
 
 if __name__ == "__main__":
     app()

@@ -89,6 +89,13 @@ class HubApp:
         from dismai_data.hub import web
 
         self.web = web.Web(self)
+        # the leaderboard's scoring worker: a daemon thread, started by the first request (the
+        # hub then knows its own address); DISMAI_LEADERBOARD_WORKER=0 leaves it off
+        self.leaderboard_worker = None
+        if os.environ.get("DISMAI_LEADERBOARD_WORKER", "1") != "0":
+            from dismai_data.leaderboard.worker import BackgroundWorker
+
+            self.leaderboard_worker = BackgroundWorker(self.storage.root)
 
     # ------------------------------------------------------------------ plumbing
     async def __call__(self, scope, receive, send):
@@ -98,11 +105,15 @@ class HubApp:
                 if msg["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif msg["type"] == "lifespan.shutdown":
+                    if self.leaderboard_worker is not None:
+                        await anyio.to_thread.run_sync(self.leaderboard_worker.stop)
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
+        if self.leaderboard_worker is not None and self.leaderboard_worker.thread is None:
+            self._start_leaderboard_worker(scope)
         try:
             response = await self.dispatch(request)
         except HubError as exc:
@@ -111,6 +122,17 @@ class HubApp:
             log.exception("internal error on %s %s", request.method, request.url.path)
             response = error_response(HubError(500, "InternalError", f"{type(exc).__name__}: {exc}"))
         await response(scope, receive, send)
+
+    def _start_leaderboard_worker(self, scope) -> None:
+        """Start the scoring worker against this server's own bound address (from the ASGI
+        scope, not from a client-supplied Host header; $DISMAI_HUB_URL overrides)."""
+        url = os.environ.get("DISMAI_HUB_URL")
+        server = scope.get("server")
+        if not url and server and server[1]:
+            host = server[0]
+            url = f"http://{'[' + host + ']' if ':' in host else host}:{server[1]}"
+        if url:
+            self.leaderboard_worker.ensure_started(url)
 
     def endpoint(self, request: Request) -> str:
         host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
@@ -192,6 +214,8 @@ class HubApp:
             return JSONResponse(openapi_document())
         if segs in ([], [""]):
             return await self.web.index(request)
+        if segs == ["leaderboard"] and m in ("GET", "HEAD"):
+            return await self.web.leaderboard(request)
         if segs[0] == "static":
             raise HubError(404, "EntryNotFound", "no such page")
         # /{[datasets|spaces]/}{ns}/{name}/...
@@ -213,6 +237,8 @@ class HubApp:
         raise HubError(405, "MethodNotAllowed", f"{m} not allowed on {raw}")
 
     async def api(self, request: Request, segs: list[str], m: str) -> Response:
+        if segs and segs[0] == "leaderboard":
+            return await self.leaderboard_api(request, segs[1:], m)
         if segs == ["whoami-v2"] and m == "GET":
             return self.whoami(request)
         if segs == ["validate-yaml"] and m == "POST":
@@ -256,6 +282,27 @@ class HubApp:
             if op == "settings" and len(rest) == 1 and m == "PUT":
                 return await self.settings(request, key)
         raise HubError(404, "EndpointNotFound", f"no API endpoint {m} /api/{'/'.join(segs)}")
+
+    # ------------------------------------------------------------------ leaderboard
+    async def leaderboard_api(self, request: Request, segs: list[str], m: str) -> Response:
+        """``POST submissions``, ``GET submissions/{id}``, ``GET`` (rows); see dismai_data.leaderboard.service."""
+        from dismai_data.leaderboard import service
+
+        ep = self.endpoint(request)
+        if segs == ["submissions"] and m == "POST":
+            user = self.user(request)
+            body = await self.json_body(request, 1024 * 1024)
+            code, out = await anyio.to_thread.run_sync(service.submit, self, user, body, ep)
+            return JSONResponse(out, status_code=code)
+        if len(segs) == 2 and segs[0] == "submissions" and m == "GET":
+            return JSONResponse(await anyio.to_thread.run_sync(service.status, self, segs[1], ep))
+        if segs in ([], [""]) and m == "GET":
+            from dismai_data.leaderboard.queue import Queue
+
+            rows = await anyio.to_thread.run_sync(service.leaderboard_rows, self.storage)
+            queue = Queue(self.storage.root).counts() if (self.storage.root / "leaderboard").is_dir() else {}
+            return JSONResponse({"rows": service.rows_json(rows), "queue": queue})
+        raise HubError(404, "EndpointNotFound", f"no API endpoint {m} /api/leaderboard/{'/'.join(segs)}")
 
     # ------------------------------------------------------------------ account / repos
     def whoami(self, request: Request) -> Response:

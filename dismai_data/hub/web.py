@@ -3,7 +3,8 @@ images resolved from the repo) and a preview of the first rows of each split, fi
 branches and tags, commit history, commit page.
 
 Pages are plain HTML with inline CSS and no JavaScript; the Content-Security-Policy forbids
-scripts, so raw HTML inside a card cannot run code.
+scripts, so raw HTML inside a card cannot run code. The one exception is the leaderboard
+page's table sorter, allowed by its sha256 in that page's own CSP.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ nav.tabs a{margin-right:16px;padding:6px 0;display:inline-block}nav.tabs a.on{fo
 .card{border:1px solid #d0d7de;border-radius:6px;padding:8px 24px;margin:12px 0}.card img{max-width:100%}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px}
 .muted{color:#656d76}.preview td{max-width:260px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-</style></head><body><header class="top"><a href="/">dismai hub</a></header><main>{{ body|safe }}</main></body></html>""")
+</style></head><body><header class="top"><a href="/">dismai hub</a><a href="/leaderboard" id="nav-leaderboard" style="margin-left:20px;font-weight:400">Leaderboard</a></header><main>{{ body|safe }}</main></body></html>""")
 
 INDEX = env.from_string("""<h1>Repositories</h1>
 <p class="muted">{{ repos|length }} {% if kind %}{{ kind }} {% endif %}repositories.
@@ -146,9 +147,23 @@ class Web:
     def __init__(self, hub):
         self.hub = hub
 
-    def page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
+    def page(self, title: str, body: str, status: int = 200, csp: str = CSP) -> HTMLResponse:
         return HTMLResponse(BASE.render(title=title, body=body), status_code=status,
-                            headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
+                            headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"})
+
+    async def leaderboard(self, request):
+        """The leaderboard page (dismai_data.leaderboard.page): its one inline script, the
+        table sorter, is allowed by hash in the page's CSP."""
+        from dismai_data.leaderboard import page, service
+        from dismai_data.leaderboard.queue import STATES, Queue
+
+        def build():
+            rows = service.leaderboard_rows(self.hub.storage)
+            root = self.hub.storage.root / "leaderboard"
+            queue = Queue(self.hub.storage.root).counts() if root.is_dir() else {s: 0 for s in STATES}
+            return page.render(rows, queue)
+
+        return self.page("Leaderboard", await anyio.to_thread.run_sync(build), csp=page.CSP)
 
     async def index(self, request, kind: str | None = None):
         user = self.hub.user_or_none(request)

@@ -1,0 +1,167 @@
+"""``dismai submit`` and ``dismai leaderboard worker|show|status|rescore``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="The leaderboard: scoring worker, rows, submission status.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+def _storage(home: Optional[Path], storage: Optional[Path]) -> Path:
+    if storage:
+        return storage
+    from dismai_data.paths import default_home
+
+    return (home or default_home()) / "hub"
+
+
+def submit(
+    task: str = typer.Option(..., "--task", help="Task name (dismai evaluate's tasks, e.g. perov-5, alloy/300K_wide, "
+                                                 "interface, a-si)."),
+    predictions: str = typer.Option(..., "--predictions", help="Predictions: parquet, extxyz, CIF/POSCAR folder, "
+                                                               "JARVIS-Leaderboard CSV, or hub id@revision."),
+    model_name: str = typer.Option(..., "--model-name", help="Name shown on the leaderboard."),
+    model_repo: Optional[str] = typer.Option(None, "--model-repo", help="The model's repo on the hub (org/name)."),
+    notes: str = typer.Option("", "--notes", help="Free text shown under the model name."),
+    column: Optional[str] = typer.Option(None, "--column", help="Column of POSCAR/CIF strings (default: structure "
+                                                                "columns; 'prediction' for the JARVIS CSV)."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT", help="Hub URL."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN", help="Your write token."),
+    wait: bool = typer.Option(False, "--wait/--no-wait", help="Wait until scored and print the row."),
+    timeout: float = typer.Option(3600, "--timeout", help="With --wait: seconds to wait."),
+):
+    """Validate predictions against a task, upload them to the hub and queue their scoring."""
+    from .client import SubmissionError, submit_predictions, wait_for
+
+    try:
+        out = submit_predictions(endpoint or "", token or "", task, predictions, model_name, model_repo, notes,
+                                 column)
+    except SubmissionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    if out.get("validation", {}).get("warning"):
+        typer.echo(f"warning: {out['validation']['warning']}", err=True)
+    if out.get("duplicate"):
+        typer.echo(out.get("message", "duplicate submission"), err=True)
+    else:
+        typer.echo(f"submitted {out['submission_id']} ({task}, {model_name}): {out['status']}", err=True)
+    typer.echo(f"predictions: {out['predictions_url']}", err=True)
+    if wait:
+        try:
+            out = wait_for(endpoint, out["submission_id"], timeout) | {"duplicate": out.get("duplicate", False)}
+        except (TimeoutError, SubmissionError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{out['submission_id']}: {out['status']}" + (f" ({out.get('reason')})" if out.get("reason")
+                                                                  else ""), err=True)
+    typer.echo(f"leaderboard: {out['leaderboard_url']}", err=True)
+    typer.echo(json.dumps(out, default=str))
+    if wait and out.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+@app.command(help="Score queued submissions (the hub starts one of these itself unless "
+                  "DISMAI_LEADERBOARD_WORKER=0). Needs the running hub's URL.")
+def worker(
+    home: Optional[Path] = typer.Option(None, "--home", help="Working folder (its hub/ is the hub storage)."),
+    storage: Optional[Path] = typer.Option(None, "--storage", help="Hub storage folder (instead of --home)."),
+    endpoint: str = typer.Option("http://127.0.0.1:8321", "--endpoint", envvar="HF_ENDPOINT",
+                                 help="URL of the hub serving that storage."),
+    once: bool = typer.Option(False, "--once", help="Stop when the queue is empty (incl. stale claims)."),
+    lease: float = typer.Option(120.0, "--lease", help="Seconds without heartbeat after which a claim is stale."),
+    relax: bool = typer.Option(True, "--relax/--no-relax", help="Relax a-si/interface structures with the shipped "
+                                                                "M3GNet weights when matgl is installed."),
+):
+    import logging
+
+    from .worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    w = Worker(_storage(home, storage), endpoint, lease_s=lease, relax=relax)
+    try:
+        n = w.run(once=once)
+    except KeyboardInterrupt:
+        w.stop()
+        n = 0
+    typer.echo(f"finished {n} submissions", err=True)
+
+
+@app.command(help="Print the leaderboard rows (JSON lines) of a hub.")
+def show(endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT"),
+         task: Optional[str] = typer.Option(None, "--task")):
+    from .client import _http
+
+    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard", None)
+    if code != 200:
+        typer.echo(f"error: {out}", err=True)
+        raise typer.Exit(2)
+    for r in out["rows"]:
+        if task is None or r["task"] == task:
+            typer.echo(json.dumps(r))
+
+
+@app.command(help="Status of one submission.")
+def status(submission_id: str, endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT")):
+    from .client import _http
+
+    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", None)
+    typer.echo(json.dumps(out))
+    if code != 200:
+        raise typer.Exit(2)
+
+
+@app.command(help="Score a submission again (nothing is committed) and compare with its leaderboard row: "
+                  "exit 0 when every number is identical.")
+def rescore(
+    submission_id: str,
+    home: Optional[Path] = typer.Option(None, "--home"),
+    storage: Optional[Path] = typer.Option(None, "--storage"),
+    endpoint: str = typer.Option("http://127.0.0.1:8321", "--endpoint", envvar="HF_ENDPOINT"),
+    relax: bool = typer.Option(True, "--relax/--no-relax"),
+):
+    import subprocess
+    import sys
+    import tempfile
+
+    from .queue import Queue
+    from .rows import metrics_of
+    from .worker import child_env, worker_token
+
+    st = _storage(home, storage)
+    q = Queue(st)
+    if q.job(submission_id) is None:
+        typer.echo(f"error: no submission {submission_id!r} in {st}", err=True)
+        raise typer.Exit(2)
+    from .client import _http
+
+    code, cur = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", None)
+    if code != 200 or "row" not in cur:
+        typer.echo(f"error: {submission_id} has no leaderboard row yet ({cur.get('status', cur)})", err=True)
+        raise typer.Exit(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        cmd = [sys.executable, "-m", "dismai_data.leaderboard.score", "--job", str(q.job_path(submission_id)),
+               "--endpoint", endpoint, "--out", str(out), "--work", str(Path(tmp) / "work"), "--no-commit"]
+        if not relax:
+            cmd.append("--no-relax")
+        proc = subprocess.run(cmd, env=child_env(endpoint, worker_token(st), st), capture_output=True, text=True)
+        if proc.returncode != 0:
+            typer.echo(f"error: scoring failed: {proc.stderr[-2000:]}", err=True)
+            raise typer.Exit(1)
+        new = json.loads(out.read_text())["row"]
+    old = cur["row"]
+    a, b = metrics_of(old), metrics_of(new)
+    diffs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+    for k in ("status", "percent_failed", "n_accepted", "dataset_commit", "evaluation_version"):
+        if old.get(k) != new.get(k):
+            diffs[k] = (old.get(k), new.get(k))
+    typer.echo(json.dumps({"submission_id": submission_id, "identical": not diffs, "differences": diffs},
+                          default=str))
+    if diffs:
+        raise typer.Exit(1)

@@ -1,0 +1,168 @@
+"""The hub side of the leaderboard: the submission API and reading the leaderboard rows
+straight from the hub's storage (for the page and ``GET /api/leaderboard``).
+
+API (JSON):
+
+* ``POST /api/leaderboard/submissions`` (write token of the predictions repo's owner)
+  ``{task, predictions_repo, predictions_commit, predictions_path, column?, model_name,
+  model_repo?, notes?}`` -> 202 ``{submission_id, status: "queued", duplicate: false, ...}``,
+  or 200 ``{..., duplicate: true}`` with the earlier submission of the same predictions
+  content for that task.
+* ``GET /api/leaderboard/submissions/{id}`` -> ``{submission_id, status, row?, ...}``.
+* ``GET /api/leaderboard`` -> ``{rows: [...], queue: {queued, claimed, done}}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from dismai_data.hub.storage import HubError, RepoKey
+
+from .queue import Queue
+from .rows import DATA_PATH, REPO_ID
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+\-()]{0,95}$")
+LB_KEY = RepoKey("dataset", *REPO_ID.split("/"))
+
+
+def _bad(field: str, msg: str) -> HubError:
+    return HubError(400, "InvalidSubmission", f"field '{field}': {msg}", extra={"field": field})
+
+
+def content_sha256(tree: dict, path: str, column: str | None) -> str:
+    """sha256 over the predictions' files (path relative to ``path`` and content sha256)
+    and the column name: equal for the same predictions, whatever the repo or commit."""
+    h = hashlib.sha256(f"column={column or ''}\n".encode())
+    for p in sorted(tree):
+        if p == path or p.startswith(path.rstrip("/") + "/"):
+            h.update(f"{p[len(path):]}\t{tree[p]['blob']}\n".encode())
+    return h.hexdigest()
+
+
+def validate_submission(hub, user, body) -> dict:
+    """The job for a submission body, or a 4xx naming the field."""
+    if user is None:
+        raise HubError(401, "Unauthorized", "a write token is required to submit (Authorization: Bearer <token>)")
+    if not isinstance(body, dict):
+        raise HubError(400, "InvalidSubmission", "body must be a JSON object")
+    for f in ("task", "predictions_repo", "predictions_commit", "predictions_path", "model_name"):
+        if not isinstance(body.get(f), str) or not body[f].strip():
+            raise _bad(f, "is required (a non-empty string)")
+    from dismai_data.evaluation.api import parse_task
+    from dismai_data.evaluation.sources import EvaluationInputError
+
+    try:
+        parse_task(body["task"])
+    except EvaluationInputError as exc:
+        raise _bad("task", exc.reason) from None
+    if not NAME_RE.match(body["model_name"]):
+        raise _bad("model_name", "use 1-96 letters, digits, spaces and ._+-() (starting with a letter or digit)")
+    repo = body["predictions_repo"]
+    if repo.count("/") != 1:
+        raise _bad("predictions_repo", f"{repo!r} is not owner/name")
+    key = RepoKey("dataset", *repo.split("/"))
+    meta = hub.storage.repo_meta(key)
+    if meta is None or (meta["private"] and not user.may_read(key.ns)):
+        raise _bad("predictions_repo", f"dataset repo {repo} not found on this hub")
+    if not user.may_write(key.ns):
+        raise HubError(403, "Forbidden", f"field 'predictions_repo': {user.name!r} may not submit predictions of "
+                                         f"{key.ns!r} (a write token of the owner is needed)")
+    if meta["private"]:
+        raise _bad("predictions_repo", f"{repo} is private; the leaderboard links to the predictions, make it public")
+    commit = body["predictions_commit"]
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise _bad("predictions_commit", "must be a 40-hex commit sha")
+    try:
+        cid, tree = hub.storage.tree(key, commit)
+    except HubError:
+        raise _bad("predictions_commit", f"commit {commit} not found in {repo}") from None
+    path = body["predictions_path"].strip("/")
+    if not any(p == path or p.startswith(path + "/") for p in tree):
+        raise _bad("predictions_path", f"{path!r} is not in {repo} at {commit[:12]}")
+    column = body.get("column")
+    if column is not None and not isinstance(column, str):
+        raise _bad("column", "must be a string or null")
+    model_repo = body.get("model_repo") or None
+    if model_repo is not None:
+        if not isinstance(model_repo, str) or model_repo.count("/") != 1:
+            raise _bad("model_repo", f"{model_repo!r} is not owner/name")
+        mk = RepoKey("model", *model_repo.split("/"))
+        mmeta = hub.storage.repo_meta(mk)
+        if mmeta is None or mmeta["private"]:
+            raise _bad("model_repo", f"public model repo {model_repo} not found on this hub; publish it first or "
+                                     "leave --model-repo out")
+    notes = body.get("notes") or ""
+    if not isinstance(notes, str) or len(notes) > 2000:
+        raise _bad("notes", "must be a string of at most 2000 characters")
+    return {"task": body["task"].strip(), "predictions_repo": repo, "predictions_commit": cid,
+            "predictions_path": path, "column": column, "model_name": body["model_name"].strip(),
+            "model_repo": model_repo, "notes": notes, "submitter": user.name,
+            "content_sha256": content_sha256(tree, path, column)}
+
+
+def submit(hub, user, body, endpoint: str) -> tuple[int, dict]:
+    job = validate_submission(hub, user, body)
+    stored, created = Queue(hub.storage.root).enqueue(job)
+    out = status(hub, stored["id"], endpoint)
+    out["duplicate"] = not created
+    if not created:
+        out["message"] = (f"these predictions were already submitted for {job['task']} as {stored['id']} "
+                          f"(model {stored.get('model_name')!r} by {stored.get('submitter')}); not scored again")
+    return (202 if created else 200), out
+
+
+def status(hub, sid: str, endpoint: str) -> dict:
+    q = Queue(hub.storage.root)
+    job = q.job(sid)
+    if job is None:
+        raise HubError(404, "SubmissionNotFound", f"no submission {sid!r}")
+    state, details = q.state(sid)
+    out = {"submission_id": sid, "status": state, "task": job["task"], "model_name": job["model_name"],
+           "submitter": job["submitter"], "submitted_at": job["submitted_at"],
+           "predictions_repo": job["predictions_repo"], "predictions_commit": job["predictions_commit"],
+           "leaderboard_url": f"{endpoint}/leaderboard", "status_url": f"{endpoint}/api/leaderboard/submissions/{sid}"}
+    if state in ("scored", "failed"):
+        out["reason"] = details.get("reason")
+        out["leaderboard_commit"] = details.get("leaderboard_commit")
+        row = next((r for r in leaderboard_rows(hub.storage) if r["submission_id"] == sid), None)
+        if row is not None:
+            out["row"] = row
+    elif state == "scoring":
+        out["attempt"] = details.get("attempts")
+    return out
+
+
+_cache: dict[str, list[dict]] = {}
+
+
+def leaderboard_rows(storage) -> list[dict]:
+    """Rows of ``dismai/leaderboard`` at main, read from the storage (cached by blob)."""
+    try:
+        _, tree = storage.tree(LB_KEY, "main")
+    except HubError:
+        return []
+    e = tree.get(DATA_PATH)
+    if e is None:
+        return []
+    rows = _cache.get(e["blob"])
+    if rows is None:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(storage.blob_path(e["blob"])).to_pylist()
+        _cache.clear()
+        _cache[e["blob"]] = rows
+    return rows
+
+
+def rows_json(rows: list[dict]) -> list[dict]:
+    out = []
+    for r in rows:
+        r = dict(r)
+        try:
+            r["metrics"] = json.loads(r.get("metrics") or "{}")
+        except ValueError:
+            pass
+        out.append(r)
+    return out

@@ -1,0 +1,382 @@
+"""The leaderboard end to end against real hubs on 127.0.0.1: ``dismai submit`` (validation
+before upload, upload, queueing), the scoring worker started with the hub and alone, the
+rows in ``dismai/leaderboard``, and the reliability cases of issue 7 (two submissions at
+once, a worker killed mid-scoring, the same predictions twice, an unknown task, missing or
+extra ids, a failed scoring recorded with its reason, re-scoring gives identical numbers).
+
+The task is the reconstruction task ``jarvis-supercon-3d`` on a small reference (20 train
+and 8 test rows of the real JARVIS AtomGen split) published as ``dismai/jarvis-supercon-3d``,
+so one scoring takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import HubServer, client_env, last_json, run_client
+
+ROOT = Path(__file__).resolve().parents[2]
+JARVIS_ZIP = ROOT / "builders" / "raw" / "jarvis_supercon_3d" / "jarvis_leaderboard_atomgen_split.json.zip"
+TASK = "jarvis-supercon-3d"
+PY = sys.executable
+
+
+# ---------------------------------------------------------------------------- helpers
+def reference_folder(folder: Path) -> Path:
+    from dismai_data.io import row_from_poscar
+    from dismai_data.structure import rows_to_table
+
+    with zipfile.ZipFile(JARVIS_ZIP) as z:
+        d = json.loads(z.read(z.namelist()[0]))
+    (folder / "data").mkdir(parents=True)
+    for split, n in (("train", 20), ("test", 8)):
+        rows = [row_from_poscar(p, i) for i, p in sorted(d[split].items())[:n]]
+        pq.write_table(rows_to_table(rows), folder / "data" / f"{split}-00000-of-00001.parquet")
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# small jarvis-supercon-3d reference (tests)\n")
+    (folder / "build_info.json").write_text(json.dumps({"name": TASK, "version": "1.0.0"}))
+    return folder
+
+
+def predictions(ref: Path, out: Path, shift: float = 0.0, drop: int = 0, extra: bool = False) -> Path:
+    """The reference test rows as predictions, fractional coordinates shifted by ``shift``
+    (a different content, still matching), the last ``drop`` rows left out, an unknown id
+    added with ``extra``."""
+    import pyarrow as pa
+
+    t = pq.read_table(ref / "data" / "test-00000-of-00001.parquet").select(["id", "species", "frac_coords",
+                                                                             "lattice"])
+    rows = t.to_pylist()
+    for r in rows:
+        r["frac_coords"] = [[(x + shift) % 1.0 for x in xyz] for xyz in r["frac_coords"]]
+    if drop:
+        rows = rows[:-drop]
+    if extra:
+        rows.append(dict(rows[0], id="not-a-test-id"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), out)
+    return out
+
+
+def publish_reference(hub: HubServer, ref: Path) -> None:
+    """Publish with the project's publisher, in a client process (HF_ENDPOINT, no offline mode)."""
+    from dismai_data.hub.publish import publisher_token
+
+    code = f"""
+    import os
+    from dismai_data.hub.publish import publish_dataset
+    publish_dataset({str(ref)!r}, "dismai/{TASK}", endpoint=os.environ["HF_ENDPOINT"], token=os.environ["HF_TOKEN"])
+    """
+    run_client(hub, code, ref.parent / "publisher-home", publisher_token(hub.storage))
+
+
+def start_hub(storage: Path, worker: bool, lease: float = 120) -> HubServer:
+    old = {k: os.environ.get(k) for k in ("DISMAI_LEADERBOARD_WORKER", "DISMAI_LEADERBOARD_LEASE_S")}
+    os.environ["DISMAI_LEADERBOARD_WORKER"] = "1" if worker else "0"
+    os.environ["DISMAI_LEADERBOARD_LEASE_S"] = str(lease)
+    try:
+        return HubServer(storage).start()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def dismai(hub: HubServer, home: Path, token: str | None, *args, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = client_env(hub, home, token)
+    return subprocess.run([PY, "-m", "dismai_data.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def lb_rows(hub: HubServer) -> list[dict]:
+    st, _, body = hub.request("GET", "/api/leaderboard")
+    assert st == 200
+    return json.loads(body)["rows"]
+
+
+def wait_status(hub: HubServer, sid: str, states=("scored", "failed"), timeout: float = 240) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st, _, body = hub.request("GET", f"/api/leaderboard/submissions/{sid}")
+        assert st == 200, body
+        out = json.loads(body)
+        if out["status"] in states:
+            return out
+        time.sleep(0.5)
+    raise AssertionError(f"{sid} not {states} after {timeout} s: {out}\n{hub.log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory) -> Path:
+    return reference_folder(tmp_path_factory.mktemp("lbref") / TASK)
+
+
+@pytest.fixture(scope="module")
+def hub_on(tmp_path_factory, ref):
+    """A hub that runs its own scoring worker."""
+    server = start_hub(tmp_path_factory.mktemp("lbhub") / "hub", worker=True)
+    server.tokens = {"carol": server.token("carol", "write"), "dave": server.token("dave", "write"),
+                     "carol_read": server.token("carol", "read")}
+    publish_reference(server, ref)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hub_off(tmp_path_factory, ref):
+    """A hub without a worker: the tests run ``dismai leaderboard worker`` themselves."""
+    server = start_hub(tmp_path_factory.mktemp("lbhub-off") / "hub", worker=False)
+    server.tokens = {"erin": server.token("erin", "write")}
+    publish_reference(server, ref)
+    yield server
+    server.stop()
+
+
+# ---------------------------------------------------------------------------- tests
+def test_submit_scored_by_the_hub_worker_then_duplicate_and_rescore(hub_on, ref, tmp_path):
+    home = tmp_path / "home"
+    preds = predictions(ref, tmp_path / "p" / "exact.parquet")
+    proc = dismai(hub_on, home, hub_on.tokens["carol"], "submit", "--task", TASK, "--predictions", str(preds),
+                  "--model-name", "Copycat 1", "--notes", "reference rows as predictions", "--wait",
+                  "--timeout", "240")
+    assert proc.returncode == 0, proc.stderr[-3000:] + hub_on.log.read_text()[-3000:]
+    out = last_json(proc)
+    assert f"leaderboard: {hub_on.url}/leaderboard" in proc.stderr
+    assert out["status"] == "scored" and out["duplicate"] is False
+    row = out["row"]
+    assert row["task"] == TASK and row["model_name"] == "Copycat 1" and row["submitter"] == "carol"
+    assert row["predictions_repo"] == f"carol/Copycat-1-{TASK}-predictions"
+    assert len(row["predictions_commit"]) == 40 and row["dataset_repo"] == f"dismai/{TASK}"
+    assert row["dataset_revision"] == "v1.0.0" and len(row["dataset_commit"]) == 40
+    assert row["evaluation_version"] and row["submitted_at"] and row["scored_at"]
+    m = row["metrics"]
+    assert m["match_rate"]["value"] == 1.0 and m["percent_failed"]["value"] == 0.0
+    for k in ("rmse", "mae_a", "mae_gamma", "kld_a", "kld_gamma"):
+        assert k in m and m[k]["value"] is not None
+    assert m["mae_a"]["value"] < 1e-6 and m["mae_a"]["error_low"] is not None
+    sid = out["submission_id"]
+
+    # the rows load with the stock datasets client
+    code = """
+    import json, datasets
+    ds = datasets.load_dataset("dismai/leaderboard", split="train")
+    print(json.dumps([ds[i]["submission_id"] for i in range(len(ds))]))
+    """
+    assert last_json(run_client(hub_on, code, tmp_path / "c1")) .count(sid) == 1
+
+    # the same predictions again (another model name): recognised, not scored twice
+    proc = dismai(hub_on, home, hub_on.tokens["carol"], "submit", "--task", TASK, "--predictions", str(preds),
+                  "--model-name", "Copycat again")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dup = last_json(proc)
+    assert dup["duplicate"] is True and dup["submission_id"] == sid and dup["status"] == "scored"
+    assert "already submitted" in proc.stderr and sid in proc.stderr
+    assert [r["submission_id"] for r in lb_rows(hub_on)].count(sid) == 1
+
+    # re-scoring gives identical numbers
+    proc = dismai(hub_on, home, None, "leaderboard", "rescore", sid, "--storage", str(hub_on.storage),
+                  "--endpoint", hub_on.url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert last_json(proc) == {"submission_id": sid, "identical": True, "differences": {}}
+
+    # the page lists it
+    st, hdr, page = hub_on.request("GET", "/leaderboard")
+    assert st == 200 and b"Copycat 1" in page and b'data-task="jarvis-supercon-3d"' in page
+    assert "script-src 'sha256-" in hdr["Content-Security-Policy"]
+
+
+def test_two_submissions_at_once(hub_on, ref, tmp_path):
+    p1 = predictions(ref, tmp_path / "a" / "shift1.parquet", shift=0.01)
+    p2 = predictions(ref, tmp_path / "b" / "shift2.parquet", shift=0.02, drop=0)
+    results = {}
+
+    def go(name, user, path):
+        code = f"""
+        import json, os
+        from dismai_data.leaderboard import submit_and_wait
+        out = submit_and_wait(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], {TASK!r}, {str(path)!r},
+                              {name!r}, timeout=240)
+        print(json.dumps(out))
+        """
+        results[name] = last_json(run_client(hub_on, code, tmp_path / name, hub_on.tokens[user], timeout=400))
+
+    threads = [threading.Thread(target=go, args=("Shifty A", "carol", p1)),
+               threading.Thread(target=go, args=("Shifty B", "dave", p2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(results) == {"Shifty A", "Shifty B"}
+    ids = {r["submission_id"] for r in results.values()}
+    assert len(ids) == 2
+    rows = lb_rows(hub_on)
+    for r in results.values():
+        assert r["status"] == "scored" and r["duplicate"] is False
+        assert [x["submission_id"] for x in rows].count(r["submission_id"]) == 1
+        assert r["row"]["metrics"]["match_rate"]["value"] == 1.0
+    assert {results["Shifty A"]["row"]["submitter"], results["Shifty B"]["row"]["submitter"]} == {"carol", "dave"}
+
+
+@pytest.mark.parametrize("case", ["unknown-task", "missing-ids", "extra-ids", "not-a-structure"])
+def test_bad_submissions_are_rejected_before_upload(hub_on, ref, tmp_path, case):
+    task, model = TASK, f"Bad {case}"
+    if case == "unknown-task":
+        preds, task = predictions(ref, tmp_path / "p.parquet"), "perov-6"
+    elif case == "missing-ids":
+        preds = predictions(ref, tmp_path / "p.parquet", drop=2)
+    elif case == "extra-ids":
+        preds = predictions(ref, tmp_path / "p.parquet", extra=True)
+    else:
+        preds = tmp_path / "p.parquet"
+        import pyarrow as pa
+
+        pq.write_table(pa.table({"id": ["x"], "species": [["Xx"]], "frac_coords": [[[0.0, 0.0, 0.0]]],
+                                 "lattice": [[[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]]}), preds)
+    before = len(lb_rows(hub_on))
+    proc = dismai(hub_on, tmp_path / "home", hub_on.tokens["carol"], "submit", "--task", task, "--predictions",
+                  str(preds), "--model-name", model)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    err = proc.stderr
+    assert "Traceback" not in err
+    if case == "unknown-task":
+        assert "--task" in err and "perov-6" in err and "jarvis-supercon-3d" in err
+    elif case == "missing-ids":
+        assert "2 of the 8 ids" in err and "have no prediction" in err and "add a row for every test id" in err
+    elif case == "extra-ids":
+        assert "1 prediction ids are not in split 'test'" in err and "not-a-test-id" in err
+    else:
+        assert "none of the 1 rows is a valid structure" in err
+    # nothing uploaded, nothing queued
+    st, _, _ = hub_on.request("GET", f"/api/datasets/carol/Bad-{case}-{task}-predictions")
+    assert st == 404
+    assert len(lb_rows(hub_on)) == before
+
+
+def test_submission_api_checks_fields(hub_on, ref, tmp_path):
+    st, _, body = hub_on.request("POST", "/api/leaderboard/submissions", {"task": TASK})
+    assert st == 401
+    tok = hub_on.tokens["carol"]
+    commit = _upload_raw(hub_on, tmp_path, "carol", "api-check", predictions(ref, tmp_path / "a.parquet"))
+    good = {"task": TASK, "predictions_repo": "carol/api-check", "predictions_commit": commit,
+            "predictions_path": "predictions/p.parquet", "model_name": "X"}
+    cases = [({"task": "nope"}, "task"), ({"predictions_commit": "0" * 40}, "predictions_commit"),
+             ({"predictions_repo": "carol/nothing-here"}, "predictions_repo"), ({"model_name": ""}, "model_name"),
+             ({"model_repo": "carol/no-such-model"}, "model_repo"),
+             ({"predictions_path": "predictions/other.parquet"}, "predictions_path")]
+    for change, field in cases:
+        st, hdr, body = hub_on.request("POST", "/api/leaderboard/submissions", dict(good, **change), token=tok)
+        assert st == 400 and json.loads(body)["field"] == field, (change, body)
+        assert f"field '{field}'" in hdr["X-Error-Message"]
+    # another user may not submit carol's predictions; a read token may not submit at all
+    st, _, body = hub_on.request("POST", "/api/leaderboard/submissions", good, token=hub_on.tokens["dave"])
+    assert st == 403
+    st, _, body = hub_on.request("POST", "/api/leaderboard/submissions", good, token=hub_on.tokens["carol_read"])
+    assert st == 403
+    st, _, body = hub_on.request("GET", "/api/leaderboard/submissions/sub-00000000000000000000")
+    assert st == 404
+
+
+def _upload_raw(hub: HubServer, tmp_path: Path, user: str, name: str, preds: Path) -> str:
+    code = f"""
+    import json
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo("{user}/{name}", repo_type="dataset", exist_ok=True)
+    info = api.upload_file(path_or_fileobj={str(preds)!r}, path_in_repo="predictions/p.parquet",
+                           repo_id="{user}/{name}", repo_type="dataset")
+    print(json.dumps(info.oid))
+    """
+    return last_json(run_client(hub, code, tmp_path / f"h-{name}", hub.tokens[user]))
+
+
+def _enqueue_raw(hub: HubServer, tmp_path: Path, user: str, name: str, preds: Path) -> str:
+    """Upload predictions and POST the submission directly (no client-side validation)."""
+    commit = _upload_raw(hub, tmp_path, user, name, preds)
+    st, _, body = hub.request("POST", "/api/leaderboard/submissions",
+                              {"task": TASK, "predictions_repo": f"{user}/{name}", "predictions_commit": commit,
+                               "predictions_path": "predictions/p.parquet", "model_name": name},
+                              token=hub.tokens[user])
+    assert st == 202, body
+    return json.loads(body)["submission_id"]
+
+
+def test_worker_killed_mid_scoring_resumes(hub_off, ref, tmp_path):
+    sid = _enqueue_raw(hub_off, tmp_path, "erin", "killme", predictions(ref, tmp_path / "k.parquet", shift=0.03))
+    assert wait_status(hub_off, sid, ("queued",), 5)["status"] == "queued"
+    env = client_env(hub_off, tmp_path / "w")
+    cmd = [PY, "-m", "dismai_data.cli", "leaderboard", "worker", "--storage", str(hub_off.storage), "--endpoint",
+           hub_off.url, "--lease", "2"]
+    w = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_status(hub_off, sid, ("scoring",), 60)
+        time.sleep(0.5)
+    finally:
+        os.killpg(w.pid, signal.SIGKILL)  # the worker and its scoring child, mid-scoring
+        w.wait()
+    assert (hub_off.storage / "leaderboard" / "claimed" / sid).exists()
+    assert sid not in [r["submission_id"] for r in lb_rows(hub_off)]
+    proc = subprocess.run(cmd + ["--once"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = wait_status(hub_off, sid, timeout=5)
+    assert out["status"] == "scored" and out["row"]["attempts"] == 2
+    assert [r["submission_id"] for r in lb_rows(hub_off)].count(sid) == 1
+    # a second worker run finds nothing to do and duplicates nothing
+    proc = subprocess.run(cmd + ["--once"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "finished 0 submissions" in proc.stderr
+    assert [r["submission_id"] for r in lb_rows(hub_off)].count(sid) == 1
+    done = json.loads((hub_off.storage / "leaderboard" / "done" / sid).read_text())
+    assert done["status"] == "scored" and done["attempts"] == 2
+
+
+def test_failed_scorings_are_recorded_with_their_reason(hub_off, ref, tmp_path):
+    from dismai_data.leaderboard.worker import Worker
+
+    # predictions with an id the reference does not have (bypassing the client's check)
+    bad = _enqueue_raw(hub_off, tmp_path, "erin", "extra-id", predictions(ref, tmp_path / "x.parquet", extra=True))
+    w = Worker(hub_off.storage, hub_off.url, lease_s=30, poll_s=0.2)
+    rec = w.run_one()
+    assert rec["status"] == "failed" and "not in split 'test'" in rec["reason"] and "not-a-test-id" in rec["reason"]
+    # scoring that runs past the timeout
+    slow = _enqueue_raw(hub_off, tmp_path, "erin", "too-slow", predictions(ref, tmp_path / "s.parquet", shift=0.04))
+    w = Worker(hub_off.storage, hub_off.url, lease_s=30, timeout_s=0.5, poll_s=0.2)
+    rec = w.run_one()
+    assert rec["status"] == "failed" and rec["reason"].startswith("timeout: scoring ran longer than")
+    rows = {r["submission_id"]: r for r in lb_rows(hub_off)}
+    assert rows[bad]["status"] == "failed" and "not-a-test-id" in rows[bad]["reason"]
+    assert rows[slow]["status"] == "failed" and "timeout" in rows[slow]["reason"]
+    assert rows[slow]["model_name"] == "too-slow" and rows[slow]["predictions_commit"]
+    st, _, page = hub_off.request("GET", "/leaderboard")
+    assert b'id="failed-table"' in page and b"not-a-test-id" in page
+
+
+def test_queue_claims_are_exclusive_and_stale_claims_return(tmp_path):
+    from dismai_data.leaderboard.queue import Queue
+
+    q = Queue(tmp_path)
+    job, created = q.enqueue({"task": TASK, "content_sha256": "a" * 64, "model_name": "m"})
+    again, created2 = q.enqueue({"task": TASK, "content_sha256": "a" * 64, "model_name": "other"})
+    assert created and not created2 and again["id"] == job["id"] and again["model_name"] == "m"
+    other, _ = q.enqueue({"task": "perov-5", "content_sha256": "a" * 64, "model_name": "m"})
+    assert other["id"] != job["id"]  # same content, another task: a different submission
+    got = [q.claim("w1"), q.claim("w2"), q.claim("w3")]
+    assert sorted(g[0]["id"] for g in got[:2]) == sorted([job["id"], other["id"]]) and got[2] is None
+    assert q.recover(lease_s=60) == []
+    old = time.time() - 120
+    os.utime(q.root / "claimed" / job["id"], (old, old))
+    assert q.recover(lease_s=60) == [job["id"]]
+    j, claim = q.claim("w4")
+    assert j["id"] == job["id"] and claim["attempts"] == 2
+    q.finish(j["id"], {"status": "scored"})
+    assert q.state(j["id"])[0] == "scored" and q.counts()["claimed"] == 1

@@ -1,0 +1,112 @@
+"""``dismai train cryingan ...`` and ``dismai generate --model REPO ...`` (mounted by
+``dismai_data.cli``). Heavy imports (torch, datasets) happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+train_app = typer.Typer(help="Train a baseline model (CryinGAN) on a dataset.", no_args_is_help=True)
+
+
+def _ints(text: str, field: str, n: int) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected {n} comma-separated integers", param_hint=field) from None
+    if len(vals) != n or min(vals) <= 0:
+        raise typer.BadParameter(f"{text!r}: expected {n} positive comma-separated integers", param_hint=field)
+    return vals
+
+
+@train_app.command("cryingan")
+def train_cryingan(
+    dataset: str = typer.Option(..., "--dataset", help="hub id (dismai/interface, dismai/alloy) or a dataset folder"),
+    config: str = typer.Option(None, "--config", help="dataset config (alloy: 300K_narrow, ...)"),
+    revision: str = typer.Option(None, "--revision", help="dataset revision (tag/branch/commit)"),
+    lam: float = typer.Option(0.05, "--lambda", help="weight of the bond-distance discriminator (paper: "
+                                                     "0.05 interface, 0.1 alloys)"),
+    out: Path = typer.Option(..., "--out", help="checkpoint folder (config.json, model.safetensors, training.json)"),
+    epochs: int = typer.Option(None, "--epochs", help="stop after this many epochs (paper: 100000)"),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="stop after this wall time"),
+    translations: int = typer.Option(None, "--translations", help="lattice translations per axis for "
+                                     "augmentation (default: 4 for alloy, i.e. 64 = identity + 63; else 0)"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    latent_dim: int = typer.Option(64, "--latent-dim"),
+    gen_channels: str = typer.Option("128,256,512,256", "--gen-channels", help="generator widths c0,c1,c2,c3"),
+    disc_channels: str = typer.Option("512,512,256", "--disc-channels", help="discriminator per-atom widths"),
+    disc_hidden: str = typer.Option("1000,200", "--disc-hidden", help="discriminator MLP widths"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads"),
+):
+    """Train CryinGAN (paper 000, 2.4 / 4.2.5) on the train split of a fixed-composition,
+    fixed-lattice dataset; writes a checkpoint after every epoch."""
+    import torch
+
+    from .cryingan import CryinGAN, save_checkpoint, train, training_tensor
+    from .data import dataset_name, load_split
+
+    if epochs is None and max_minutes is None:
+        raise typer.BadParameter("give --epochs or --max-minutes", param_hint="--epochs")
+    torch.set_num_threads(threads)
+    name = dataset_name(dataset)
+    rows = load_split(dataset, "train", config=config, revision=revision,
+                      columns=["id", "species", "frac_coords", "lattice"])
+    data, blocks, lat = training_tensor(rows, source=f"{dataset} [{config or 'default'}] train")
+    nt = translations if translations is not None else (4 if name == "alloy" else 0)
+    task = f"alloy/{config}" if name == "alloy" else name
+    model = CryinGAN(blocks=blocks, lattice=lat.tolist(), latent_dim=latent_dim,
+                     gen_channels=_ints(gen_channels, "--gen-channels", 4),
+                     disc_channels=_ints(disc_channels, "--disc-channels", 3),
+                     disc_hidden=_ints(disc_hidden, "--disc-hidden", 2), lam=lam, translations=nt,
+                     dataset=f"dismai/{name}" if Path(dataset).is_dir() else dataset, dataset_config=config,
+                     dataset_revision=revision, task=task)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    logf = open(out / "training_log.jsonl", "w")
+
+    def log(rec: dict) -> None:
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        typer.echo(json.dumps(rec))
+        save_checkpoint(model, out, {"status": "running", "started": started, **rec})
+        model.train()
+
+    typer.echo(f"CryinGAN on {dataset} [{config}] train: {data.shape[0]} structures, blocks {blocks}, "
+               f"lambda {lam}, translations {nt}^3, {sum(p.numel() for p in model.parameters())} parameters")
+    summary = train(model, data, epochs=epochs, max_seconds=None if max_minutes is None else 60 * max_minutes,
+                    batch_size=batch_size, seed=seed, log=log)
+    summary.update(status="finished", started=started, threads=threads, dataset=dataset, config=config,
+                   revision=revision, command="dismai train cryingan " + " ".join(
+                       f"{k} {v}" for k, v in (("--dataset", dataset), ("--config", config), ("--lambda", lam),
+                                               ("--epochs", epochs), ("--max-minutes", max_minutes),
+                                               ("--gen-channels", gen_channels), ("--disc-channels", disc_channels),
+                                               ("--disc-hidden", disc_hidden), ("--seed", seed)) if v is not None))
+    save_checkpoint(model, out, summary)
+    logf.close()
+    typer.echo(f"wrote {out} ({summary['epochs_completed']} epochs, {summary['batches']} batches, "
+               f"{summary['seconds']} s)")
+
+
+def generate(
+    model: str = typer.Option(..., "--model", help="hub model repo (dismai/cryingan-interface) or a local folder"),
+    n: int = typer.Option(1000, "-n", "--n", help="number of structures (template baseline: ignored, one per "
+                                                  "test row unless smaller)"),
+    out: Path = typer.Option(..., "--out", help="predictions parquet to write"),
+    seed: int = typer.Option(0, "--seed"),
+    revision: str = typer.Option(None, "--revision", help="model repo revision"),
+):
+    """Generate structures with a baseline model repo; writes a predictions parquet in the
+    structure-row schema that ``dismai evaluate`` reads."""
+    from . import load, write_predictions
+
+    if n <= 0:
+        raise typer.BadParameter("must be positive", param_hint="-n")
+    m = load(model, revision=revision)
+    t0 = time.perf_counter()
+    rows = m.generate(n, seed=seed)
+    path = write_predictions(rows, out)
+    typer.echo(f"wrote {len(rows)} structures to {path} ({time.perf_counter() - t0:.1f} s)")

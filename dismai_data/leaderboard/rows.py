@@ -125,6 +125,8 @@ def append_row(api, row: dict, attempts: int = 30) -> tuple[str, dict, bool]:
 
 
 def metrics_of(row: dict) -> dict:
+    if isinstance(row.get("metrics"), dict):
+        return row["metrics"]
     try:
         return json.loads(row.get("metrics") or "{}")
     except ValueError:

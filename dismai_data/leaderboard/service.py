@@ -128,7 +128,7 @@ def status(hub, sid: str, endpoint: str) -> dict:
         out["leaderboard_commit"] = details.get("leaderboard_commit")
         row = next((r for r in leaderboard_rows(hub.storage) if r["submission_id"] == sid), None)
         if row is not None:
-            out["row"] = row
+            out["row"] = rows_json([row])[0]
     elif state == "scoring":
         out["attempt"] = details.get("attempts")
     return out

@@ -29,7 +29,8 @@ def load_split(dataset: str | os.PathLike, split: str, *, config: str | None = N
 
         rows: list[dict] = []
         for f in files:
-            rows.extend(pq.read_table(f, columns=columns).to_pylist())
+            cols = None if columns is None else [c for c in columns if c in pq.read_schema(f).names]
+            rows.extend(pq.read_table(f, columns=cols).to_pylist())
         return rows
     if "/" not in str(dataset):
         raise StructureError("is neither a dataset folder nor a hub id owner/name", source=str(dataset),

@@ -1,0 +1,440 @@
+"""Publishing the baselines and the relaxer as hub model repos, with model cards whose
+``model-index`` holds the scores of :mod:`dismai_data.evaluation`.
+
+Each baseline is a folder under ``models/checkpoints/<repo-name>/`` (``config.json``,
+for CryinGAN also ``model.safetensors``, ``training.json``, ``training_log.jsonl``) and,
+once scored, ``scores.json`` (written by :func:`score_baseline`, e.g. through
+``benchmarks/baselines.py``). :func:`publish_baselines` (what the main command calls)
+loads each folder through its class (so a broken checkpoint fails here, not on a
+user's machine), renders the card and pushes ``dismai/<repo-name>``, tagged ``v1.0``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+RELAXER_REPO = "dismai/m3gnet-mp-2021.2.8-pes"
+RELAXER_DIR = WEIGHTS / "M3GNet-MP-2021.2.8-PES"
+VERSION_TAG = "v1.0"
+PAPER = "https://doi.org/10.1039/D4DD00100A"
+
+#: Published numbers of the Dismai-Bench paper (averages of 3 trained models, 1000 structures each).
+PUBLISHED = {
+    "alloy/300K_narrow": {"CryinGAN": {"d_cluster": 0.117, "percent_with_vacancies": 100, "percent_failed": 0.0}},
+    "alloy/300K_wide": {"CryinGAN": {"d_cluster": 0.125, "percent_with_vacancies": 100, "percent_failed": 0.0}},
+    "alloy/1500K_narrow": {"CryinGAN": {"d_cluster": 0.0643, "percent_with_vacancies": 100, "percent_failed": 0.0}},
+    "alloy/1500K_wide": {"CryinGAN": {"d_cluster": 0.0650, "percent_with_vacancies": 100, "percent_failed": 0.0}},
+    "interface": {"CryinGAN": {"d_all": 0.0426, "d_Li": 0.0538, "percent_failed": 9.00}},
+}
+
+
+@dataclass
+class Baseline:
+    """One baseline repo: its folder, the task(s) it is scored on and how."""
+
+    name: str  # repo name under dismai/
+    tasks: list[str]
+    dataset: str  # the dataset it models (dismai/NAME)
+    n: int = 1000  # structures generated for scoring (reconstruction: one per reference row)
+    split: str = "test"  # reference split (alloy/disorder tasks score against train: the module's rule)
+    no_relax: bool = False
+    subset: int | None = None  # score on the first `subset` rows of the reference split only
+    generic: bool = True
+    title: str = ""
+    description: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        return CHECKPOINTS / self.name
+
+
+def _alloy_tasks() -> list[str]:
+    return [f"alloy/{c}" for c in ("300K_narrow", "300K_wide", "1500K_narrow", "1500K_wide")]
+
+
+BASELINES: list[Baseline] = [
+    Baseline("cryingan-alloy-300k-narrow", ["alloy/300K_narrow"], "dismai/alloy", title="CryinGAN, Fe-Ni-Cr 300 K narrow SRO",
+             description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/alloy` "
+                         "config `300K_narrow`, lambda = 0.1, 64 lattice translations (identity + 63)."),
+    Baseline("cryingan-interface", ["interface"], "dismai/interface", no_relax=True,
+             title="CryinGAN, LCO-LSC interface",
+             description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/interface`, "
+                         "lambda = 0.05."),
+    Baseline("random-solid-solution-alloy", _alloy_tasks(), "dismai/alloy", title="Random solid solution (alloys)",
+             description="Ideal random solid solution: Cr51 Fe154 Ni51 placed uniformly at random on the 256 "
+                         "sites of the 4 x 4 x 4 FCC cell (a = 3.6 Å); no training."),
+    Baseline("random-packing-a-si", ["a-si"], "dismai/a-si", n=200, no_relax=True,
+             title="Random dense packing (a-Si)",
+             description="256 Si placed by random sequential addition in a periodic cube at 2.28 g/cm^3 "
+                         "with no two atoms closer than 2.0 Å; no training."),
+    Baseline("random-interface", ["interface"], "dismai/interface", n=200, no_relax=True,
+             title="Random interfaces (builder's generator, unrelaxed)",
+             description="The interface builder's random generator (interface region filled at random, "
+                         "random lateral shift), before relaxation; no training."),
+    Baseline("template-jarvis-supercon-3d", ["jarvis-supercon-3d"], "dismai/jarvis-supercon-3d",
+             title="Template baseline, JARVIS Supercon-3D",
+             description="Nearest-composition-and-Tc training structure, species substituted, cell scaled to "
+                         "an atomic-radius volume estimate."),
+    Baseline("template-alexandria-ds-ab", ["alexandria-ds-ab"], "dismai/alexandria-ds-ab", subset=200,
+             generic=False, title="Template baseline, Alexandria DS-A/B",
+             description="Nearest-composition-and-Tc training structure, species substituted, cell scaled to "
+                         "an atomic-radius volume estimate."),
+    Baseline("template-perov-5", ["perov-5"], "dismai/perov-5", subset=200, generic=False,
+             title="Template baseline, Perov-5",
+             description="Nearest-composition training structure, species substituted, cell scaled to an "
+                         "atomic-radius volume estimate."),
+    Baseline("template-carbon-24", ["carbon-24"], "dismai/carbon-24", subset=200, generic=False,
+             title="Template baseline, Carbon-24",
+             description="A training structure with the same number of atoms (all carbon, so the 'nearest "
+                         "composition' is a tie broken by the seed), volume unchanged."),
+]
+
+_SCALAR_KEYS = {
+    "alloy": ["d_cluster", "percent_with_vacancies"],
+    "interface": ["d_all", "d_Li", "d_Co", "d_Sc"],
+    "a-si": ["d_motif", "d_rdf", "d_angle"],
+    "reconstruction": ["match_rate", "rmse", "atomgen_score", "mae_a", "mae_b", "mae_c", "mae_alpha", "mae_beta",
+                       "mae_gamma", "kld_a", "kld_c", "validity", "novelty"],
+}
+
+
+def _task_kind(task: str) -> str:
+    if task.startswith("alloy/"):
+        return "alloy"
+    if task in ("interface", "a-si"):
+        return task
+    return "reconstruction"
+
+
+def _log(console, msg: str) -> None:
+    if console is not None:
+        console.print(msg)
+
+
+# ------------------------------------------------------------------------------------ scoring
+def _subset_reference(src: Path, split: str, n: int, dst: Path) -> Path:
+    """A dataset folder holding the train split and the first ``n`` rows of ``split``."""
+    import pyarrow.parquet as pq
+
+    (dst / "data").mkdir(parents=True, exist_ok=True)
+    for f in sorted((src / "data").glob("train-*.parquet")):
+        shutil.copy(f, dst / "data" / f.name)
+    files = sorted((src / "data").glob(f"{split}-*.parquet"))
+    table = pq.read_table(files[0])
+    pq.write_table(table.slice(0, n), dst / "data" / f"{split}-00000-of-00001.parquet")
+    return dst
+
+
+def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 0, console=None,
+                   workdir: str | os.PathLike | None = None, model=None, n: int | None = None) -> dict:
+    """Generate with the baseline in ``b.folder`` and score each of its tasks with
+    ``dismai_data.evaluation.api.evaluate`` against ``datasets_dir/<dataset>``. Returns
+    ``{task: {metrics, counts, settings...}}`` (also what goes into ``scores.json``)."""
+    from dismai_data.evaluation.api import evaluate
+
+    from . import load, write_predictions
+
+    datasets_dir = Path(datasets_dir)
+    dname = b.dataset.split("/", 1)[1]
+    ref = datasets_dir / dname
+    if not (ref / "data").is_dir():
+        raise FileNotFoundError(f"{ref}: dataset {b.dataset} is not built; cannot score {b.name}")
+    model = model if model is not None else load(b.folder)
+    tmp = Path(workdir or tempfile.mkdtemp(prefix=f"score-{b.name}-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    if b.subset is not None:
+        ref = _subset_reference(ref, b.split, b.subset, tmp / "reference")
+    if hasattr(model, "data_source"):  # template: read the (possibly subset) local copy of the dataset
+        model.data_source = str(ref)
+    t0 = time.perf_counter()
+    rows = model.generate(n or b.n, seed=seed)
+    gen_s = time.perf_counter() - t0
+    preds = write_predictions(rows, tmp / "predictions.parquet")
+    out: dict = {}
+    for task in b.tasks:
+        _log(console, f"  scoring {b.name} on {task} ({len(rows)} structures)")
+        kwargs = {}
+        if _task_kind(task) in ("interface", "a-si"):
+            kwargs["no_relax"] = b.no_relax
+            if not b.no_relax:
+                kwargs["relax_weights"] = str(RELAXER_DIR)
+        res = evaluate(task, preds, reference=ref, split=b.split, generic=b.generic, figures=False, **kwargs)
+        metrics = {k: {"value": m.value, "error_low": m.error_low, "error_high": m.error_high, "n": m.n,
+                       "unit": m.unit} for k, m in res.metrics.items() if m.value is not None}
+        metrics["percent_failed"] = {"value": res.counts.percent_failed, "n": res.counts.submitted}
+        out[task] = {"metrics": metrics, "counts": res.counts.model_dump(), "relaxed": res.relaxed,
+                     "relaxation_note": res.relaxation_note, "reference": res.reference.model_dump(),
+                     "evaluation_version": res.evaluation_version, "seconds": res.seconds,
+                     "generated": len(rows), "generation_seconds": round(gen_s, 1), "seed": seed,
+                     "subset": b.subset, "generic": b.generic}
+    return out
+
+
+# ------------------------------------------------------------------------------------ cards
+def _eval_results(b: Baseline, scores: dict):
+    from huggingface_hub import EvalResult
+
+    results = []
+    for task, s in scores.items():
+        kind = _task_kind(task)
+        config = task.split("/", 1)[1] if "/" in task else None
+        split = s.get("reference", {}).get("split", b.split)
+        label = "" if s.get("relaxed", True) or kind in ("alloy", "reconstruction") else " (unrelaxed)"
+        if s.get("subset"):
+            label += f" (first {s['subset']} {split} rows)"
+        keys = _SCALAR_KEYS[kind] + ["percent_failed"]
+        for k in keys:
+            m = s["metrics"].get(k)
+            if m is None or m.get("value") is None:
+                continue
+            results.append(EvalResult(
+                task_type="crystal-structure-prediction" if kind == "reconstruction" else "structure-generation",
+                task_name=f"{task}{label}", dataset_type=b.dataset, dataset_name=b.dataset, dataset_config=config,
+                dataset_split=split, metric_type=k, metric_name=f"{k}{label}", metric_value=round(m["value"], 6),
+                verified=False))
+    return results
+
+
+def _scores_table(scores: dict) -> str:
+    lines = ["| task | metric | value | 95 % interval (bootstrap) |", "|---|---|---|---|"]
+    for task, s in scores.items():
+        for k in _SCALAR_KEYS[_task_kind(task)] + ["percent_failed"]:
+            m = s["metrics"].get(k)
+            if m is None or m.get("value") is None:
+                continue
+            iv = ""
+            if m.get("error_low") is not None and m.get("error_high") is not None:
+                iv = f"{m['value'] - m['error_low']:.4g} to {m['value'] + m['error_high']:.4g}"
+            lines.append(f"| {task} | {k} | {m['value']:.4g} | {iv} |")
+    return "\n".join(lines)
+
+
+def render_card(b: Baseline, config: dict, scores: dict | None, training: dict | None) -> str:
+    """Model card: HF YAML (license, library_name, tags, datasets, model-index) + prose."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    kind = config["baseline"]
+    data = ModelCardData(
+        license="mit", library_name="dismai-data", datasets=[b.dataset],
+        tags=["dismai-data", "materials", "crystal-generation", kind, "baseline"],
+        model_name=f"dismai/{b.name}", eval_results=_eval_results(b, scores) if scores else None)
+    load = (f"from dismai_data.models import load\nmodel = load(\"dismai/{b.name}\", revision=\"{VERSION_TAG}\")\n"
+            f"rows = model.generate({b.n}, seed=0)   # structure rows (dismai_data.schema)")
+    parts = [f"# {b.title or b.name}", "", b.description, "",
+             "## Use", "", "```python", "import os; os.environ[\"HF_ENDPOINT\"] = \"http://127.0.0.1:8321\"", load,
+             "```", "", "or on the command line:", "", "```bash",
+             f"dismai generate --model dismai/{b.name} -n {b.n} --out preds.parquet --seed 0",
+             f"dismai evaluate --task {b.tasks[0]} --predictions preds.parquet" +
+             (" --no-relax" if b.no_relax and _task_kind(b.tasks[0]) in ("interface", "a-si") else ""), "```", ""]
+    if kind == "cryingan":
+        parts += ["## Model", "",
+                  "CryinGAN as described in the Dismai-Bench paper (Digital Discovery 2024, 3, 1889, section 2.4 "
+                  "and Methods 4.2.5): a generator from Gaussian noise to the fractional coordinates of a fixed "
+                  "composition and lattice; two discriminators of the same architecture (per-atom 1D "
+                  "convolutions, average pooling per species block, so permutation-invariant within each "
+                  "species block), one on fractional coordinates, one on the distances to each atom's 6 "
+                  "nearest neighbours; Wasserstein loss with gradient penalty (mu = 10); total loss "
+                  "coordinate + lambda x bond; Adam 5e-5; generator trained once every 5 batches; batch 32.",
+                  "", f"- composition blocks: {config['blocks']}", f"- lambda: {config['lam']}",
+                  f"- lattice translations per axis (augmentation): {config['translations']}",
+                  f"- widths: generator {config['gen_channels']}, discriminator per-atom {config['disc_channels']}, "
+                  f"MLP {config['disc_hidden']} (reduced from the reference code's 128/256/512/256, 512/512/256 and "
+                  "1000/200 to fit the CPU budget below)", ""]
+    if training:
+        parts += ["## Training budget (read this before comparing numbers)", "",
+                  f"Trained on this CPU for **{training.get('epochs_completed')} epochs** "
+                  f"({training.get('batches')} discriminator batches, {training.get('generator_steps')} generator "
+                  f"steps) in **{training.get('seconds')} s wall time** ({training.get('threads', 1)} torch "
+                  f"thread(s), a machine shared with other jobs), seed {training.get('seed')}. The paper trains "
+                  "for 100 000 epochs (on GPUs); that is far out of reach here, so this checkpoint is heavily "
+                  "under-trained and its scores are *not* comparable to the paper's CryinGAN numbers. An epoch "
+                  "here is one pass over the training structures, each drawn with one random lattice "
+                  "translation (the paper's epoch is over the 64x augmented set).", "",
+                  f"Command: `{training.get('command', '')}`. Per-epoch losses: `training_log.jsonl`.", ""]
+    parts += ["## Scores", ""]
+    if scores:
+        parts += ["Scored with `dismai_data.evaluation.api.evaluate` (the numbers in the model-index above); "
+                  "generated structures: " + ", ".join(f"{t}: {s['generated']} (seed {s['seed']})"
+                                                       for t, s in scores.items()) + ".", "",
+                  _scores_table(scores), ""]
+        for task, s in scores.items():
+            note = s.get("relaxation_note", "")
+            extra = f"; scored on the first {s['subset']} rows of the {s['reference']['split']} split only " \
+                    "(time budget), generic metrics off" if s.get("subset") else ""
+            parts.append(f"- {task}: {note}{extra}.")
+        parts.append("")
+    else:
+        parts += ["Not scored in this release (the dataset it is scored on was not built when it was "
+                  "published); run `dismai evaluate` on its output.", ""]
+    pub = {t: PUBLISHED[t] for t in b.tasks if t in PUBLISHED}
+    if pub:
+        parts += ["Published numbers (paper 000, averages of 3 models trained for 100 000 epochs, lower is "
+                  "better): " + "; ".join(f"{t}: " + ", ".join(f"{m} {k} {v}" for m, d in p.items() for k, v in d.items())
+                                          for t, p in pub.items()) + ".", ""]
+    for note in b.notes:
+        parts += [f"- {note}"]
+    parts += ["## Citation", "", "```bibtex", "@article{yong2024dismaibench,", "  title={Dismai-Bench: benchmarking "
+              "and designing generative models using disordered materials and interfaces},",
+              "  author={Yong, Adrian Xiao Bin and Su, Tianyu and Ertekin, Elif},",
+              "  journal={Digital Discovery}, volume={3}, pages={1889--1909}, year={2024},",
+              "  doi={10.1039/D4DD00100A}}", "```", ""]
+    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(parts))
+    return str(card)
+
+
+RELAXER_CARD = """---
+license: bsd-3-clause
+library_name: matgl
+tags:
+- dismai-data
+- materials
+- interatomic-potential
+- m3gnet
+- relaxer
+---
+
+# M3GNet-MP-2021.2.8-PES (relaxer of dismai-data)
+
+The universal M3GNet interatomic potential of Chen & Ong (Nat. Comput. Sci. 2, 718 (2022)),
+trained on the Materials Project 2021.2.8 snapshot (energies, forces, stresses); 296 171
+parameters. Files exactly as in materialsvirtuallab/matgl commit
+e9cde2291acd0b4c4a342428e7dd5e4d596b7bf9, `pretrained_models/M3GNet-MP-2021.2.8-PES/`
+(`model.json`, `model.pt`, `state.pt`), licence BSD-3-Clause (matgl).
+
+sha256:
+{sha}
+
+## What dismai-data uses it for
+
+- the positions-only relaxation (fmax 0.05 eV/Å) in the interface builder and before scoring
+  the interface and a-Si tasks (`dismai evaluate --task interface`, `--task a-si`);
+- builders and evaluation load this repo from the hub by default and fall back to the copy
+  shipped in the package (`dismai_data/models/weights/M3GNet-MP-2021.2.8-PES`) when offline.
+
+Note: the Dismai-Bench paper relaxes interfaces with an M3GNet potential trained on the
+interface system itself and a-Si with SOAP-GAP; this universal potential is a stand-in, so
+relaxed scores are not identical to the paper's.
+
+## Use
+
+```python
+from huggingface_hub import snapshot_download
+import matgl
+potential = matgl.load_model(snapshot_download("dismai/m3gnet-mp-2021.2.8-pes", revision="v1.0"))
+```
+"""
+
+
+# ------------------------------------------------------------------------------------ pushing
+def _api(endpoint: str, token: str | None):
+    os.environ.setdefault("HF_ENDPOINT", endpoint)
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=endpoint, token=token)
+
+
+def push_folder(folder: Path, repo_id: str, endpoint: str, token: str | None, *, tag: str | None = VERSION_TAG,
+                message: str = "") -> dict:
+    """Upload ``folder`` as model repo ``repo_id`` and tag the commit (no new commit if nothing changed)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = _api(endpoint, token)
+    api.create_repo(repo_id, repo_type="model", exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(folder),
+                               commit_message=message or f"Publish {repo_id}").oid
+    tags = {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags}
+    if tag and tags.get(tag) != commit:
+        if tag in tags:
+            api.delete_tag(repo_id, tag=tag)
+        try:
+            api.create_tag(repo_id, tag=tag, revision=commit, tag_message=f"{repo_id} {tag}")
+        except HfHubHTTPError as exc:
+            if exc.response is None or exc.response.status_code != 409:
+                raise
+    return {"repo": repo_id, "url": f"{endpoint.rstrip('/')}/{repo_id}", "commit": commit, "tag": tag}
+
+
+def stage_baseline(b: Baseline, scores: dict | None, dst: Path) -> Path:
+    """The repo content of one baseline in ``dst``: loaded and re-saved through its class
+    (config.json [+ model.safetensors]), training files, scores.json, README.md card."""
+    from . import load
+
+    model = load(b.folder)
+    model.save_pretrained(dst)
+    for name in ("training.json", "training_log.jsonl"):
+        if (b.folder / name).is_file():
+            shutil.copy(b.folder / name, dst / name)
+    config = json.loads((dst / "config.json").read_text())
+    training = json.loads((b.folder / "training.json").read_text()) if (b.folder / "training.json").is_file() else None
+    if training:
+        training = {k: v for k, v in training.items() if k != "history"}
+    if scores:
+        (dst / "scores.json").write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
+    (dst / "README.md").write_text(render_card(b, config, scores, training))
+    return dst
+
+
+def publish_relaxer(endpoint: str, token: str | None, console=None) -> dict:
+    """Push ``dismai/m3gnet-mp-2021.2.8-pes`` (the packaged matgl weights + card), tagged v1.0."""
+    import hashlib
+
+    files = ["model.json", "model.pt", "state.pt"]
+    with tempfile.TemporaryDirectory(prefix="relaxer-") as tmp:
+        t = Path(tmp)
+        sha = []
+        for f in files:
+            src = RELAXER_DIR / f
+            if not src.is_file():
+                raise FileNotFoundError(f"{src}: missing relaxer weight file")
+            shutil.copy(src, t / f)
+            sha.append(f"    {hashlib.sha256(src.read_bytes()).hexdigest()}  {f}")
+        (t / "README.md").write_text(RELAXER_CARD.replace("{sha}", "\n".join(sha)))
+        info = push_folder(t, RELAXER_REPO, endpoint, token, message="Publish the M3GNet-MP-2021.2.8-PES relaxer")
+    _log(console, f"published {RELAXER_REPO} -> {info['url']}")
+    return info
+
+
+def publish_baselines(endpoint: str, token: str | None, *, datasets_dir: str | os.PathLike, console=None,
+                      evaluate: bool = True, only: list[str] | None = None, relaxer: bool = True,
+                      n: int | None = None) -> list[dict]:
+    """Push every baseline whose folder exists under ``models/checkpoints`` (and the relaxer)
+    to the hub at ``endpoint``. ``evaluate=True`` scores each against ``datasets_dir`` now
+    (skipping tasks whose dataset is not built); ``evaluate=False`` uses the committed
+    ``scores.json``. ``n``: structures generated for scoring instead of each baseline's
+    default (1000 for the generators; tests use a few). Returns one ``{repo, url, commit, tag, scored, skipped}`` per repo."""
+    out = []
+    if relaxer:
+        out.append(publish_relaxer(endpoint, token, console))
+    for b in BASELINES:
+        if only is not None and b.name not in only:
+            continue
+        if not (b.folder / "config.json").is_file():
+            _log(console, f"skipping dismai/{b.name}: no checkpoint folder {b.folder}")
+            out.append({"repo": f"dismai/{b.name}", "skipped": "no checkpoint"})
+            continue
+        scores = None
+        stored = b.folder / "scores.json"
+        if evaluate:
+            try:
+                scores = score_baseline(b, datasets_dir, console=console, n=n)
+            except (FileNotFoundError, RuntimeError) as exc:
+                _log(console, f"  not scoring dismai/{b.name}: {exc}")
+        if scores is None and stored.is_file():
+            scores = json.loads(stored.read_text())
+        with tempfile.TemporaryDirectory(prefix=f"repo-{b.name}-") as tmp:
+            stage_baseline(b, scores, Path(tmp))
+            info = push_folder(Path(tmp), f"dismai/{b.name}", endpoint, token)
+        info["scored"] = bool(scores)
+        _log(console, f"published dismai/{b.name} -> {info['url']}" + ("" if scores else " (not scored)"))
+        out.append(info)
+    return out

@@ -147,3 +147,67 @@ def test_without_novelty_classes_same_novelty(rows, generated, full):
         assert quick["metrics"][k] == full["metrics"][k]
     assert "novelty_class_substitution" not in quick["metrics"]  # not reported as 0
     assert {v["novelty_class"] for v in quick["per_row"].values()} <= {"duplicate", "novel (classes not computed)"}
+
+
+def _raw_split(name, zipname):
+    with zipfile.ZipFile(ROOT / "builders" / "raw" / name / zipname) as z:
+        return json.loads(z.read(z.namelist()[0]))
+
+
+def _poscar_formula(poscar: str) -> str:
+    """Reduced formula from a POSCAR's species and count lines (no structure parsing)."""
+    from pymatgen.core import Composition
+
+    lines = poscar.replace("\\n", "\n").splitlines()  # the raw split stores literal \n
+    return Composition(dict(zip(lines[5].split(), map(int, lines[6].split())))).reduced_formula
+
+
+def test_cached_matcher_same_decisions_as_plain_fit_on_perov5_and_carbon24():
+    """The cached strict match on pre-reduced structures against plain ``StructureMatcher.fit``
+    (which reduces both structures itself) on same-formula pairs of real dataset rows:
+    Perov-5 validation vs train (same formula, mostly different anion orderings), shaken
+    copies (matches and near misses), and Carbon-24 pairs with equal reduced site counts."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    from dismai_data.evaluation.generic import _fit, matcher, reduce_for_matching
+
+    pairs = []
+    d = _raw_split("perov5", "perov5_atomgen_split.json.zip")
+    train = {}
+    for i, p in sorted(d["train"].items())[:4000]:
+        train.setdefault(_poscar_formula(p), []).append((i, p))
+    for i, p in sorted(d["val"].items()):
+        for j, q in train.get(_poscar_formula(p), []):
+            t = row_from_poscar(q, j)
+            pairs.append((row_from_poscar(p, i), t))
+            pairs.append((_shake(t, 0.05, len(pairs), "s"), t))
+        if len(pairs) >= 40:
+            break
+    flat = [row_from_poscar(p, i) for rs in list(train.values())[:200] for i, p in rs[:1]]
+    rng = np.random.default_rng(1)
+    for k in rng.choice(len(flat), 10, replace=False):
+        pairs.append((_shake(flat[k], 0.15, int(k), "big"), flat[k]))
+    d = _raw_split("carbon24", "carbon24_atomgen_split.json.zip")
+    carbon = [row_from_poscar(p, i) for i, p in sorted(d["train"].items())[:150]]
+    red = [reduce_for_matching(row_to_structure(r)) for r in carbon]
+    by_n: dict[int, list[int]] = {}
+    for i, s in enumerate(red):
+        by_n.setdefault(len(s), []).append(i)
+    n_carbon = 0
+    for idx in by_n.values():
+        for a, b in zip(idx[:-1], idx[1:]):
+            if n_carbon < 30:
+                pairs.append((carbon[a], carbon[b]))
+                pairs.append((_shake(carbon[a], 0.03, a, "c"), carbon[a]))
+                n_carbon += 2
+    plain = StructureMatcher(**MATCHER_KWARGS)
+    fast = matcher()
+    got, want = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for a, b in pairs:
+            sa, sb = row_to_structure(a), row_to_structure(b)
+            want.append(bool(plain.fit(sa, sb)))
+            got.append(_fit(fast, reduce_for_matching(sa), reduce_for_matching(sb)))
+    assert got == want
+    assert 10 <= sum(want) <= len(want) - 10  # both decisions are exercised

@@ -824,18 +824,18 @@ class _Prepared:
         uniq = {}
         self.spec = np.array([uniq.setdefault(sp, len(uniq)) for sp in species], np.int64)
         self.species = list(uniq)
+        if oxidation_states is not None:  # undecorated species get the mapping's charge, as if decorated
+            from pymatgen.core import Species
+
+            self.species = [Species(sp.symbol, oxidation_states[sp.symbol])
+                            if getattr(sp, "oxi_state", None) is None and sp.symbol in oxidation_states else sp
+                            for sp in self.species]
         self.symbols = [sp.symbol for sp in self.species]
         self.X = [float(sp.X) for sp in self.species]
         self.radius = [_radius(sp) for sp in self.species]
         self.default_radius = [_default_radius(sp) for sp in self.species]
-        oxi = []
-        for sp in self.species:
-            o = getattr(sp, "oxi_state", None)
-            if o is None and oxidation_states is not None:
-                o = oxidation_states.get(sp.symbol)
-            oxi.append(o)
-        self.oxi = oxi
-        if cation_anion and any(o is None for o in oxi):
+        self.oxi = [getattr(sp, "oxi_state", None) for sp in self.species]
+        if cation_anion and any(o is None for o in self.oxi):
             raise ValueError("cation_anion=True needs an oxidation state on every species")
         self.cation_anion = cation_anion
         self.indices = np.asarray(indices, dtype=np.int64)
@@ -880,10 +880,27 @@ def _faces_fast(prep):
     return out
 
 
+def _solid_angle_np(center, coords):
+    """VoronoiNN's solid-angle formula with the same numpy operations (bit-identical values)."""
+    disp = [np.subtract(c, center) for c in coords]
+    r_norm = [np.linalg.norm(d) for d in disp]
+    angle = 0
+    for ii in range(1, len(disp) - 1):
+        jj = ii + 1
+        tp = np.abs(np.dot(disp[0], np.cross(disp[ii], disp[jj])))
+        de = (r_norm[0] * r_norm[ii] * r_norm[jj] + r_norm[jj] * np.dot(disp[0], disp[ii])
+              + r_norm[ii] * np.dot(disp[0], disp[jj]) + r_norm[0] * np.dot(disp[ii], disp[jj]))
+        _angle = (0.5 * math.pi if tp > 0 else -0.5 * math.pi) if de == 0 else np.arctan(tp / de)
+        angle += (_angle if _angle > 0 else _angle + math.pi) * 2
+    return angle
+
+
 def _faces_scipy(prep, s):
     """VoronoiNN.get_voronoi_polyhedra for centre s, step for step (scipy Voronoi on the
     distance-sorted points within the cutoff, cutoff doubled on failure up to the longest
-    cell diagonal + 0.01). Returns (point coords, rows, solid angles, areas)."""
+    cell diagonal + 0.01, same errors; faces in qhull's ridge order, solid angles and
+    areas with the same numpy operations, so ties sort exactly as in the reference).
+    Returns (point coords, site indices, face rows, solid angles, areas)."""
     from pymatgen.optimization.neighbors import find_points_in_spheres
     from scipy.spatial import Voronoi
 
@@ -902,19 +919,22 @@ def _faces_scipy(prep, s):
             img = np.ascontiguousarray(img[order], dtype=float)
             pts = _images_to_cart(prep.frac, nj, img, lat)
             voro = Voronoi(pts)
-            rows, sas, areas = [], [], []
-            for (p0, p1), vind in zip(voro.ridge_points, voro.ridge_vertices):
+            verts = voro.vertices
+            center = pts[0]
+            faces = {}
+            for (p0, p1), vind in zip(voro.ridge_points.tolist(), voro.ridge_vertices):
                 if 0 not in (p0, p1):
                     continue
-                other = p1 if p0 == 0 else p0
+                other = p0 if p1 == 0 else p1
                 if -1 in vind:
                     raise RuntimeError("This structure is pathological, infinite vertex in the Voronoi construction")
-                poly = np.ascontiguousarray(voro.vertices[vind] - pts[0])
-                dface = float(np.linalg.norm(pts[0] - pts[other])) / 2
-                sang, area = _solid_angle_area(poly, len(vind), dface)
-                rows.append(int(other))
-                sas.append(sang)
-                areas.append(area)
+                sang = _solid_angle_np(center, [verts[i] for i in vind])
+                volume = 0
+                for j, k in zip(vind[1:-1], vind[2:]):
+                    vt4 = verts[k]
+                    volume += np.abs(np.dot((center - vt4), np.cross((verts[vind[0]] - vt4), (verts[j] - vt4)))) / 6
+                face_dist = np.linalg.norm(center - pts[other]) / 2
+                faces[other] = (sang, 3 * volume / face_dist)
             break
         except RuntimeError as exc:
             if cutoff >= max_cutoff:
@@ -922,9 +942,11 @@ def _faces_scipy(prep, s):
                     raise
                 raise RuntimeError("Error in Voronoi neighbor finding; max cutoff exceeded") from exc
             cutoff = min(cutoff * 2, max_cutoff + 0.001)
-    if not rows:
+    if not faces:
         raise ValueError("No Voronoi neighbors found for site - try increasing cutoff")
-    return pts, nj, np.array(rows, np.int64), np.array(sas), np.array(areas)
+    rows = np.array(list(faces), np.int64)
+    return (pts, nj, rows, np.array([float(v[0]) for v in faces.values()]),
+            np.array([float(v[1]) for v in faces.values()]))
 
 
 def _nn_data(prep, s, faces, *, porous_adjustment, x_diff_weight, distance_cutoffs):
@@ -966,7 +988,7 @@ def _nn_data(prep, s, faces, *, porous_adjustment, x_diff_weight, distance_cutof
                 chemical_weight = 1 + x_diff_weight * math.sqrt(abs(X1 - X2) / 3.3)
             e[1] *= chemical_weight
     nn.sort(key=lambda e: e[1], reverse=True)
-    empty = (np.zeros((0, 3)), [], {0: 1.0})
+    empty = (np.zeros((0, 3)), [], {0: 1.0}, [])
     if nn[0][1] == 0:
         return empty
     highest = nn[0][1]
@@ -994,8 +1016,10 @@ def _nn_data(prep, s, faces, *, porous_adjustment, x_diff_weight, distance_cutof
     nn.sort(key=lambda e: e[1], reverse=True)
     if nn[0][1] == 0:
         return empty
+    raw = [e[1] for e in nn]
     for e in nn:
         e[1] = round(e[1], 3)
+    raw = [r for r, e in zip(raw, nn) if e[1] > 0]
     nn = [e for e in nn if e[1] > 0]
     dist_bins = []
     for e in nn:
@@ -1011,7 +1035,11 @@ def _nn_data(prep, s, faces, *, porous_adjustment, x_diff_weight, distance_cutof
     if cn0_weight > 0:
         cn_weights[0] = cn0_weight
     rows_sorted = [e[0] for e in nn]
-    return pts[rows_sorted], nj[rows_sorted].tolist(), cn_weights
+    return pts[rows_sorted], nj[rows_sorted].tolist(), cn_weights, raw
+
+
+def _near_ties(w, rel=1e-9):
+    return any(abs(a - b) <= rel * max(abs(a), abs(b)) for a, b in zip(w[:-1], w[1:]))
 
 
 # --------------------------------------------------------------------------- public API
@@ -1034,8 +1062,12 @@ def fingerprints(structure, indices=None, *, cation_anion: bool = False, oxidati
     faces = _faces_fast(prep)
     cn_wt = np.zeros(MAX_CN + 1)
     for s in range(len(idx)):
-        nbc, nbi, cn_weights = _nn_data(prep, s, faces[s], porous_adjustment=True, x_diff_weight=3.0,
-                                        distance_cutoffs=(0.5, 1))
+        kw = dict(porous_adjustment=True, x_diff_weight=3.0, distance_cutoffs=(0.5, 1))
+        nbc, nbi, cn_weights, raw = _nn_data(prep, s, faces[s], **kw)
+        if faces[s] is not None and cn_weights.get(8, 0) != 0 and _near_ties(raw[:8]):
+            # the bcc order parameter depends on the order of the CN-8 neighbours; with
+            # (near-)tied weights that order is qhull's ridge order: take the exact path
+            nbc, nbi, cn_weights, raw = _nn_data(prep, s, None, **kw)
         cn_wt[:] = 0.0
         for cn, w in cn_weights.items():
             if 1 <= cn <= MAX_CN:
@@ -1060,7 +1092,9 @@ def bond_angles(structure, indices=None) -> list[np.ndarray]:
     """Per site, the angles (degrees) between all pairs of neighbour bonds, neighbours from
     ``CrystalNN(distance_cutoffs=None, x_diff_weight=0, porous_adjustment=False).get_nn_info``
     (the CN of largest weight), pairs in ``np.triu_indices`` order, computed as
-    ``disorder.bond_angle_distribution`` computes them."""
+    ``disorder.bond_angle_distribution`` computes them. Sites whose neighbours have
+    (near-)tied CrystalNN weights (perfect crystals) go through the exact VoronoiNN path so
+    that their neighbour order, hence every rounding, is the reference's."""
     idx = list(range(len(structure))) if indices is None else [int(i) for i in indices]
     if not idx:
         return []
@@ -1068,9 +1102,15 @@ def bond_angles(structure, indices=None) -> list[np.ndarray]:
     faces = _faces_fast(prep)
     out = []
     for s in range(len(idx)):
-        nbc, _, cn_weights = _nn_data(prep, s, faces[s], porous_adjustment=False, x_diff_weight=0,
-                                      distance_cutoffs=None)
+        kw = dict(porous_adjustment=False, x_diff_weight=0, distance_cutoffs=None)
+        nbc, _, cn_weights, raw = _nn_data(prep, s, faces[s], **kw)
         max_key = max(cn_weights, key=lambda k: cn_weights[k])
+        if faces[s] is not None and max_key >= 2 and _near_ties(raw[:max_key]):
+            # (near-)tied weights: the reference orders these neighbours in qhull's ridge
+            # order, and the BLAS product u @ u.T rounds by row position (one ulp at
+            # 180 degrees is 1e-6 degrees after arccos): take the exact path
+            nbc, _, cn_weights, raw = _nn_data(prep, s, None, **kw)
+            max_key = max(cn_weights, key=lambda k: cn_weights[k])
         vecs = nbc[:max_key] - prep.cart[idx[s]]
         if max_key < 2 or len(vecs) < 2:
             out.append(np.zeros(0))

@@ -69,12 +69,12 @@ class TemplateBaseline(ModelHubMixin, library_name="dismai-data", license="mit",
                        tags=["dismai-data", "materials", "crystal-structure-prediction", "template-baseline"]):
     """Nearest-composition template with species substitution and volume scaling."""
 
-    def __init__(self, dataset: str = "dismai/perov-5", revision: str | None = None, train_split: str = "train",
+    def __init__(self, dataset: str = "dismai/perov-5", dataset_revision: str | None = None, train_split: str = "train",
                  target_split: str = "test", use_tc: bool = True, task: str = "",
                  baseline: str = "template"):
         if baseline != "template":
             raise ValueError(f"config.json says baseline={baseline!r}, not 'template'")
-        self.baseline, self.dataset, self.revision = baseline, dataset, revision
+        self.baseline, self.dataset, self.dataset_revision = baseline, dataset, dataset_revision
         self.train_split, self.target_split, self.use_tc = train_split, target_split, bool(use_tc)
         self.task = task or Path(dataset.rstrip("/")).name
         self.data_source: str | None = None  # set to a local build folder to read from it instead of the hub
@@ -92,7 +92,7 @@ class TemplateBaseline(ModelHubMixin, library_name="dismai-data", license="mit",
 
         cols = ["id", "species", "frac_coords", "lattice", "num_atoms", "volume"]
         rows = load_split(self.data_source or self.dataset, split, revision=None if self.data_source else
-                          self.revision, columns=cols + ["tc"])
+                          self.dataset_revision, columns=cols + ["tc"])
         return rows
 
     def fit_index(self, train: list[dict]) -> dict:

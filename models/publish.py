@@ -251,7 +251,7 @@ def render_card(b: Baseline, config: dict, scores: dict | None, training: dict |
                   "1000/200 to fit the CPU budget below)", ""]
     if training:
         parts += ["## Training budget (read this before comparing numbers)", "",
-                  f"Trained on this CPU for **{training.get('epochs_completed')} epochs** "
+                  f"Trained on this CPU for **{training.get('epochs_completed', training.get('epoch'))} epochs** "
                   f"({training.get('batches')} discriminator batches, {training.get('generator_steps')} generator "
                   f"steps) in **{training.get('seconds')} s wall time** ({training.get('threads', 1)} torch "
                   f"thread(s), a machine shared with other jobs), seed {training.get('seed')}. The paper trains "

@@ -1,0 +1,53 @@
+"""Score the committed baselines with the evaluation module and write each
+``models/checkpoints/<repo>/scores.json`` (what ``publish_baselines(evaluate=False)``
+puts into the model cards' model-index). Prints one line per task.
+
+    .venv/bin/python benchmarks/baselines.py [--datasets DIR] [--only NAME ...] [--n N]
+
+Datasets default to ``$DISMAI_HOME/datasets``; baselines whose dataset is not built are
+skipped with the reason. Single-threaded torch (shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+
+def main() -> None:
+    from dismai_data.models.publish import BASELINES, score_baseline
+    from dismai_data.paths import default_home
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--datasets", default=str(default_home() / "datasets"))
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--n", type=int, default=None, help="structures per baseline (default: each baseline's n)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    for b in BASELINES:
+        if args.only and b.name not in args.only:
+            continue
+        if not (b.folder / "config.json").is_file():
+            print(f"{b.name}: skipped (no checkpoint folder)")
+            continue
+        t0 = time.perf_counter()
+        try:
+            scores = score_baseline(b, args.datasets, seed=args.seed, n=args.n)
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"{b.name}: skipped ({exc})")
+            continue
+        (b.folder / "scores.json").write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
+        for task, s in scores.items():
+            m = s["metrics"]
+            keys = [k for k in ("d_cluster", "percent_with_vacancies", "d_all", "d_Li", "d_motif", "d_rdf",
+                                "match_rate", "rmse", "mae_a", "percent_failed") if k in m]
+            print(f"{b.name} {task}: " + ", ".join(f"{k}={m[k]['value']:.4g}" for k in keys)
+                  + f" ({s['generated']} generated, {time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

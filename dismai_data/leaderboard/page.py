@@ -67,6 +67,8 @@ PAGE = env.from_string("""<h1>Leaderboard</h1>
 submit with <code>dismai submit --task TASK --predictions FILE --model-name NAME</code>.</p>
 <h2 id="ranks">Ranks across the Dismai datasets</h2>
 {{ chart|safe }}
+<p class="muted small">One axis per Dismai dataset, ranked by its first metric (lower is better); the outer ring is
+rank 1. A model's best submission counts; a dataset without a score sits at the centre.</p>
 {% for t in tables %}<h2 id="task-{{ t.task }}">{{ t.title }}</h2>
 <table class="lb" data-task="{{ t.task }}"><thead><tr><th data-k="rank">rank</th><th data-k="model">model</th>
 {% for c in t.columns %}<th data-k="{{ c.key }}" title="{{ c.key }}">{{ c.title }}{% if c.better == 'max' %} ↑{% endif %}</th>{% endfor %}
@@ -103,12 +105,18 @@ def fmt(v) -> str:
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
+def _signed(x: float) -> str:
+    """An offset from the value with its sign (a pivotal bootstrap bound can lie on the
+    other side of the value: then the sign says so)."""
+    return ("−" if x < 0 else "+") + fmt(abs(x))
+
+
 def _cell(m: dict | None) -> dict:
     if not m or m.get("value") is None:
         return {"v": "", "text": "–", "ci": ""}
     ci = ""
     if m.get("error_low") is not None and m.get("error_high") is not None:
-        ci = f"(+{fmt(m['error_high'])}/−{fmt(m['error_low'])})"
+        ci = f"({_signed(m['error_high'])}/{_signed(-m['error_low'])})"
     return {"v": repr(float(m["value"])), "text": fmt(m["value"]), "ci": ci}
 
 
@@ -156,15 +164,15 @@ def rank_chart(rows: list[dict]) -> str:
             ranks.setdefault(model, {})[task] = rank
     models = sorted(ranks)
     worst = max([len(models), 1])
-    size, cx, cy, R = 520, 260, 250, 180
+    size, cx, cy, R = 660, 330, 240, 165
     k = len(DISMAI_AXES)
 
     def pt(i: int, frac: float) -> tuple[float, float]:
         a = -math.pi / 2 + 2 * math.pi * i / k
         return cx + R * frac * math.cos(a), cy + R * frac * math.sin(a)
 
-    parts = [f'<svg id="rank-chart" xmlns="http://www.w3.org/2000/svg" width="{size + 260}" height="{size}" '
-             f'viewBox="0 0 {size + 260} {size}" role="img" aria-label="ranks across the Dismai datasets">']
+    parts = [f'<svg id="rank-chart" xmlns="http://www.w3.org/2000/svg" width="{size + 240}" height="480" '
+             f'viewBox="0 0 {size + 240} 480" role="img" aria-label="ranks across the Dismai datasets">']
     for ring in range(1, worst + 1):
         frac = (worst - ring + 1) / worst
         poly = " ".join(f"{x:.1f},{y:.1f}" for x, y in (pt(i, frac) for i in range(k)))

@@ -11,7 +11,11 @@ const { chromium } = require("playwright-core");
   const page = await browser.newPage({ viewport: { width: 1400, height: 1600 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push("console: " + m.text()); });
+  // console errors (a CSP violation, a script error); failed loads are caught by "response"
+  // below, except Chromium's own /favicon.ico probe, which the hub does not serve
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push("console: " + m.text());
+  });
   page.on("requestfailed", (r) => errors.push("request failed: " + r.url()));
   page.on("response", (r) => { if (r.status() >= 400) errors.push(r.status() + " " + r.url()); });
   const out = { errors };
@@ -50,7 +54,9 @@ const { chromium } = require("playwright-core");
   await page.click('table.lb[data-task="interface"] th[data-k="d_Li"]');
   out.sort.desc = await col("interface", "d_Li");
   out.sort.ariaDesc = await page.getAttribute('table.lb[data-task="interface"] th[data-k="d_Li"]', "aria-sort");
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: `${outDir}/leaderboard.png`, fullPage: false });
+  await page.screenshot({ path: `${outDir}/leaderboard-full.png`, fullPage: true });
 
   // follow the predictions link of the scored submission, then its model link
   const pred = await page.$("table.lb a.pred-link");

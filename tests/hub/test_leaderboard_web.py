@@ -51,7 +51,7 @@ def board(tmp_path_factory):
         from dismai_data.leaderboard import submit_and_wait
         api = HfApi()
         api.create_repo("frank/copycat", exist_ok=True)
-        api.upload_file(path_or_fileobj=b"# Copycat\\nreturns the reference rows\\n", path_in_repo="README.md",
+        api.upload_file(path_or_fileobj=b"---\\nlicense: mit\\n---\\n# Copycat\\nreturns the reference rows\\n", path_in_repo="README.md",
                         repo_id="frank/copycat")
         out = submit_and_wait(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], {TASK!r}, {str(preds)!r},
                               "Copycat", model_repo="frank/copycat", notes="reference rows", timeout=240)
@@ -143,9 +143,9 @@ def test_page_in_headless_chromium(board, tmp_path):
     assert [float(v) for v in s["desc"]] == sorted(asc, reverse=True) and s["ariaDesc"] == "descending"
     assert s["ascModels"] == ["CrysTens (paper)", "DiffCSP (paper)", "CDVAE (paper)"]
     # links followed
-    assert out["predTitle"].startswith(f"frank/Copycat-{TASK}-predictions")
+    assert out["predTitle"].startswith(f"dataset frank/Copycat-{TASK}-predictions")
     assert out["predFiles"] and "predictions/" in out["predFiles"]
-    assert out["modelTitle"].startswith("frank/copycat")
+    assert out["modelTitle"].startswith("model frank/copycat")
     # the screenshot is a real rendering
     import numpy as np
     from PIL import Image

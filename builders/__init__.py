@@ -18,6 +18,7 @@ BUILDERS: dict[str, str] = {
     "carbon-24": "atomgen",
     "alloy": "alloy",
     "a-si": "a_si",
+    "interface": "interface",
 }
 
 #: Datasets built by the README's main command (the embedded default).

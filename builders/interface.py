@@ -1,0 +1,506 @@
+"""Dismai-Bench Li3ScCl6(100)-LiCoO2(110) disordered interfaces, rebuilt by random generation
+and M3GNet relaxation (the paper's Methods 4.1.3 and section 2.1.3).
+
+Procedure (every random number from ``seed``):
+
+1. Bulk cells from published crystallography (``builders/raw/interface/*.json``, sha256
+   checked): LiCoO2 R-3m (a = 2.8156, c = 14.0542 Å, O z = 0.2396) and an ordered approximant
+   of Li3ScCl6 C2/m (Bohnsack et al. 1997 lattice; Sc 2a, Li 4g + 2d, Cl on ideal cubic
+   close-packed 4i/8j sites). ``references.json`` records which cells the slabs were cut from
+   (``bulk_cells``: ``published`` or ``m3gnet``-relaxed, see :func:`make_references`).
+2. Slabs: LCO(110) and LSC(100) oriented cells (pymatgen ``SlabGenerator.oriented_unit_cell``),
+   lattice-matched with pymatgen's Zur-McGill ``ZSLGenerator``; the match with 9 LCO and 3 LSC
+   formula units per atomic plane and the smallest strain is used; the lateral cell is the
+   LCO one (LSC strained onto it, as the paper fixes the lateral cell to LCO). LCO: 4 (110)
+   planes (each Li9 Co9 O18, non-polar). LSC(100): the stacking is Cl18 | Li9Sc3 | Cl18 | ...
+   (Tasker type 3, polar); the slab Cl | cat | Cl | cat | Cl | cat | Cl keeps 9 of the 18 Cl of
+   each outer plane, i.e. half of the surface Cl moved to the other surface (Tasker 2b): 7
+   layers, Li27 Sc9 Cl54, no dipole along the normal.
+3. Candidate k (``numpy.random.default_rng([seed, k])``): interface-region thickness t uniform
+   in [4, 6] Å = distance from the top LCO plane to the bottom LSC plane; random lateral shift
+   of the LSC slab (fractions of both in-plane vectors, uniform in [0, 1)); the 30 region atoms
+   (Cl18, then Sc3, then Li9) placed one by one at uniform random points of the layer
+   (z strictly between the two facing planes) at least ``MIN_DISTANCE`` from every atom placed
+   before (periodic images included), restarting the region when an atom cannot be placed;
+   14 Å vacuum along the normal (c perpendicular to the interface). 264 atoms, ordered by
+   species Li, Co, O, Sc, Cl, and within a species interface region first, then by distance from
+   the interface (LCO planes from the top down, LSC planes from the bottom up): the first 72 atoms
+   are Li, the first 9 of them in the interface region, the next 9 in the top LCO plane.
+4. Relaxation of positions (cell fixed) with M3GNet through :func:`dismai_data.relax.relax_many`
+   to max force ``fmax`` (``max_steps`` at most; unconverged structures are not kept).
+5. Interface energy (J/m^2) from references relaxed with the same potential in the same lateral
+   cell: gamma = [E - E_LCO_slab/2 - 18 e_LCO - E_LSC_slab/2 - 7.5 e_LSC] / A, i.e. E minus the
+   bulk energy of its 36 LCO and 12 LSC formula units minus the surface energies of the two free
+   faces (one LCO(110), one LSC(100) Tasker-2b), where e_X is the bulk energy per formula unit and
+   E_X_slab the relaxed isolated slab (both faces free). Kept: gamma <= min(gamma) + window_jm2
+   (0.4 J/m^2, the paper's low-energy criterion); at most n_structures of them, lowest first.
+6. Split: ``default_rng([seed, 2]).permutation(n)``; the first round(0.8 n) are ``train``, the
+   rest ``validation``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dismai_data.build import Column, DatasetBuild, SourceFile
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
+from dismai_data.paths import default_home
+
+BUILDER_VERSION = "1.0.0"
+DESCRIPTION = ("Dismai-Bench Li3ScCl6(100)-LiCoO2(110) disordered interfaces (264 atoms), rebuilt by random "
+               "generation of the interface region and M3GNet relaxation; or read from the original extxyz files")
+
+N_ATOMS = 264
+VACUUM = 14.0
+THICKNESS_RANGE = (4.0, 6.0)
+LCO_LAYERS = 4
+LSC_LAYERS = 7
+REGION = {"Cl": 18, "Sc": 3, "Li": 9}  # placement order: big anions first
+SPECIES_ORDER = ("Li", "Co", "O", "Sc", "Cl")
+FORMAL_CHARGE = {"Li": 1, "Co": 3, "O": -2, "Sc": 3, "Cl": -1}
+EV_PER_A2_TO_J_PER_M2 = 1.602176634e-19 / 1e-20
+
+#: shortest allowed distance (Å) between a placed interface atom and any other atom: about 0.75
+#: of the bulk LCO/LSC bond lengths for cation-anion pairs (Li-Cl 2.55, Sc-Cl 2.5, Li-O 2.09,
+#: Co-O 1.92 Å) and of the bulk anion-anion and cation-cation contacts (Cl-Cl 3.6, O-O 2.6-2.8 Å);
+#: loose on purpose (CALYPSO-like random starts), the structures are relaxed afterwards.
+MIN_DISTANCE = {
+    ("Cl", "Cl"): 2.6, ("Cl", "O"): 2.4, ("O", "O"): 2.2,
+    ("Li", "Cl"): 1.9, ("Sc", "Cl"): 1.9, ("Co", "Cl"): 1.9,
+    ("Li", "O"): 1.6, ("Sc", "O"): 1.7, ("Co", "O"): 1.6,
+    ("Li", "Li"): 2.2, ("Li", "Sc"): 2.4, ("Li", "Co"): 2.2,
+    ("Sc", "Sc"): 2.8, ("Sc", "Co"): 2.4, ("Co", "Co"): 2.2,
+}
+
+RAW = Path(__file__).resolve().parent / "raw" / "interface"
+#: sha256 of the files in builders/raw/interface (checked before use)
+RAW_SHA256 = {
+    "LiCoO2_R-3m.json": "fb76ad28094c4972a649fd9eecc843f1c06462603d0e901b32bc644d34a02842",
+    "Li3ScCl6_C2m.json": "da3e05b0a5f0bc77231dce7e5e4a5689ca2cff473c0da0e8ac615b48cd72da2a",
+    "references.json": None,  # filled below from REFERENCES_SHA256
+}
+REFERENCES_SHA256 = "81e0bc3f515fda81bb63ec369c38ee8328c1da1d8e3b80403992d0da013a8484"
+
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "seed": (2024, "base seed of every random number (candidate k uses default_rng([seed, k]); split: "
+                   "default_rng([seed, 2]))"),
+    "n_structures": (1500, "structures kept at most (the lowest interface energies within window_jm2 of the "
+                           "lowest)"),
+    "n_candidates": (3000, "random interfaces generated and relaxed (candidates 0..n-1, in order)"),
+    "window_jm2": (0.4, "keep structures with interface energy <= lowest + this (J/m^2; the paper's "
+                        "low-interface-energy criterion)"),
+    "fmax": (0.05, "relaxation stops when the max atomic force is below this, eV/Å"),
+    "max_steps": (1000, "relaxation steps at most; unconverged candidates are not kept"),
+    "train_fraction": (0.8, "fraction of rows in the train split (rest: validation)"),
+    "time_budget_s": (None, "stop submitting new candidates after this many seconds of wall time and build "
+                            "from those relaxed (null: relax all n_candidates); how the preview was made"),
+    "batch_size": (8, "structures per relax_many batch / checkpoint shard"),
+    "scheduler": (None, "relax_many scheduler: null (in process), 'local' or a Dask scheduler address"),
+    "workers": (1, "relax_many workers; does not change the data"),
+    "workdir": (None, "folder for checkpoints; a rerun continues there (default: $DISMAI_HOME or the user "
+                      "cache dir, under work/interface-<hash of the data parameters>)"),
+    "from_files": (None, "instead of generating: a folder, file or comma-separated list of the original "
+                         "Dismai-Bench interface extxyz files; split (train/val) from each file name"),
+}
+
+#: parameters that never change the data
+_RUNTIME = ("time_budget_s", "batch_size", "scheduler", "workers", "workdir", "from_files")
+
+CITATION = DISMAI_BENCH_CITATION + """@article{chen2022m3gnet,
+  title   = {A universal graph deep learning interatomic potential for the periodic table},
+  author  = {Chen, Chi and Ong, Shyue Ping},
+  journal = {Nature Computational Science},
+  volume  = {2},
+  pages   = {718--728},
+  year    = {2022},
+  doi     = {10.1038/s43588-022-00349-3}
+}
+@article{orman1984lco,
+  title   = {Cobalt(III) lithium oxide, CoLiO2: structure refinement by powder neutron diffraction},
+  author  = {Orman, H. J. and Wiseman, P. J.},
+  journal = {Acta Crystallographica Section C},
+  volume  = {40},
+  pages   = {12--14},
+  year    = {1984},
+  doi     = {10.1107/S0108270184002833}
+}
+@article{bohnsack1997lsc,
+  title   = {Tern{\\"a}re Halogenide vom Typ A3MX6. VI. Tern{\\"a}re Chloride der Selten-Erd-Elemente mit Lithium,
+             Li3MCl6 (M = Tb-Lu, Y, Sc): Synthese, Kristallstrukturen und Ionenbewegung},
+  author  = {Bohnsack, Andreas and Balzer-J{\\"o}llenbeck, Gabriele and Meyer, Gerd},
+  journal = {Zeitschrift f{\\"u}r anorganische und allgemeine Chemie},
+  volume  = {623},
+  pages   = {1352--1356},
+  year    = {1997},
+  doi     = {10.1002/zaac.19976230905}
+}
+@article{zur1984,
+  title   = {Lattice match: an application to heteroepitaxy},
+  author  = {Zur, A. and McGill, T. C.},
+  journal = {Journal of Applied Physics},
+  volume  = {55},
+  pages   = {378--386},
+  year    = {1984},
+  doi     = {10.1063/1.333084}
+}"""
+
+
+# --------------------------------------------------------------------------- raw inputs
+def _raw(name: str) -> Path:
+    from dismai_data.raw import RawDataError, sha256_file
+
+    path = RAW / name
+    if not path.is_file():
+        raise RawDataError(f"raw input {path} is missing")
+    expected = REFERENCES_SHA256 if name == "references.json" else RAW_SHA256[name]
+    got = sha256_file(path)
+    if got != expected:
+        raise RawDataError(f"raw input {path} has sha256 {got}, expected {expected}")
+    return path
+
+
+def published_bulk(name: str):
+    """The bulk cell ``LiCoO2_R-3m`` or ``Li3ScCl6_C2m`` from its crystallography file."""
+    from pymatgen.core import Lattice, Structure
+
+    spec = json.loads(_raw(f"{name}.json").read_text())
+    lat = spec["lattice"]
+    lattice = Lattice.from_parameters(lat["a"], lat["b"], lat["c"], lat["alpha"], lat["beta"], lat["gamma"])
+    s = Structure.from_spacegroup(spec["space_group"], lattice, [x["species"] for x in spec["sites"]],
+                                  [x["xyz"] for x in spec["sites"]])
+    return s
+
+
+# --------------------------------------------------------------------------- geometry helpers
+def _normal_frame(lattice_matrix: np.ndarray) -> np.ndarray:
+    """Rotation taking the in-plane vectors a, b to the xy plane (a along x, a x b along +z)."""
+    a, b = lattice_matrix[0], lattice_matrix[1]
+    x = a / np.linalg.norm(a)
+    z = np.cross(a, b)
+    z /= np.linalg.norm(z)
+    y = np.cross(z, x)
+    return np.array([x, y, z])
+
+
+def _planes(z: np.ndarray, tol: float = 0.6) -> list[np.ndarray]:
+    """Indices grouped into atomic planes along z (sorted; a gap > tol starts a new plane)."""
+    order = np.argsort(z, kind="stable")
+    groups, cur = [], [order[0]]
+    for i, j in zip(order[:-1], order[1:]):
+        if z[j] - z[i] > tol:
+            groups.append(np.array(cur))
+            cur = []
+        cur.append(j)
+    groups.append(np.array(cur))
+    return groups
+
+
+def _plane_basis(bulk, hkl):
+    """Primitive cell of ``bulk`` (same cartesian frame), the unit normal of plane ``hkl`` of its
+    conventional cell and the two shortest non-parallel lattice vectors lying in the plane."""
+    import itertools
+
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    conv = SpacegroupAnalyzer(bulk, symprec=0.01).get_conventional_standard_structure()
+    prim = conv.get_primitive_structure()
+    n = conv.lattice.reciprocal_lattice.get_cartesian_coords(hkl)
+    n = n / np.linalg.norm(n)
+    combos = np.array([c for c in itertools.product(range(-6, 7), repeat=3) if any(c)], dtype=float)
+    vecs = combos @ prim.lattice.matrix
+    inplane = vecs[np.abs(vecs @ n) < 1e-6]
+    inplane = inplane[np.argsort(np.linalg.norm(inplane, axis=1), kind="stable")]
+    v1 = inplane[0]
+    v2 = next(v for v in inplane if np.linalg.norm(np.cross(v1, v)) > 1e-6)
+    return prim, n, np.array([v1, v2])
+
+
+def _column(prim, sl: np.ndarray, n_copies: int = 14):
+    """Cartesian coordinates (frame: sl[0] along x, in-plane xy, normal +z) and species of a stack
+    of ``n_copies`` supercells of ``prim`` with in-plane vectors ``sl`` and the third vector the
+    lattice vector with the smallest positive normal component (one plane period)."""
+    import itertools
+
+    from pymatgen.core import Structure
+
+    L = prim.lattice.matrix
+    normal = np.cross(sl[0], sl[1])
+    normal /= np.linalg.norm(normal)
+    combos = np.array([c for c in itertools.product(range(-6, 7), repeat=3) if any(c)], dtype=float)
+    vecs = combos @ L
+    dn = vecs @ normal
+    ok = dn > 1e-6
+    cand = vecs[ok][np.lexsort((np.linalg.norm(vecs[ok], axis=1), np.round(dn[ok], 6)))]
+    s3 = cand[0]
+    m = np.rint(np.array([sl[0], sl[1], s3]) @ np.linalg.inv(L)).astype(int)
+    sc = Structure.from_sites(prim.sites)
+    sc.make_supercell(m)
+    rot = _normal_frame(sc.lattice.matrix)
+    mat = sc.lattice.matrix @ rot.T
+    base = sc.frac_coords % 1.0
+    cart, species = [], []
+    for k in range(-1, n_copies):
+        cart.append((base + [0, 0, k]) @ mat)
+        species += [s.symbol for s in sc.species]
+    cart = np.vstack(cart)
+    lat2 = mat[:2].copy()
+    fr = np.linalg.solve(lat2[:, :2].T, cart[:, :2].T).T
+    cart[:, :2] = np.mod(fr, 1.0) @ lat2[:, :2]
+    return cart, species, lat2
+
+
+def zsl_match(lco_basis, lsc_basis, max_area: float = 260.0) -> dict:
+    """The Zur-McGill match of LSC(100) (film) on LCO(110) (substrate) with 9 LCO and 3 LSC formula
+    units per atomic plane (in-plane areas 9 and 3 times the primitive plane cells, which hold one
+    formula unit per plane) and the smallest mean length strain; pymatgen's ZSLGenerator."""
+    from pymatgen.analysis.interfaces.zsl import ZSLGenerator
+
+    sub, film = lco_basis, lsc_basis
+    a_sub = np.linalg.norm(np.cross(*sub))
+    a_film = np.linalg.norm(np.cross(*film))
+    gen = ZSLGenerator(max_area_ratio_tol=0.1, max_area=max_area, max_length_tol=0.05, max_angle_tol=0.03,
+                       bidirectional=False)
+
+    def ang(v):
+        return math.degrees(math.acos(v[0] @ v[1] / np.prod(np.linalg.norm(v, axis=1))))
+
+    best = None
+    for mt in gen(film, sub):
+        fs, ss = np.array(mt.film_sl_vectors), np.array(mt.substrate_sl_vectors)
+        if round(np.linalg.norm(np.cross(*ss)) / a_sub) != 9 or round(np.linalg.norm(np.cross(*fs)) / a_film) != 3:
+            continue
+        lf, ls = np.linalg.norm(fs, axis=1), np.linalg.norm(ss, axis=1)
+        strain = np.abs(ls / lf - 1.0)
+        key = (round(float(strain.mean()), 8), round(abs(ang(ss) - ang(fs)), 6), tuple(np.round(ls, 4)))
+        if best is None or key < best[0]:
+            best = (key, fs, ss, {
+                "substrate_lengths_A": ls.round(4).tolist(), "film_lengths_A": lf.round(4).tolist(),
+                "substrate_angle_deg": round(ang(ss), 3), "film_angle_deg": round(ang(fs), 3),
+                "length_strain": strain.round(5).tolist(), "mean_length_strain": round(float(strain.mean()), 5),
+                "angle_mismatch_deg": round(abs(ang(ss) - ang(fs)), 4),
+                "area_A2": round(float(np.linalg.norm(np.cross(*ss))), 4),
+                "film_area_A2": round(float(np.linalg.norm(np.cross(*fs))), 4),
+            })
+    if best is None:
+        raise RuntimeError("ZSL found no LSC(100)/LCO(110) match with 9 LCO and 3 LSC formula units per plane")
+    return {"film_vectors": best[1], "substrate_vectors": best[2], "record": best[3]}
+
+
+def _pick_spread(xy: np.ndarray, lat2: np.ndarray, k: int) -> list[int]:
+    """k of the points, chosen greedily farthest-point (periodic in-plane), starting from index 0."""
+    def d(i, j):
+        diff = np.linalg.solve(lat2.T, xy[i] - xy[j])
+        diff -= np.rint(diff)
+        return float(np.linalg.norm(diff @ lat2))
+    chosen = [0]
+    while len(chosen) < k:
+        rest = [i for i in range(len(xy)) if i not in chosen]
+        chosen.append(max(rest, key=lambda i: (min(d(i, j) for j in chosen), -i)))
+    return sorted(chosen)
+
+
+def make_slabs(lco_bulk, lsc_bulk) -> dict:
+    """LCO(110) 4-plane and Tasker-2b LSC(100) 7-layer slabs in the matched lateral cell (LCO's).
+
+    Returns the lateral cell (2x3, Å), each slab as species + cartesian coords (z from its bottom
+    plane) + plane index, and the match record."""
+    lco_prim, _, lco_basis = _plane_basis(lco_bulk, (1, 1, 0))
+    lsc_prim, _, lsc_basis = _plane_basis(lsc_bulk, (1, 0, 0))
+    match = zsl_match(lco_basis, lsc_basis)
+    out = {"match": match["record"]}
+    # LCO
+    cart, sp, lateral = _column(lco_prim, match["substrate_vectors"])
+    planes = _planes(cart[:, 2])
+    start = next(i for i, p in enumerate(planes) if cart[p[0], 2] >= -1e-6)
+    keep = planes[start:start + LCO_LAYERS]
+    idx = np.concatenate(keep)
+    z0 = cart[keep[0], 2].mean()
+    out["lateral"] = lateral
+    out["lco"] = {"species": [sp[i] for i in idx], "cart": cart[idx] - [0, 0, z0],
+                  "plane": np.concatenate([[k] * len(p) for k, p in enumerate(keep)])}
+    # LSC, strained onto the LCO lateral cell (fractional in-plane coordinates kept)
+    cart, sp, lat2f = _column(lsc_prim, match["film_vectors"])
+    frac = np.linalg.solve(lat2f[:, :2].T, cart[:, :2].T).T
+    cart[:, :2] = frac @ lateral[:, :2]
+    planes = _planes(cart[:, 2])
+    kinds = ["Cl" if all(sp[i] == "Cl" for i in p) else "cat" for p in planes]
+    start = next(i for i, p in enumerate(planes) if cart[p[0], 2] >= -1e-6 and kinds[i] == "Cl")
+    keep = planes[start:start + LSC_LAYERS]
+    if kinds[start:start + LSC_LAYERS] != ["Cl", "cat"] * 3 + ["Cl"]:
+        raise RuntimeError("unexpected LSC(100) plane stacking: " + " ".join(kinds[start:start + LSC_LAYERS]))
+    # Tasker 2b: of the 7 planes Cl | cat | Cl | cat | Cl | cat | Cl, each outer Cl plane keeps 9 of
+    # its 18 Cl (laterally spread): the same as moving half of one surface's Cl to the other surface
+    bot, top = keep[0], keep[-1]
+    bot_keep = bot[_pick_spread(cart[bot, :2], lateral[:, :2], len(bot) // 2)]
+    top_keep = top[_pick_spread(cart[top, :2], lateral[:, :2], len(top) // 2)]
+    keep = [bot_keep] + keep[1:-1] + [top_keep]
+    idx = np.concatenate(keep)
+    z0 = cart[bot_keep, 2].mean()
+    out["lsc"] = {"species": [sp[i] for i in idx], "cart": cart[idx] - [0, 0, z0],
+                  "plane": np.concatenate([[k] * len(p) for k, p in enumerate(keep)])}
+    return out
+
+
+def dipole_per_area(species, cart, area: float) -> float:
+    """Normal component of the formal-charge dipole of a slab per area (e/Å)."""
+    q = np.array([FORMAL_CHARGE[s] for s in species], dtype=float)
+    if abs(q.sum()) > 1e-9:
+        raise ValueError(f"slab is not charge neutral ({q.sum():+g} e)")
+    z = np.asarray(cart)[:, 2]
+    return float((q * (z - z.mean())).sum() / area)
+
+
+# --------------------------------------------------------------------------- references
+def _slabs_to_json(slabs: dict) -> dict:
+    def part(p):
+        return {"species": p["species"], "cart": np.round(p["cart"], 10).tolist(), "plane": p["plane"].tolist()}
+    return {"lateral": np.round(slabs["lateral"], 10).tolist(), "match": slabs["match"],
+            "lco": part(slabs["lco"]), "lsc": part(slabs["lsc"])}
+
+
+@lru_cache(maxsize=1)
+def references() -> dict:
+    """The cached slabs (``builders/raw/interface/references.json``, sha256 checked)."""
+    d = json.loads(_raw("references.json").read_text())
+    for k in ("lco", "lsc"):
+        d[k]["cart"] = np.array(d[k]["cart"], dtype=float)
+        d[k]["plane"] = np.array(d[k]["plane"], dtype=int)
+    d["lateral"] = np.array(d["lateral"], dtype=float)
+    return d
+
+
+def make_references(bulk_cells: str = "published", potential=None, path: Path | None = None) -> Path:
+    """(Re)write ``references.json``: the bulk cells used (``published`` crystallography, or
+    ``m3gnet``: both relaxed, cell and positions, with matgl's Relaxer, fmax 0.01 eV/Å), the
+    ZSL match and the two slabs. ``python -m dismai_data.builders.interface`` runs it."""
+    from pymatgen.core import Structure
+
+    lco, lsc = published_bulk("LiCoO2_R-3m"), published_bulk("Li3ScCl6_C2m")
+    record: dict[str, Any] = {"bulk_cells": bulk_cells}
+    if bulk_cells == "m3gnet":
+        from matgl.ext.ase import Relaxer
+
+        if potential is None:
+            from dismai_data.relax import load_potential
+
+            potential = load_potential()
+        relaxed = []
+        for s in (lco, lsc):
+            prim = s.get_primitive_structure()
+            r = Relaxer(potential, relax_cell=True).relax(prim, fmax=0.01, steps=2000, verbose=False)
+            f = r["final_structure"]
+            record.setdefault("bulk_volume_change", []).append(round(f.volume / prim.volume - 1.0, 4))
+            relaxed.append(f)
+        lco, lsc = relaxed
+    elif bulk_cells != "published":
+        raise ValueError(f"bulk_cells must be 'published' or 'm3gnet', got {bulk_cells!r}")
+    record["bulk"] = {"LiCoO2": lco.as_dict(), "Li3ScCl6": lsc.as_dict()}
+    record.update(_slabs_to_json(make_slabs(lco, lsc)))
+    path = Path(path) if path is not None else RAW / "references.json"
+    path.write_text(json.dumps(record, indent=None, sort_keys=True) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- random interfaces
+def _min_dist_table() -> dict[tuple[str, str], float]:
+    t = {}
+    for (a, b), v in MIN_DISTANCE.items():
+        t[(a, b)] = t[(b, a)] = v
+    return t
+
+
+def _periodic_dists(p: np.ndarray, pts: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Distances from p to pts, minimum image in the two lateral directions (none along z:
+    the vacuum separates periodic images along the normal)."""
+    d = pts - p
+    f = np.linalg.solve(lat2[:, :2].T, d[:, :2].T).T
+    f -= np.rint(f)
+    d[:, :2] = f @ lat2[:, :2]
+    return np.sqrt((d * d).sum(axis=1))
+
+
+def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = 200, tries: int = 5000):
+    """Candidate ``k`` of ``seed``: (pymatgen Structure, info dict)."""
+    from pymatgen.core import Lattice, Structure
+
+    refs = refs if refs is not None else references()
+    rng = np.random.default_rng([int(seed), int(k)])
+    lat2 = refs["lateral"]
+    t = float(rng.uniform(*THICKNESS_RANGE))
+    shift = rng.uniform(0.0, 1.0, size=2)
+    lco, lsc = refs["lco"], refs["lsc"]
+    z_lco_top = lco["cart"][:, 2].max()
+    lsc_cart = lsc["cart"].copy()
+    lsc_cart[:, :2] += shift @ lat2[:, :2]
+    lsc_cart[:, 2] += z_lco_top + t
+    base = np.vstack([lco["cart"], lsc_cart])
+    base_sp = list(lco["species"]) + list(lsc["species"])
+    table = _min_dist_table()
+    inv_lat = np.linalg.inv(lat2[:, :2])
+    order = [s for s, n in REGION.items() for _ in range(n)]
+    for restart in range(max_restarts):
+        pts, sps = base.copy(), list(base_sp)
+        ok = True
+        for s in order:
+            lim = np.array([table[(s, o)] for o in sps])
+            placed = False
+            for _ in range(tries // 250):  # 250 random points at a time, the first allowed one is taken
+                f = rng.uniform(0.0, 1.0, size=(250, 2))
+                z = z_lco_top + rng.uniform(0.0, 1.0, size=250) * t
+                cand = np.column_stack([f @ lat2[:, :2], z])
+                d = cand[:, None, :] - pts[None, :, :]
+                fr = d[..., :2] @ inv_lat
+                fr -= np.rint(fr)
+                d[..., :2] = fr @ lat2[:, :2]
+                good = np.flatnonzero(np.all((d * d).sum(axis=2) >= lim * lim, axis=1))
+                if len(good):
+                    pts = np.vstack([pts, cand[good[0]]])
+                    sps.append(s)
+                    placed = True
+                    break
+            if not placed:
+                ok = False
+                break
+        if ok:
+            break
+    n_base = len(base)
+    region_pts, region_sp = pts[n_base:], sps[n_base:]
+    # ordering: species; interface first, then by distance from the interface
+    z_int = z_lco_top + t / 2
+    entries = []
+    for i, s in enumerate(region_sp):
+        entries.append((SPECIES_ORDER.index(s), 0, 0, *np.round(region_pts[i], 6), region_pts[i]))
+    nl = len(lco["species"])
+    for i, s in enumerate(lco["species"]):
+        plane_from_top = lco["plane"].max() - lco["plane"][i]
+        entries.append((SPECIES_ORDER.index(s), 1, int(plane_from_top), *np.round(lco["cart"][i], 6), lco["cart"][i]))
+    for i, s in enumerate(lsc["species"]):
+        entries.append((SPECIES_ORDER.index(s), 2, int(lsc["plane"][i]), *np.round(lsc_cart[i], 6), lsc_cart[i]))
+    entries.sort(key=lambda e: e[:6])
+    species = [SPECIES_ORDER[e[0]] for e in entries]
+    cart = np.array([e[6] for e in entries])
+    height = lsc_cart[:, 2].max() - lco["cart"][:, 2].min()
+    c = height + VACUUM
+    matrix = np.array([lat2[0], lat2[1], [0.0, 0.0, c]])
+    cart[:, 2] -= lco["cart"][:, 2].min()
+    frac = np.linalg.solve(matrix.T, cart.T).T
+    frac[:, :2] = np.mod(frac[:, :2], 1.0)
+    s = Structure(Lattice(matrix), species, frac)
+    info = {"candidate": int(k), "thickness": t, "shift_a": float(shift[0]), "shift_b": float(shift[1]),
+            "restarts": restart, "region_atoms": len(region_sp), "lco_atoms": nl, "z_interface": z_int}
+    return s, info
+
+
+def unrelaxed_interfaces(n: int, seed: int) -> list:
+    """``n`` random unrelaxed interfaces (pymatgen Structures, 264 atoms, first 72 Li),
+    candidates 0..n-1 of ``seed``; deterministic."""
+    refs = references()
+    return [generate(seed, k, refs)[0] for k in range(int(n))]

@@ -809,12 +809,10 @@ def _radius(specie):
 
 
 class _Prepared:
-    """Per-structure arrays: coordinates, species codes, oxidation states, X, radii, and
-    the neighbour points of every requested centre within the search cutoff."""
+    """Per-structure arrays: coordinates, species codes, oxidation states, X, radii; the
+    neighbour points of the requested centres (:meth:`points`)."""
 
-    def __init__(self, structure, indices, cation_anion, oxidation_states, cutoff=SEARCH_CUTOFF):
-        from pymatgen.optimization.neighbors import find_points_in_spheres
-
+    def __init__(self, structure, indices, cation_anion, oxidation_states):
         self.structure = structure
         self.lattice = np.ascontiguousarray(structure.lattice.matrix, dtype=float)
         self.frac = np.ascontiguousarray(structure.frac_coords, dtype=float)
@@ -839,44 +837,75 @@ class _Prepared:
             raise ValueError("cation_anion=True needs an oxidation state on every species")
         self.cation_anion = cation_anion
         self.indices = np.asarray(indices, dtype=np.int64)
-        all_cart = np.ascontiguousarray(self.lattice_dot(self.frac), dtype=float)
-        centers = np.ascontiguousarray(self.cart[self.indices], dtype=float)
-        ci, nj, img, d = find_points_in_spheres(all_coords=all_cart, center_coords=centers, r=float(cutoff),
+        self.all_cart = np.ascontiguousarray(np.dot(self.frac, self.lattice), dtype=float)
+        corners = np.array([[1, 1, 1], [-1, 1, 1], [1, -1, 1], [1, 1, -1]], float)
+        # VoronoiNN: longest cell diagonal + 0.01 is the largest search cutoff
+        self.max_cutoff = max(float(np.linalg.norm(np.dot(c, self.lattice))) for c in corners) + 0.01
+
+    def points(self, sites, cutoff):
+        """For each centre in ``sites`` (positions in ``indices``): the points within ``cutoff``
+        sorted by distance (stable, as get_sites_in_sphere + VoronoiNN's sort), as
+        (cartesian coordinates, site indices)."""
+        from pymatgen.optimization.neighbors import find_points_in_spheres
+
+        centers = np.ascontiguousarray(self.cart[self.indices[sites]], dtype=float)
+        ci, nj, img, d = find_points_in_spheres(all_coords=self.all_cart, center_coords=centers, r=float(cutoff),
                                                 pbc=self.pbc, lattice=self.lattice, tol=1e-8)
         order = np.lexsort((d, ci))  # by centre, then distance (stable)
-        self.ci, self.nj, self.img, self.d = ci[order], nj[order].astype(np.int64), img[order], d[order]
-        self.pts = _images_to_cart(self.frac, self.nj, np.ascontiguousarray(self.img, dtype=float), self.lattice)
-        self.bounds = np.searchsorted(self.ci, np.arange(len(self.indices) + 1))
-
-    def lattice_dot(self, frac):
-        return np.dot(frac, self.lattice)
+        ci, nj, img = ci[order], nj[order].astype(np.int64), np.ascontiguousarray(img[order], dtype=float)
+        pts = _images_to_cart(self.frac, nj, img, self.lattice)
+        bounds = np.searchsorted(ci, np.arange(len(sites) + 1))
+        return [(pts[bounds[k]:bounds[k + 1]], nj[bounds[k]:bounds[k + 1]]) for k in range(len(sites))]
 
 
-def _faces_fast(prep):
-    """Clipped Voronoi faces for every centre: list of (point rows, solid angles, areas) or None."""
-    nsite = len(prep.indices)
+def _clip(blocks, box):
+    """Run the clipping kernel on blocks [(pts, nj)], centre = first point. Returns per block
+    (rows, solid angles, areas) or the kernel status (-1 touches the box, -2 overflow)."""
     rel_blocks, offsets = [], [0]
-    for s in range(nsite):
-        a, b = prep.bounds[s], prep.bounds[s + 1]
-        p = prep.pts[a:b]
-        rel = p[1:] - p[0]
+    for pts, _ in blocks:
+        rel = pts[1:] - pts[0]
         rel_blocks.append(rel)
         offsets.append(offsets[-1] + len(rel))
     rel = np.ascontiguousarray(np.concatenate(rel_blocks) if rel_blocks else np.zeros((0, 3)))
     offsets = np.asarray(offsets, np.int64)
     maxf, maxv = 200, 64
-    lab = np.zeros((nsite, maxf), np.int64)
-    sa = np.zeros((nsite, maxf))
-    area = np.zeros((nsite, maxf))
-    nface = np.zeros(nsite, np.int64)
-    _clip_cells(rel, offsets, SEARCH_CUTOFF, 1e-10, maxf, maxv, lab, sa, area, nface)
-    out = []
-    for s in range(nsite):
-        k = nface[s]
-        if k <= 0:
-            out.append(None)
-        else:
-            out.append((lab[s, :k] + 1, sa[s, :k], area[s, :k]))
+    n = len(blocks)
+    lab = np.zeros((n, maxf), np.int64)
+    sa = np.zeros((n, maxf))
+    area = np.zeros((n, maxf))
+    nface = np.zeros(n, np.int64)
+    _clip_cells(rel, offsets, float(box), 1e-10, maxf, maxv, lab, sa, area, nface)
+    return [(lab[k, :nface[k]] + 1, sa[k, :nface[k]], area[k, :nface[k]]) if nface[k] > 0 else int(nface[k])
+            for k in range(n)]
+
+
+def _faces_fast(prep):
+    """Voronoi faces of every centre by clipping, with VoronoiNN's search: points within 7 Å;
+    if they leave the cell unbounded, cutoff doubled (capped at the cell diagonal + 0.01).
+    A cell that touches the clipping box (half-width = cutoff) is re-clipped in a box 1e4
+    times larger: still touching = unbounded (qhull: infinite vertex or error -> next
+    cutoff). Per centre (pts, site indices, face rows, solid angles, areas), or None where
+    the exact scipy path must decide (overflow, or unbounded at the largest cutoff)."""
+    out = [None] * len(prep.indices)
+    pending = list(range(len(prep.indices)))
+    cutoff = SEARCH_CUTOFF
+    while pending:
+        blocks = prep.points(pending, cutoff)
+        res = _clip(blocks, cutoff)
+        again = [k for k, r in enumerate(res) if isinstance(r, int) and r == -1]
+        if again:
+            res2 = _clip([blocks[k] for k in again], cutoff * 1e4)
+            for k, r in zip(again, res2):
+                res[k] = r
+        nxt = []
+        for k, r in enumerate(res):
+            s = pending[k]
+            if not isinstance(r, int):
+                out[s] = blocks[k] + r
+            elif r == -1 and cutoff < prep.max_cutoff:
+                nxt.append(s)
+        pending = nxt
+        cutoff = min(cutoff * 2, prep.max_cutoff + 0.001)
     return out
 
 
@@ -906,10 +935,9 @@ def _faces_scipy(prep, s):
 
     n = int(prep.indices[s])
     lat = prep.lattice
-    corners = np.array([[1, 1, 1], [-1, 1, 1], [1, -1, 1], [1, 1, -1]], float)
-    max_cutoff = max(float(np.linalg.norm(np.dot(c, lat))) for c in corners) + 0.01
+    max_cutoff = prep.max_cutoff
     cutoff = SEARCH_CUTOFF
-    all_cart = np.ascontiguousarray(prep.lattice_dot(prep.frac), dtype=float)
+    all_cart = prep.all_cart
     while True:
         try:
             _, nj, img, d = find_points_in_spheres(all_coords=all_cart, center_coords=prep.cart[[n]].copy(),
@@ -953,12 +981,7 @@ def _nn_data(prep, s, faces, *, porous_adjustment, x_diff_weight, distance_cutof
     """CrystalNN.get_nn_data for centre s: (neighbour coords sorted as CrystalNN sorts them,
     their site indices, cn_weights dict)."""
     n = int(prep.indices[s])
-    if faces is None:
-        pts, nj, rows, sas, areas = _faces_scipy(prep, s)
-    else:
-        a = prep.bounds[s]
-        pts, nj = prep.pts[a:prep.bounds[s + 1]], prep.nj[a:prep.bounds[s + 1]]
-        rows, sas, areas = faces
+    pts, nj, rows, sas, areas = _faces_scipy(prep, s) if faces is None else faces
     cspec = prep.spec[n]
     rows = rows.tolist()
     sas = sas.tolist()

@@ -187,23 +187,46 @@ def test_perfect_crystals_and_edge_cases_equal_matminer():
     assert seen[C.LABELS.index("body-centered cubic CN_8")] and seen[C.LABELS.index("wt CN_14")]
 
 
-def test_slow_path_is_voronoinn_for_unbounded_cells():
+def _slab():
+    """LiCoO2 slab with 15 A of vacuum: surface cells are unbounded within 7 A, so VoronoiNN
+    doubles its cutoff (7 -> 14 -> 28 A)."""
+    bulk = _licoo2() * (2, 2, 1)
+    lat = bulk.lattice.matrix.copy()
+    lat[2] = lat[2] / np.linalg.norm(lat[2]) * (14.05 + 15.0)
+    keep = [i for i, f in enumerate(bulk.frac_coords) if f[2] < 0.999]
+    return _rattle(Structure(lat, [bulk[i].specie for i in keep], bulk.cart_coords[keep],
+                             coords_are_cartesian=True), 0.05, 8)
+
+
+def test_clipped_cells_equal_qhull_cells():
+    """The clipped cell (with VoronoiNN's cutoff doubling) has the faces of qhull's cell."""
     cases = _perfect_and_edge_cases()
-    iso = cases["isolated"]
-    prep = C._Prepared(iso, [0, 1], False, None)
-    assert C._faces_fast(prep) == [None, None]  # no bounded cell within 7 A: scipy path
-    dense = cases["dense random"]
-    prep = C._Prepared(dense, list(range(len(dense))), False, None)
-    fast = C._faces_fast(prep)
-    assert all(f is not None for f in fast)
-    for s, (rows, sa, area) in enumerate(fast):  # clipped cell = qhull cell (faces of non-zero area)
-        pts, nj, rows2, sa2, area2 = C._faces_scipy(prep, s)
-        a = {(int(nj[r]), tuple(np.round(pts[r], 6))): (x, y) for r, x, y in zip(rows2, sa2, area2) if x > 1e-9}
-        b = {(int(prep.nj[prep.bounds[s] + r]), tuple(np.round(prep.pts[prep.bounds[s] + r], 6))): (x, y)
-             for r, x, y in zip(rows, sa, area) if x > 1e-9}
-        assert a.keys() == b.keys()
-        for k in a:
-            assert abs(a[k][0] - b[k][0]) <= 1e-9 and abs(a[k][1] - b[k][1]) <= 1e-9 * max(1.0, a[k][1])
+    for s in (cases["dense random"], cases["isolated"], _slab(), _asi()):
+        prep = C._Prepared(s, list(range(len(s))), False, None)
+        fast = C._faces_fast(prep)
+        assert all(f is not None for f in fast)
+        for k, (pts, nj, rows, sa, area) in enumerate(fast):
+            pts2, nj2, rows2, sa2, area2 = C._faces_scipy(prep, k)
+            a = {(int(nj2[r]), tuple(np.round(pts2[r], 6))): (x, y) for r, x, y in zip(rows2, sa2, area2) if x > 1e-9}
+            b = {(int(nj[r]), tuple(np.round(pts[r], 6))): (x, y) for r, x, y in zip(rows, sa, area) if x > 1e-9}
+            assert a.keys() == b.keys()
+            for key in a:
+                assert abs(a[key][0] - b[key][0]) <= 1e-9 and abs(a[key][1] - b[key][1]) <= 1e-9 * max(1.0, a[key][1])
+
+
+def test_slab_and_exact_path_equal_matminer(monkeypatch):
+    s = _slab()
+    idx = list(range(len(s)))
+    ref = _reference_ops(s, idx)
+    assert np.abs(C.fingerprints(s, idx) - ref).max() <= TOL
+    d = _decorate(s)
+    ref_ca = np.array([site_fingerprint(d, i, True, FRACTION_SPECIES) for i in idx])
+    assert np.abs(C.fingerprints(d, idx, cation_anion=True, fraction_species=FRACTION_SPECIES) - ref_ca).max() <= TOL
+    # every site through the exact (scipy/qhull) path gives the same numbers too
+    monkeypatch.setattr(C, "_faces_fast", lambda prep: [None] * len(prep.indices))
+    assert np.abs(C.fingerprints(s, idx) - ref).max() <= TOL
+    a = _asi(seed=3)
+    assert np.abs(C.fingerprints(a, range(20)) - _reference_ops(a, range(20))).max() <= TOL
 
 
 def test_alloy_rows_equal_matminer():

@@ -1,0 +1,175 @@
+"""Interface builder: random LSC(100)/LCO(110) structures, slabs, ZSL match, tiny build, from_files."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from dismai_data.builders import interface as I
+
+from builders_helpers import build_to, check_layout_and_features
+
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return [I.generate(SEED, k) for k in range(4)]
+
+
+def _parts(structure, info):
+    """Indices of region / LCO / LSC atoms by height (LCO below the region, LSC above)."""
+    refs = I.references()
+    z = structure.cart_coords[:, 2]
+    lco_top = refs["lco"]["cart"][:, 2].max() - refs["lco"]["cart"][:, 2].min()
+    t = info["thickness"]
+    region = np.flatnonzero((z > lco_top + 1e-6) & (z < lco_top + t - 1e-6))
+    lco = np.flatnonzero(z <= lco_top + 1e-6)
+    lsc = np.flatnonzero(z >= lco_top + t - 1e-6)
+    return region, lco, lsc
+
+
+def test_composition_order_and_parts(generated):
+    for s, info in generated:
+        sp = [x.specie.symbol for x in s]
+        assert len(s) == 264
+        assert sp[:72] == ["Li"] * 72
+        assert Counter(sp) == {"Li": 72, "Co": 36, "O": 72, "Sc": 12, "Cl": 72}
+        region, lco, lsc = _parts(s, info)
+        assert Counter(sp[i] for i in region) == {"Li": 9, "Sc": 3, "Cl": 18}
+        assert Counter(sp[i] for i in lco) == {"Li": 36, "Co": 36, "O": 72}
+        assert Counter(sp[i] for i in lsc) == {"Li": 27, "Sc": 9, "Cl": 54}
+        # the paper's order: the first 9 Li are the interface-region Li, the next 9 the top LCO plane
+        assert set(range(9)) == {i for i in region if sp[i] == "Li"}
+        z = s.cart_coords[:, 2]
+        top_lco = z[lco].max()
+        assert np.allclose(z[9:18], top_lco, atol=1e-6)
+
+
+def test_thickness_vacuum_shift_and_min_distances(generated):
+    table = I._min_dist_table()
+    for s, info in generated:
+        assert 4.0 <= info["thickness"] <= 6.0
+        assert 0.0 <= info["shift_a"] < 1.0 and 0.0 <= info["shift_b"] < 1.0
+        z = s.cart_coords[:, 2]
+        assert s.lattice.c - (z.max() - z.min()) == pytest.approx(14.0, abs=1e-6)
+        assert abs(s.lattice.matrix[2, 0]) < 1e-9 and abs(s.lattice.matrix[2, 1]) < 1e-9
+        region, _, _ = _parts(s, info)
+        d = s.distance_matrix
+        sp = [x.specie.symbol for x in s]
+        for i in region:
+            for j in range(len(s)):
+                if j != i:
+                    assert d[i, j] >= table[(sp[i], sp[j])] - 1e-6, (i, j, d[i, j])
+    # the draws differ between candidates
+    assert len({round(info["thickness"], 6) for _, info in generated}) == len(generated)
+
+
+def test_deterministic_per_seed():
+    a = I.unrelaxed_interfaces(2, SEED)
+    b = I.unrelaxed_interfaces(2, SEED)
+    c = I.unrelaxed_interfaces(2, SEED + 1)
+    for x, y in zip(a, b):
+        assert np.array_equal(x.frac_coords, y.frac_coords) and x.species == y.species
+    assert not np.allclose(a[0].frac_coords, c[0].frac_coords)
+
+
+def test_slabs_tasker_2b_dipole_and_match():
+    refs = I.references()
+    area = refs["match"]["area_A2"]
+    lsc, lco = refs["lsc"], refs["lco"]
+    assert Counter(lsc["species"]) == {"Li": 27, "Sc": 9, "Cl": 54}
+    assert lsc["plane"].max() + 1 == 7
+    outer = [Counter(np.array(lsc["species"])[lsc["plane"] == k]) for k in (0, 6)]
+    assert outer == [{"Cl": 9}, {"Cl": 9}]
+    assert abs(I.dipole_per_area(lsc["species"], lsc["cart"], area)) < 1e-8
+    # the unreconstructed polar stacking (Cl18 | cat | ... | cat, Tasker 3) has a large dipole: the check can fail
+    keep = lsc["plane"] < 6
+    sp = np.array(lsc["species"])[keep].tolist()
+    cart = lsc["cart"][keep].copy()
+    cl_bottom = np.flatnonzero(lsc["plane"][keep] == 0)
+    extra_sp = ["Cl"] * len(cl_bottom)
+    extra = lsc["cart"][keep][cl_bottom] + [0.5, 0.5, 0.0]
+    polar = I.dipole_per_area(sp + extra_sp, np.vstack([cart, extra]), area)
+    assert abs(polar) > 0.1
+    assert Counter(lco["species"]) == {"Li": 36, "Co": 36, "O": 72}
+    assert lco["plane"].max() + 1 == 4
+    assert abs(I.dipole_per_area(lco["species"], lco["cart"], area)) < 1e-8
+    m = refs["match"]
+    assert 0 < m["mean_length_strain"] < 0.05
+    assert m["mean_length_strain"] == pytest.approx(np.mean(m["length_strain"]))
+    assert m["length_strain"] == pytest.approx(
+        list(np.abs(np.array(m["substrate_lengths_A"]) / np.array(m["film_lengths_A"]) - 1)), abs=1e-4)
+    assert m["area_A2"] == pytest.approx(9 * 22.846, rel=0.01)  # 9 LCO formula units per (110) plane
+
+
+def test_slabs_reproduced_from_bulk():
+    """references.json is what make_slabs gives from the published cells (ZSL match included)."""
+    refs = I.references()
+    assert refs["bulk_cells"] == "published"
+    slabs = I.make_slabs(I.published_bulk("LiCoO2_R-3m"), I.published_bulk("Li3ScCl6_C2m"))
+    assert slabs["match"] == refs["match"]
+    for k in ("lco", "lsc"):
+        assert slabs[k]["species"] == refs[k]["species"]
+        assert np.allclose(slabs[k]["cart"], refs[k]["cart"], atol=1e-8)
+
+
+def test_gamma_definition():
+    terms = {"constant_eV": -100.0, "area_A2": 200.0}
+    assert I.gamma_jm2(-100.0, terms) == 0.0
+    assert I.gamma_jm2(-99.0, terms) == pytest.approx(1.602176634e-19 / 200e-20)
+
+
+def _write_extxyz(path, structures):
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    frames = []
+    for i, s in enumerate(structures):
+        a = AseAtomsAdaptor.get_atoms(s)
+        a.info["energy"] = -1000.0 - i
+        frames.append(a)
+    write(str(path), frames, format="extxyz")
+
+
+def test_from_files(tmp_path, tmp_path_factory):
+    s = I.unrelaxed_interfaces(3, SEED)
+    _write_extxyz(tmp_path / "int_train.extxyz", s[:2])
+    _write_extxyz(tmp_path / "int_val.extxyz", s[2:])
+    b, out = build_to(tmp_path_factory, "interface", from_files=str(tmp_path))
+    check_layout_and_features(b, out, {"train": 2, "validation": 1},
+                              figures=("figures/elements.png", "figures/num_atoms.png"))
+    rows = b.configs["default"]["train"]
+    assert rows[0]["num_atoms"] == 264 and rows[0]["energy"] == -1000.0
+    assert np.allclose(rows[0]["frac_coords"], s[0].frac_coords, atol=1e-9)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    small = s[0].copy()
+    small.remove_sites([0])
+    _write_extxyz(bad / "x_train.extxyz", [small])
+    with pytest.raises(ValueError, match="x_train.extxyz frame 0"):
+        I.build(from_files=str(bad))
+
+
+def test_tiny_build(tmp_path_factory):
+    """Three candidates relaxed with the relaxation engine (few steps, loose fmax), written and loaded."""
+    pytest.importorskip("matgl")
+    wd = tmp_path_factory.mktemp("iwork")
+    b, out = build_to(tmp_path_factory, "interface", n_candidates=3, n_structures=3, max_steps=25, fmax=3.0,
+                      batch_size=3, window_jm2=1000.0, workdir=str(wd), seed=SEED)
+    n = b.num_rows()
+    assert n >= 2
+    n_train = int(round(0.8 * n))
+    check_layout_and_features(b, out, {"train": n_train, "validation": n - n_train})
+    rows = [r for s in b.configs["default"].values() for r in s]
+    assert min(r["relative_interface_energy"] for r in rows) == 0.0
+    for r in rows:
+        assert r["num_atoms"] == 264 and list(r["species"][:72]) == ["Li"] * 72
+        assert r["fmax"] <= 3.0 and r["converged"]
+        assert r["interface_energy"] == pytest.approx(
+            I.gamma_jm2(r["energy"], I.interface_energy_terms(b.analysis["ref_energies"], b.analysis["terms"]["area_A2"])))
+    card = (out / "README.md").read_text()
+    assert "rebuilt here, not downloaded" in card and "M3GNet-MP-2021.2.8" in card
+    assert "time-budgeted" not in card.split("\n\n")[0] or b.version == "1.0-preview"

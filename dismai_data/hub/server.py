@@ -321,10 +321,12 @@ class HubApp:
         content = body.get("content") if isinstance(body, dict) else None
         if not isinstance(content, str):
             raise HubError(400, "InvalidYaml", "'content' must be a string")
-        text = content
-        if text.startswith("---"):
-            end = text.find("\n---", 3)
-            text = text[3:end] if end >= 0 else text[3:]
+        # The client sends the whole card; only a leading "---" block is metadata. A card
+        # without front matter has no metadata, which is valid (as on huggingface.co).
+        text = ""
+        if content.startswith("---"):
+            end = content.find("\n---", 3)
+            text = content[3:end] if end >= 0 else content[3:]
         try:
             data = yaml.safe_load(text) if text.strip() else {}
         except yaml.YAMLError as exc:

@@ -155,3 +155,18 @@ def test_oversize_uploads(tmp_path, client_home):
         assert out.startswith("refused") and out.endswith("True")
     finally:
         small.stop()
+
+
+@pytest.mark.parametrize("content,status", [
+    ("# A card with no front matter\n\nJust prose.", 200),
+    ("---\nlicense: mit\ntags: [a]\n---\n# Card", 200),
+    ("---\n- a list\n- not a mapping\n---\n# Card", 400),
+    ("---\nkey: [unclosed\n---\n# Card", 400),
+])
+def test_validate_yaml(hub, content, status):
+    """The client sends the whole README; only a leading --- block is metadata."""
+    st, hdr, body = hub.request("POST", "/api/validate-yaml", {"content": content, "repoType": "model"},
+                                token=hub.tokens["alice"])
+    assert st == status, body
+    if status == 400:
+        assert hdr["X-Error-Code"] == "InvalidYaml"

@@ -27,12 +27,12 @@ inputs, tests/test_crystalnn.py) for many sites of one structure at once:
   ``cn_opt_params.yaml``) and operation order; dot products use numpy's 3-element
   ``fma`` chain so ``acos`` near ±1 sees the same arguments.
 
-Known limits of exactness (documented, not hidden): qhull and the clipping agree on
-every face of non-zero area; faces of zero area (degenerate vertices of perfect
-crystals) get weight 0 in both after ``round(w, 3)``. Neighbours whose CrystalNN
-weights tie *exactly* are ordered by the reference in qhull's ridge order, which is not
-reproduced; only the ``bcc`` order parameter (CN 8) depends on neighbour order, and only
-when such ties break a symmetry (not seen in the tested structures).
+Exactness notes: qhull and the clipping agree on every face of non-zero area; faces of
+zero area (degenerate vertices of perfect crystals) get weight 0 in both after
+``round(w, 3)``. Neighbours whose CrystalNN weights tie (to 1e-9) are ordered by the
+reference in qhull's ridge order; only the ``bcc`` parameter (CN 8) and the BLAS rounding
+of bond-angle cosines depend on that order, so such sites (perfect crystals) are redone
+through :func:`_faces_scipy`, which reproduces VoronoiNN's order and numbers exactly.
 """
 
 from __future__ import annotations

@@ -137,6 +137,20 @@ def _dataset_structures(name, n):
 
 
 # --------------------------------------------------------------------------- tests
+def test_generated_interface_equals_reference():
+    """A real generated (unrelaxed) interface, cation sites, the 109-number version."""
+    from dismai_data.builders.interface import unrelaxed_interfaces
+
+    s = unrelaxed_interfaces(1, 0)[0]
+    d = _decorate(s)
+    cations = [i for i, site in enumerate(s) if site.specie.symbol in ("Li", "Co", "Sc")]
+    idx = cations[::6]  # 20 of the 120 cations (Li, Co and Sc)
+    ours = C.fingerprints(s, idx, cation_anion=True, oxidation_states=C.OXIDATION_STATES,
+                          fraction_species=FRACTION_SPECIES)
+    ref = np.array([site_fingerprint(d, i, True, FRACTION_SPECIES) for i in idx])
+    assert np.abs(ours - ref).max() <= TOL
+
+
 def test_labels_are_matminers():
     from matminer.featurizers.site import CrystalNNFingerprint
 

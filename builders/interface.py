@@ -486,6 +486,7 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = 20
         entries.append((SPECIES_ORDER.index(s), 2, int(lsc["plane"][i]), *np.round(lsc_cart[i], 6), lsc_cart[i]))
     entries.sort(key=lambda e: e[:6])
     species = [SPECIES_ORDER[e[0]] for e in entries]
+    part = np.array([e[1] for e in entries])
     cart = np.array([e[6] for e in entries])
     height = lsc_cart[:, 2].max() - lco["cart"][:, 2].min()
     c = height + VACUUM
@@ -495,7 +496,9 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = 20
     frac[:, :2] = np.mod(frac[:, :2], 1.0)
     s = Structure(Lattice(matrix), species, frac)
     info = {"candidate": int(k), "thickness": t, "shift_a": float(shift[0]), "shift_b": float(shift[1]),
-            "restarts": restart, "region_atoms": len(region_sp), "lco_atoms": nl, "z_interface": z_int}
+            "restarts": restart, "z_interface": float(z_int),
+            "region_indices": np.flatnonzero(part == 0).tolist(), "lco_indices": np.flatnonzero(part == 1).tolist(),
+            "lsc_indices": np.flatnonzero(part == 2).tolist()}
     return s, info
 
 

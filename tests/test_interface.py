@@ -20,15 +20,8 @@ def generated():
 
 
 def _parts(structure, info):
-    """Indices of region / LCO / LSC atoms by height (LCO below the region, LSC above)."""
-    refs = I.references()
-    z = structure.cart_coords[:, 2]
-    lco_top = refs["lco"]["cart"][:, 2].max() - refs["lco"]["cart"][:, 2].min()
-    t = info["thickness"]
-    region = np.flatnonzero((z > lco_top + 1e-6) & (z < lco_top + t - 1e-6))
-    lco = np.flatnonzero(z <= lco_top + 1e-6)
-    lsc = np.flatnonzero(z >= lco_top + t - 1e-6)
-    return region, lco, lsc
+    """Indices of the region / LCO / LSC atoms (from the generator's record)."""
+    return info["region_indices"], info["lco_indices"], info["lsc_indices"]
 
 
 def test_composition_order_and_parts(generated):
@@ -44,8 +37,8 @@ def test_composition_order_and_parts(generated):
         # the paper's order: the first 9 Li are the interface-region Li, the next 9 the top LCO plane
         assert set(range(9)) == {i for i in region if sp[i] == "Li"}
         z = s.cart_coords[:, 2]
-        top_lco = z[lco].max()
-        assert np.allclose(z[9:18], top_lco, atol=1e-6)
+        assert np.all(z[lco] < z[region].min()) and np.all(z[region] < z[lsc].max())
+        assert np.allclose(z[9:18], z[lco].max(), atol=1e-6)
 
 
 def test_thickness_vacuum_shift_and_min_distances(generated):
@@ -157,17 +150,18 @@ def test_tiny_build(tmp_path_factory):
     """Three candidates relaxed with the relaxation engine (few steps, loose fmax), written and loaded."""
     pytest.importorskip("matgl")
     wd = tmp_path_factory.mktemp("iwork")
-    b, out = build_to(tmp_path_factory, "interface", n_candidates=3, n_structures=3, max_steps=25, fmax=3.0,
+    b, out = build_to(tmp_path_factory, "interface", n_candidates=3, n_structures=3, max_steps=25, fmax=5.0,
                       batch_size=3, window_jm2=1000.0, workdir=str(wd), seed=SEED)
     n = b.num_rows()
     assert n >= 2
     n_train = int(round(0.8 * n))
-    check_layout_and_features(b, out, {"train": n_train, "validation": n - n_train})
+    check_layout_and_features(b, out, {"train": n_train, "validation": n - n_train},
+                              figures=("figures/elements.png", "figures/num_atoms.png", "figures/property.png"))
     rows = [r for s in b.configs["default"].values() for r in s]
     assert min(r["relative_interface_energy"] for r in rows) == 0.0
     for r in rows:
         assert r["num_atoms"] == 264 and list(r["species"][:72]) == ["Li"] * 72
-        assert r["fmax"] <= 3.0 and r["converged"]
+        assert r["fmax"] <= 5.0 and r["converged"]
         assert r["interface_energy"] == pytest.approx(
             I.gamma_jm2(r["energy"], I.interface_energy_terms(b.analysis["ref_energies"], b.analysis["terms"]["area_A2"])))
     card = (out / "README.md").read_text()

@@ -105,6 +105,18 @@ def openapi_document() -> dict:
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, tag="xet")},
         "/xet/{storage}/v1/chunks/default/{hash}": {"get": _op("Global dedupe query (always 404)",
                                                                [_p("storage"), _p("hash")], tag="xet")},
+        "/api/leaderboard": {"get": _op("Leaderboard rows and queue counts", tag="leaderboard")},
+        "/api/leaderboard/submissions": {"post": _op("Queue a submission for scoring", body=_json({
+            "type": "object", "required": ["task", "predictions_repo", "predictions_commit", "predictions_path",
+                                           "model_name"],
+            "properties": {"task": {"type": "string"}, "predictions_repo": {"type": "string"},
+                           "predictions_commit": {"type": "string"}, "predictions_path": {"type": "string"},
+                           "model_name": {"type": "string"}, "model_repo": {"type": "string"},
+                           "notes": {"type": "string"}, "column": {"type": "string"}}}), tag="leaderboard")},
+        "/api/leaderboard/submissions/{submission_id}": {"get": _op("One submission's state",
+                                                                    [_p("submission_id")], tag="leaderboard")},
+        "/leaderboard": {"get": {"summary": "Web: leaderboard", "tags": ["web"], "responses": {
+            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/": {"get": {"summary": "Web: repositories", "tags": ["web"], "responses": {
             "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/datasets/{namespace}/{name}": {"get": {"summary": "Web: dataset page", "tags": ["web"], "parameters": [

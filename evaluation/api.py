@@ -56,7 +56,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
              reference: str | os.PathLike | None = None, train_split: str = "train",
              out: str | os.PathLike | None = None, workers: int = 1, scheduler: Any = None,
              no_relax: bool = False, generic: bool = True, figures: bool = True,
-             relax_weights: str | os.PathLike | None = None, novelty_classes: bool = True) -> EvaluationResult:
+             relax_weights: str | os.PathLike | None = None, novelty_classes: bool = True,
+             lammps_potential: str | None = None) -> EvaluationResult:
     """Score ``predictions`` for ``task`` against the reference dataset.
 
     ``reference``: a folder written by ``dismai build`` (default:
@@ -64,15 +65,25 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     ``split``: the reference split the predictions are scored against (reconstruction:
     keyed by its row ids; generation: coverage). ``train_split``: for novelty and the
     fingerprint averages. ``workers``/``scheduler``: local processes / Dask address.
-    ``relax_weights`` (a-si, interface): matgl potential folder for the positions-only
-    relaxation; ``no_relax=True`` scores the structures unrelaxed (labelled so).
+    a-si and interface relax the generated structures (positions only, fmax 0.05 eV/A)
+    after the move-apart rule, by default: interface with the M3GNet relaxer of
+    :mod:`dismai_data.relax` (hub repo, packaged copy offline; ``relax_weights``: another
+    matgl potential folder or hub repo); a-si with the LAMMPS potential the reference
+    dataset was built with (its ``build_info.json`` ``parameters.potential``; else
+    ``sw-vink``; ``lammps_potential`` overrides; ``relax_weights`` switches a-si to that
+    M3GNet potential). ``no_relax=True`` scores the structures unrelaxed (labelled so).
     """
     t0 = time.perf_counter()
     kind, dataset, config = parse_task(task)
-    if kind in DISORDER_TASKS and not no_relax and relax_weights is None:
-        raise EvaluationInputError(f"task {task!r} relaxes structures before scoring: pass relax_weights "
-                                   "(--relax-weights PATH to matgl M3GNet weights) or no_relax=True (--no-relax)",
-                                   field="relax")
+    if lammps_potential is not None:
+        from dismai_data.lammps import POTENTIALS
+
+        if kind != "a-si":
+            raise EvaluationInputError(f"lammps_potential applies to the a-si task only, not {task!r}",
+                                       field="lammps_potential")
+        if lammps_potential not in POTENTIALS:
+            raise EvaluationInputError(f"unknown LAMMPS potential {lammps_potential!r}; known: "
+                                       f"{', '.join(POTENTIALS)}", field="lammps_potential")
     outdir = Path(out) if out is not None else None
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -81,12 +92,13 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     preds = read_predictions(predictions, column=column, split=split, symmetry=not big)
     ref = load_reference(reference, dataset, "train" if kind in ("alloy",) + DISORDER_TASKS else split, config)
 
-    relaxed = kind in DISORDER_TASKS and not no_relax and relax_weights is not None
+    relaxed = kind in DISORDER_TASKS and not no_relax
+    relax_spec = _relax_spec(kind, ref, relax_weights, lammps_potential) if relaxed else None
     relax_note = ("no relaxation: the reconstruction and generic metrics score structures as submitted"
                   if kind != "alloy" else "no relaxation (alloys are scored on the lattice, as in the paper)")
     if kind in DISORDER_TASKS:
-        relax_note = (f"moved apart (1.5 A rule) and relaxed with {relax_weights}" if relaxed else
-                      "moved apart (1.5 A rule), NOT relaxed")
+        relax_note = (f"moved apart (1.5 A rule) and relaxed (positions only, fmax 0.05 eV/A) with "
+                      f"{_spec_text(relax_spec)}" if relaxed else "moved apart (1.5 A rule), NOT relaxed")
     label = f"{task} — " + ("relaxed" if relaxed else "unrelaxed") + (" (--no-relax)" if no_relax else "")
     files: dict[str, str] = {}
     groups: dict[str, Any] = {}
@@ -133,7 +145,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
             from .disorder import evaluate_disorder
 
             res = evaluate_disorder(kind, preds, ref, workers=workers, scheduler=scheduler,
-                                    relax_weights=None if no_relax else relax_weights, outdir=outdir, label=label,
+                                    relax=relax_spec, outdir=outdir, label=label,
                                     figures=figures)
         else:
             from .alloy import evaluate_alloy
@@ -188,6 +200,33 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
         result.to_json(outdir / "result.json")
     result.seconds = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _relax_spec(kind: str, ref: Reference, relax_weights, lammps_potential: str | None) -> dict:
+    """How the generated structures of a disorder task are relaxed (see :func:`evaluate`)."""
+    if kind == "interface" or relax_weights is not None:
+        return {"engine": "m3gnet", "source": None if relax_weights is None else str(relax_weights)}
+    from dismai_data.lammps import POTENTIALS
+
+    if lammps_potential is not None:
+        return {"engine": "lammps", "potential": lammps_potential, "why": "given (lammps_potential)"}
+    params = (ref.build_info or {}).get("parameters") or {}
+    pot = params.get("potential")
+    if pot in POTENTIALS and not params.get("from_files"):
+        return {"engine": "lammps", "potential": pot,
+                "why": "the potential the reference dataset was built with (build_info.json parameters.potential)"}
+    why = ("the reference dataset was read from files (its structures were not relaxed by a LAMMPS potential here)"
+           if params.get("from_files") else "the reference dataset records no LAMMPS potential"
+           if pot is None else f"the reference dataset's potential {pot!r} is not a LAMMPS Si potential")
+    return {"engine": "lammps", "potential": "sw-vink", "why": f"default sw-vink: {why}"}
+
+
+def _spec_text(spec: dict | None) -> str:
+    if spec is None:
+        return "nothing"
+    if spec["engine"] == "lammps":
+        return f"LAMMPS {spec['potential']} ({spec['why']})"
+    return f"the M3GNet relaxer ({spec['source'] or 'default: hub repo, packaged copy offline'})"
 
 
 def _reason_key(reason: str | None) -> str:

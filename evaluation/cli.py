@@ -24,13 +24,19 @@ def evaluate(
     out: Optional[str] = typer.Option(None, "--out", help="Folder for result.json, rows.parquet/csv, figures/."),
     workers: int = typer.Option(1, "--workers", help="Local worker processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
-    no_relax: bool = typer.Option(False, "--no-relax", help="Score unrelaxed structures (labelled as such)."),
+    no_relax: bool = typer.Option(False, "--no-relax", help="a-si/interface: score the structures unrelaxed "
+                                                          "(labelled as such); by default they are relaxed."),
     no_generic: bool = typer.Option(False, "--no-generic", help="Skip the generic metrics (validity, novelty...)."),
     no_novelty_classes: bool = typer.Option(False, "--no-novelty-classes",
                                             help="Skip the substitution stage of the novelty classes (slow on "
                                                  "single-prototype sets)."),
-    relax_weights: Optional[str] = typer.Option(None, "--relax-weights", help="a-si/interface: matgl potential "
-                                                                              "folder for the relaxation."),
+    relax_weights: Optional[str] = typer.Option(None, "--relax-weights", help="interface (and a-si): relax with "
+                                                                              "this matgl potential folder or hub "
+                                                                              "repo instead of the default M3GNet "
+                                                                              "relaxer / LAMMPS potential."),
+    lammps_potential: Optional[str] = typer.Option(None, "--lammps-potential",
+                                                   help="a-si: LAMMPS potential (sw-vink, sw, tersoff) instead of "
+                                                        "the one recorded in the reference's build_info.json."),
 ):
     """Score predictions for a benchmark task; print the result JSON."""
     from dismai_data.errors import DismaiError
@@ -40,7 +46,8 @@ def evaluate(
     try:
         result = run(task, predictions, column=column, split=split, reference=reference, out=out,
                      workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic,
-                     relax_weights=relax_weights, novelty_classes=not no_novelty_classes)
+                     relax_weights=relax_weights, novelty_classes=not no_novelty_classes,
+                     lammps_potential=lammps_potential)
     except DismaiError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -19,9 +19,12 @@
   CN 1-24), per site, computed by the reference libraries (no fast implementation in
   this version); the interface variant adds oxidation states, ``cation_anion=True`` and
   the Cl/O fractions per CN (109 numbers).
-* :func:`evaluate_disorder` — the ``a-si`` and ``interface`` tasks. Relaxation is a
-  hook (:func:`relax_structure`, matgl weights given by path); without weights the
-  structures are scored unrelaxed and the result says so.
+* :func:`evaluate_disorder` — the ``a-si`` and ``interface`` tasks: move apart, relax
+  (:func:`relax_generated`: interface with the M3GNet relaxer of the shared engine
+  :mod:`dismai_data.relax`; a-Si with the LAMMPS potential the dataset was built with,
+  :mod:`dismai_data.lammps`), fingerprints. A structure that fails to relax is rejected
+  with the reason in the per-row table; ``relax=None`` (``--no-relax``) scores the
+  structures unrelaxed and the result says so.
 """
 
 from __future__ import annotations
@@ -178,47 +181,112 @@ def _decorate(structure):
 
 
 # --------------------------------------------------------------------------- per-structure work
-def relax_structure(structure, weights: str, fmax: float = 0.05, steps: int = 500):
-    """Positions-only relaxation with a matgl potential (hook; not exercised by the tests)."""
-    import matgl
-    from matgl.ext.ase import Relaxer
+RELAX_FMAX = 0.05
+M3GNET_MAX_STEPS = 1000
 
-    pot = matgl.load_model(weights)
-    res = Relaxer(potential=pot, relax_cell=False).relax(structure, fmax=fmax, steps=steps, verbose=False)
-    final = res["final_structure"]
-    traj = res.get("trajectory")
-    forces = np.asarray(traj.forces[-1]) if traj is not None and len(traj.forces) else None
-    converged = forces is None or float(np.linalg.norm(forces, axis=1).max()) <= fmax + 1e-9
-    return final, converged
+
+def move_apart_task(row) -> dict:
+    """Step 1 of 3.1/3.2 for one generated row: the structure after the 1.5 A rule, or why not."""
+    from dismai_data.structure import row_to_structure
+
+    try:
+        s, ok, it = move_apart(row_to_structure(row))
+    except Exception as exc:  # a pathological structure fails alone
+        return {"ok": False, "reason": f"move apart: {type(exc).__name__}: {exc}", "move_apart_iterations": None}
+    if not ok:
+        return {"ok": False, "reason": f"move apart: atoms still closer than 1.5 A after {it} iterations",
+                "move_apart_iterations": it}
+    return {"ok": True, "structure": s, "move_apart_iterations": it}
+
+
+def lammps_relax_task(task) -> list:
+    """LAMMPS positions-only relaxation of a chunk of structures (one LAMMPS instance)."""
+    from dismai_data.lammps import relax_structures
+
+    structures, potential, fmax = task
+    return relax_structures(structures, potential, fmax=fmax)
+
+
+def relax_generated(structures: dict, relax: dict, *, workers: int = 1, scheduler=None) -> tuple[dict, dict]:
+    """Step 2 of 3.1/3.2: positions-only relaxation to ``fmax`` 0.05 eV/A.
+
+    ``structures``: id -> moved-apart Structure. ``relax``: ``{"engine": "lammps",
+    "potential": "sw-vink" | "sw" | "tersoff"}`` or ``{"engine": "m3gnet", "source": None |
+    folder | hub repo}`` (the shared engine :mod:`dismai_data.relax`; None = its default
+    hub repo with the packaged offline copy as fallback). Returns ``(results, settings)``:
+    id -> ``{"ok", "reason", "structure", "relax_steps", "relax_fmax", "relax_energy_eV"}``
+    and what relaxed them."""
+    from .parallel import parallel_map
+
+    ids = list(structures)
+    out: dict = {}
+    if relax["engine"] == "lammps":
+        from dismai_data.lammps import describe
+
+        n_chunks = max(1, min(len(ids), (workers or 1) * 4 if (workers or 1) > 1 or scheduler else 1))
+        chunks = [ids[k::n_chunks] for k in range(n_chunks)] if ids else []
+        res_chunks = parallel_map(lammps_relax_task, [([structures[i] for i in c], relax["potential"], RELAX_FMAX)
+                                                      for c in chunks], workers=workers, scheduler=scheduler,
+                                  desc="relaxing (LAMMPS)", chunksize=1)
+        results = {i: r for c, rs in zip(chunks, res_chunks) for i, r in zip(c, rs)}
+        settings = {"engine": "LAMMPS", "potential": relax["potential"], "description": describe(relax["potential"]),
+                    "why": relax.get("why"), "fmax_eV_per_A": RELAX_FMAX, "cell": "fixed",
+                    "minimizer": "min_style cg, min_modify norm max, minimize 0.0 fmax 100000 1000000, "
+                                 "up to 5 rounds (as the a-Si builder)"}
+    elif relax["engine"] == "m3gnet":
+        from dismai_data import relax as engine
+
+        try:
+            potential = engine.load_potential(relax.get("source"))
+        except Exception as exc:
+            from .sources import EvaluationInputError
+
+            raise EvaluationInputError(f"cannot load the relaxer ({type(exc).__name__}: {exc})",
+                                       source=str(relax.get("source") or engine.RELAXER_REPO),
+                                       field="relax_weights") from None
+        rs = engine.relax_many([(i, structures[i]) for i in ids], potential=potential, fmax=RELAX_FMAX,
+                               max_steps=M3GNET_MAX_STEPS, scheduler=scheduler if isinstance(scheduler, str) else None,
+                               workers=workers, progress=False) if ids else []
+        results = dict(zip(ids, rs))
+        settings = {"engine": "dismai_data.relax (matgl M3GNet, FIRE)", "potential": engine._WEIGHTS_NAME,
+                    "source": getattr(potential, "dismai_source", None),
+                    "fallback_reason": getattr(potential, "dismai_fallback_reason", None),
+                    "fmax_eV_per_A": RELAX_FMAX, "max_steps": M3GNET_MAX_STEPS, "cell": "fixed"}
+    else:
+        raise ValueError(f"unknown relaxation engine {relax['engine']!r}")
+    for i in ids:
+        r = results[i]
+        rec = {"relax_steps": int(r.steps) if r.steps is not None else None,
+               "relax_fmax": None if r.fmax is None else float(r.fmax),
+               "relax_energy_eV": None if r.energy is None else float(r.energy)}
+        if r.structure is None or not r.converged:
+            why = r.error or "no structure returned"
+            if r.structure is not None and not r.converged:
+                why = (f"did not reach fmax {RELAX_FMAX} eV/A in {r.steps} steps (max force "
+                       f"{r.fmax if r.fmax is None else round(float(r.fmax), 4)} eV/A)"
+                       + (f"; {r.error}" if r.error else ""))
+            out[i] = {"ok": False, "reason": f"relaxation: {why}", **rec}
+        else:
+            out[i] = {"ok": True, "reason": None, "structure": r.structure, **rec}
+    return out, settings
 
 
 def structure_features(task):
-    """Features of one structure for the a-Si / interface tasks.
+    """Features of one structure for the a-Si / interface tasks (steps 3-4 of 3.1, 2-4 of 3.2).
 
-    ``task = (row, kind, prepare, relax_weights)``; ``prepare``: move apart (+ relax)
-    first (generated structures), not for training structures."""
+    ``task = (structure_or_row, kind)``: a prepared (moved apart, relaxed) generated
+    Structure, or a training row."""
     from dismai_data.structure import row_to_structure
 
-    row, kind, prepare, relax_weights = task
+    item, kind = task[0], task[1]
     try:
-        s = row_to_structure(row)
-        info = {"move_apart_iterations": None}
-        if prepare:
-            s, ok, it = move_apart(s)
-            info["move_apart_iterations"] = it
-            if not ok:
-                return {"ok": False, "reason": f"move apart: atoms still closer than 1.5 A after {it} iterations",
-                        **info}
-            if relax_weights:
-                s, conv = relax_structure(s, relax_weights)
-                if not conv:
-                    return {"ok": False, "reason": "relaxation: did not reach fmax 0.05 eV/A", **info}
+        s = row_to_structure(item) if isinstance(item, dict) else item
         if kind == "a-si":
             fps = np.array([site_fingerprint(s, i) for i in range(len(s))])
             return {"ok": True, "reason": None, "motif": fps.mean(axis=0), "rdf": rdf_fast(s),
-                    "angle": bond_angle_distribution(s), **info}
+                    "angle": bond_angle_distribution(s)}
         d = _decorate(s)
-        out = {"ok": True, "reason": None, **info}
+        out = {"ok": True, "reason": None}
         for el in INTERFACE_CATIONS:
             idx = [i for i, site in enumerate(s) if site.specie.symbol == el]
             fps = np.array([site_fingerprint(d, i, True, FRACTION_SPECIES) for i in idx])
@@ -228,9 +296,13 @@ def structure_features(task):
         return {"ok": False, "reason": f"fingerprint: {type(exc).__name__}: {exc}"}
 
 
-def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None, relax_weights=None,
+def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None, relax: dict | None = None,
                       outdir=None, label: str = "", figures: bool = True) -> dict:
-    """a-Si (d_motif, d_rdf, d_angle) or interface (d_Li, d_Co, d_Sc, d_all + cosine) scores."""
+    """a-Si (d_motif, d_rdf, d_angle) or interface (d_Li, d_Co, d_Sc, d_all + cosine) scores.
+
+    ``relax``: how generated structures are relaxed after the move-apart rule (see
+    :func:`relax_generated`); None scores them unrelaxed (``--no-relax``). Training rows
+    are used as stored (the datasets hold relaxed structures)."""
     from collections import Counter
 
     from .parallel import parallel_map
@@ -241,6 +313,8 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
     table, todo = [], []
     for it in preds.items:
         rec = {"id": it.id, "status": "failed", "reason": it.reason, "move_apart_iterations": None}
+        if relax is not None:
+            rec.update(relax_steps=None, relax_fmax=None, relax_energy_eV=None)
         if it.ok:
             comp = Counter(it.row["species"])
             if comp != ref_comp:
@@ -249,14 +323,34 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
             else:
                 todo.append(len(table))
         table.append(rec)
-    gen = parallel_map(structure_features, [(preds.items[k].row, kind, True, relax_weights) for k in todo],
+    moved = parallel_map(move_apart_task, [preds.items[k].row for k in todo], workers=workers,
+                         scheduler=scheduler, desc=f"{kind}: moving atoms apart", chunksize=1)
+    ready: dict[int, object] = {}
+    for k, res in zip(todo, moved):
+        table[k]["move_apart_iterations"] = res.get("move_apart_iterations")
+        if res["ok"]:
+            ready[k] = res["structure"]
+        else:
+            table[k]["reason"] = res["reason"]
+    relax_settings = None
+    if relax is not None:
+        relaxed, relax_settings = relax_generated(ready, relax, workers=workers, scheduler=scheduler)
+        ready = {}
+        for k, res in relaxed.items():
+            table[k].update(relax_steps=res["relax_steps"], relax_fmax=res["relax_fmax"],
+                            relax_energy_eV=res["relax_energy_eV"])
+            if res["ok"]:
+                ready[k] = res["structure"]
+            else:
+                table[k]["reason"] = res["reason"]
+    keys_ready = list(ready)
+    gen = parallel_map(structure_features, [(ready[k], kind) for k in keys_ready],
                        workers=workers, scheduler=scheduler, desc=f"{kind}: generated structures", chunksize=1)
-    train = parallel_map(structure_features, [(r, kind, False, None) for r in ref.rows], workers=workers,
+    train = parallel_map(structure_features, [(r, kind) for r in ref.rows], workers=workers,
                          scheduler=scheduler, desc=f"{kind}: training structures", chunksize=1)
     train = [t for t in train if t["ok"]]
     acc = []
-    for k, res in zip(todo, gen):
-        table[k]["move_apart_iterations"] = res.get("move_apart_iterations")
+    for k, res in zip(keys_ready, gen):
         if res["ok"]:
             table[k].update(status="accepted", reason=None)
             acc.append(res)
@@ -327,5 +421,5 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
                                  "definition": "vasppy RadialDistributionFunction"} if kind == "a-si" else None,
                          "angle": {"bin_deg": ANGLE_BIN, "neighbours": "CrystalNN(distance_cutoffs=None, "
                                    "x_diff_weight=0, porous_adjustment=False)"} if kind == "a-si" else None,
-                         "relaxation": f"matgl weights {relax_weights}" if relax_weights else "none (--no-relax)",
+                         "relaxation": relax_settings if relax is not None else "none (--no-relax)",
                          "bootstrap": {"repetitions": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED}}}

@@ -281,6 +281,21 @@ class Reference:
     split: str
     source: str
     rows: list[dict]
+    build_info: dict | None = None  # the dataset's build_info.json (provenance), when it can be read
+
+
+def _hub_build_info(repo: str, revision: str | None) -> dict | None:
+    """``build_info.json`` of a hub dataset repo, or None when it has none / cannot be read."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = hf_hub_download(repo, "build_info.json", repo_type="dataset", revision=revision)
+        info = json.loads(Path(path).read_text())
+        return info if isinstance(info, dict) else None
+    except Exception:
+        return None
 
 
 def default_dataset_dir(name: str) -> Path:
@@ -308,18 +323,21 @@ def load_reference(reference: str | os.PathLike | None, dataset: str, split: str
             rows = _load_hub(repo, rev, split, config, src)
             if not rows:
                 raise EvaluationInputError(f"split {split!r} is empty", source=src, field="split")
-            return Reference(repo, rev, config, split, src, rows)
+            return Reference(repo, rev, config, split, src, rows, _hub_build_info(repo, rev))
         raise EvaluationInputError("does not exist", source=src, field="reference")
-    name, revision = dataset, None
+    name, revision, meta = dataset, None, None
     if path.is_dir():
         info = path / "build_info.json"
         if info.exists():
             try:
                 meta = json.loads(info.read_text())
-                name = meta.get("name", name)
-                revision = f"v{meta['version']}" if meta.get("version") else None
+                if not isinstance(meta, dict):
+                    meta = None
+                else:
+                    name = meta.get("name", name)
+                    revision = f"v{meta['version']}" if meta.get("version") else None
             except (ValueError, KeyError):
-                pass
+                meta = None
         base = path / "data" if (path / "data").is_dir() else path
         if config:
             base = base / config if (base / config).is_dir() else base
@@ -344,7 +362,7 @@ def load_reference(reference: str | os.PathLike | None, dataset: str, split: str
     for c in ("id", "frac_coords", "lattice", "species"):
         if c not in rows[0]:
             raise EvaluationInputError("missing column", source=str(files[0]), field=c)
-    return Reference(name, revision, config, split, src, rows)
+    return Reference(name, revision, config, split, src, rows, meta)
 
 
 __all__ = ["EvaluationInputError", "PredItem", "PredictionSet", "Reference", "read_predictions",

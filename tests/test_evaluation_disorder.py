@@ -137,8 +137,10 @@ def test_asi_task_self_random_and_failures(tmp_path):
     ref = _ref_folder(tmp_path / "a-si", train)
     p = tmp_path / "self.parquet"
     pq.write_table(rows_to_table(train), p)
-    with pytest.raises(EvaluationInputError, match="relax"):
-        evaluate("a-si", str(p), reference=str(ref))
+    with pytest.raises(EvaluationInputError, match="lammps_potential"):
+        evaluate("a-si", str(p), reference=str(ref), lammps_potential="gap18")
+    with pytest.raises(EvaluationInputError, match="lammps_potential"):
+        evaluate("interface", str(p), reference=str(ref), lammps_potential="sw")
     r = evaluate("a-si", str(p), reference=str(ref), no_relax=True, out=str(tmp_path / "o"))
     assert r.relaxed is False and "NOT relaxed" in r.relaxation_note
     for k in ("d_motif", "d_rdf", "d_angle"):

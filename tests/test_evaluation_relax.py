@@ -1,0 +1,204 @@
+"""The relaxation step of the a-Si and interface tasks (benchmark-definitions 3.1 step 2,
+3.2 step 1): LAMMPS positions-only relaxation with the a-Si dataset's potentials
+(same file, numbers and minimiser as the builder), M3GNet through the shared engine,
+rejection of structures that fail to relax, and the done-when pairs with relaxation on
+(own-like sets score small distances, crystalline / randomised ones large)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from pymatgen.core import Lattice, Structure
+
+os.environ.setdefault("DISMAI_NO_PROGRESS", "1")
+
+from dismai_data import lammps  # noqa: E402
+from dismai_data.evaluation import evaluate  # noqa: E402
+from dismai_data.structure import make_row, row_from_structure, rows_to_table  # noqa: E402
+
+DIAMOND = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.25, 0.25, 0.25], [0.75, 0.75, 0.25],
+           [0.75, 0.25, 0.75], [0.25, 0.75, 0.75]]
+A_SI = 5.431
+
+
+def _diamond(reps=(1, 1, 1)):
+    s = Structure(Lattice.cubic(A_SI), ["Si"] * 8, DIAMOND)
+    s.make_supercell(list(reps))
+    return s
+
+
+def _shaken(s, noise, seed):
+    rng = np.random.default_rng(seed)
+    return Structure(s.lattice, s.species, s.cart_coords + rng.normal(0, noise, (len(s), 3)),
+                     coords_are_cartesian=True)
+
+
+def test_vink_file_and_checks_are_the_builders():
+    from dismai_data.builders import a_si
+
+    src = lammps.shipped_potential("sw-vink").read_text()
+    assert lammps.vink_sw_text(src) == a_si.vink_sw_text(src)
+    assert lammps.POTENTIAL_SHA256 == a_si.POTENTIAL_SHA256 and lammps.VINK == a_si.VINK
+    assert lammps.SI_MASS == a_si.SI_MASS
+    with pytest.raises(ValueError, match="Stillinger-Weber 1985"):
+        lammps.vink_sw_text(lammps.vink_sw_text(src))  # already transformed: refused
+    with pytest.raises(ValueError, match="unknown potential"):
+        lammps.relax_structures([_diamond()], "gap18")
+
+
+def test_diamond_energies_any_cell_shape():
+    sw, vink, tersoff = (lammps.relax_structures([_diamond()], p)[0] for p in ("sw", "sw-vink", "tersoff"))
+    for r in (sw, vink, tersoff):
+        assert r.converged and r.error is None and r.fmax < 1e-8
+    assert sw.energy / 8 == pytest.approx(-4.3366, abs=1e-4)  # Stillinger-Weber 1985 diamond
+    assert tersoff.energy / 8 == pytest.approx(-4.6304, abs=1e-4)
+    assert vink.energy / sw.energy == pytest.approx(1.64833 / 2.1683, rel=1e-9)  # only epsilon scales E0
+    # the same shaken crystal in its cubic cell and in a skewed basis of the same lattice
+    s = _shaken(_diamond((2, 1, 1)), 0.15, 0)
+    skew = Lattice(np.array([[1, 0, 0], [1, 1, 0], [-1, 2, 1]]) @ s.lattice.matrix)
+    t = Structure(skew, s.species, s.cart_coords, coords_are_cartesian=True, to_unit_cell=True)
+    a, b = lammps.relax_structures([s, t], "sw-vink")
+    assert a.converged and b.converged and a.fmax <= 0.05 and b.fmax <= 0.05
+    assert a.energy == pytest.approx(b.energy, abs=1e-6)
+    assert a.structure.lattice == s.lattice and b.structure.lattice == skew  # lattice fixed
+    lat = a.structure.lattice
+    d = lat.get_all_distances(a.structure.frac_coords, lat.get_fractional_coords(b.structure.cart_coords))
+    assert np.diag(d).max() < 1e-4  # same atoms, same final positions
+    assert a.energy / 16 < -3.29 and a.steps > 0  # back near the diamond minimum
+
+
+def test_same_relaxation_as_the_builders_block_step(tmp_path):
+    from dismai_data.builders import a_si
+
+    s = _shaken(_diamond((2, 2, 2)), 0.3, 1)
+    edge = float(s.lattice.a)
+    lmp = a_si.new_lammps()
+    try:
+        pot = a_si.potential_file("sw-vink", tmp_path)
+        ref = a_si.relax_block(lmp, s.cart_coords % edge, edge, {"potential": "sw-vink", "fmax": 0.05}, str(pot))
+    finally:
+        lmp.close()
+    got = lammps.relax_structures([s], "sw-vink")[0]
+    assert got.converged and got.fmax == pytest.approx(ref["fmax"], abs=1e-9)
+    assert got.energy / len(s) == pytest.approx(ref["energy_per_atom"], abs=1e-9)
+    assert got.steps == ref["min_iterations"]
+    assert np.abs(got.structure.cart_coords - ref["positions"]).max() < 1e-8
+
+
+def test_lammps_failure_is_one_row():
+    ge = Structure(Lattice.cubic(A_SI), ["Ge"] + ["Si"] * 7, DIAMOND)
+    out = lammps.relax_structures([ge, _diamond()], "sw")
+    assert out[0].structure is None and "pure Si" in out[0].error and not out[0].converged
+    assert out[1].converged
+
+
+# --------------------------------------------------------------------------- tasks
+def _ref_folder(root, rows, parameters=None):
+    (root / "data").mkdir(parents=True)
+    pq.write_table(rows_to_table(rows), root / "data" / "train-00000-of-00001.parquet")
+    (root / "build_info.json").write_text(json.dumps({"name": root.name, "version": "0.0.1",
+                                                      "parameters": parameters or {}}))
+    return root
+
+
+def _write(path, rows):
+    pq.write_table(rows_to_table(rows), path)
+    return str(path)
+
+
+def _amorphous_like(seed):
+    """16 Si: a strongly shaken diamond cell relaxed with sw-vink (the dataset's potential)."""
+    return lammps.relax_structures([_shaken(_diamond((2, 1, 1)), 0.6, seed)], "sw-vink")[0].structure
+
+
+def test_asi_relaxes_by_default_and_done_when_pair(tmp_path, monkeypatch):
+    train = [row_from_structure(_amorphous_like(s), f"t{s}") for s in range(3)]
+    ref = _ref_folder(tmp_path / "a-si", train, {"potential": "sw-vink", "from_files": None})
+    own = evaluate("a-si", _write(tmp_path / "own.parquet",
+                                  [row_from_structure(_amorphous_like(s), f"g{s}") for s in range(3)]),
+                   reference=str(ref), figures=False)
+    assert own.relaxed and "LAMMPS sw-vink" in own.relaxation_note
+    rel = own.settings["relaxation"]
+    assert rel["engine"] == "LAMMPS" and rel["potential"] == "sw-vink" and "build_info" in rel["why"]
+    assert own.counts.failed == 0
+    cryst = evaluate("a-si", _write(tmp_path / "c.parquet", [row_from_structure(_diamond((2, 1, 1)), "c")]),
+                     reference=str(ref), figures=False)
+    rng = np.random.default_rng(5)
+    rand = evaluate("a-si", _write(tmp_path / "r.parquet",
+                                   [make_row(["Si"] * 16, rng.random((16, 3)), train[0]["lattice"], f"r{i}",
+                                             symmetry=False) for i in range(3)]), reference=str(ref), figures=False)
+    for k in ("d_motif", "d_rdf", "d_angle"):
+        assert cryst.metrics[k].value > 3 * own.metrics[k].value, k
+        assert rand.metrics[k].value > 1.5 * own.metrics[k].value, k
+    # the potential comes from build_info; without one, sw-vink with the reason recorded
+    ref2 = _ref_folder(tmp_path / "a-si-files", train, {"from_files": ["x.extxyz"], "potential": "sw"})
+    r = evaluate("a-si", str(tmp_path / "c.parquet"), reference=str(ref2), figures=False)
+    assert r.settings["relaxation"]["potential"] == "sw-vink" and "from files" in r.settings["relaxation"]["why"]
+    r = evaluate("a-si", str(tmp_path / "c.parquet"), reference=str(ref2), figures=False, lammps_potential="tersoff")
+    assert r.settings["relaxation"]["potential"] == "tersoff"
+
+    # a structure that fails to relax is rejected with the reason in the per-row table
+    real = lammps.relax_structures
+
+    def flaky(structures, potential="sw-vink", **kw):
+        out = real(structures, potential, **kw)
+        out[0] = lammps.LammpsRelaxResult(out[0].structure, out[0].energy, 0.9, 7, False, None)
+        return out
+
+    monkeypatch.setattr(lammps, "relax_structures", flaky)
+    bad = evaluate("a-si", str(tmp_path / "own.parquet"), reference=str(ref), out=str(tmp_path / "o"),
+                   figures=False)
+    assert bad.counts.failed == 1 and bad.counts.failure_reasons == {"relaxation": 1}
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "o" / "rows.csv").set_index("id")
+    assert t.loc["g0", "status"] == "failed" and "did not reach fmax 0.05" in t.loc["g0", "reason"]
+    assert t.loc["g0", "relax_steps"] == 7 and t.loc["g1", "status"] == "accepted"
+    assert t.loc["g1", "relax_fmax"] <= 0.05
+
+
+def _interface_like(seed, noise=0.05):
+    """16-atom rock-salt cell: cations Li4 Co2 Sc2 on one sublattice, O6 Cl2 on the other."""
+    base = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Li", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    base.make_supercell([1, 1, 2])
+    rng = np.random.default_rng(seed)
+    cations = ["Li"] * 4 + ["Co"] * 2 + ["Sc"] * 2
+    anions = ["O"] * 6 + ["Cl"] * 2
+    species = [cations.pop() if site.specie.symbol == "Li" else anions.pop() for site in base]
+    return Structure(base.lattice, species, base.cart_coords + rng.normal(0, noise, (len(base), 3)),
+                     coords_are_cartesian=True)
+
+
+@pytest.mark.slow  # M3GNet relaxations on CPU: minutes on a shared 2-core machine
+def test_interface_relaxes_with_the_m3gnet_relaxer_and_done_when_pair(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from dismai_data.relax import load_potential, relax_many
+
+    pot = load_potential()
+    relaxed = [r.structure for r in relax_many([_interface_like(s) for s in range(3)], potential=pot, fmax=0.05,
+                                               progress=False)]
+    train = [row_from_structure(s, f"t{i}") for i, s in enumerate(relaxed[:2])]
+    ref = _ref_folder(tmp_path / "interface", train)
+    own = evaluate("interface", _write(tmp_path / "own.parquet", [row_from_structure(relaxed[2], "g")]),
+                   reference=str(ref), figures=False, out=str(tmp_path / "o"))
+    assert own.relaxed and own.counts.failed == 0
+    rel = own.settings["relaxation"]
+    assert rel["source"].startswith("local:") and rel["fallback_reason"] == "HF_HUB_OFFLINE is set"
+    assert rel["fmax_eV_per_A"] == 0.05
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "o" / "rows.csv")
+    assert t.loc[0, "relax_fmax"] < 0.05 and t.loc[0, "relax_steps"] >= 0
+    # randomised: the same positions with the species shuffled over all sites (cations on anion sites)
+    s = relaxed[2]
+    species = [sp.symbol for sp in s.species]
+    np.random.default_rng(3).shuffle(species)
+    rand = evaluate("interface", _write(tmp_path / "rand.parquet", [make_row(
+        species, s.frac_coords, s.lattice.matrix, "r", symmetry=False)]), reference=str(ref), figures=False)
+    assert rand.counts.accepted == 1, rand.counts.failure_reasons
+    for k in ("d_Li", "d_Co", "d_Sc", "d_all"):
+        assert rand.metrics[k].value > 2 * own.metrics[k].value, k

@@ -9,6 +9,12 @@ the remaining training rows, so duplicates, near-duplicates and novel ones all o
 
 ``--brute-sample K`` also times plain ``StructureMatcher.fit`` of K generated
 structures against every training structure (no bucketing) and extrapolates.
+``--compare-pairs K`` times, in the same run, plain ``fit`` and the cached matcher of
+``generic`` on K same-formula (generated, train) pairs and checks equal decisions.
+
+Besides wall time it prints CPU seconds (this process + its worker processes): on a
+shared machine the wall time depends on the other load, the CPU seconds much less;
+CPU seconds / workers is the wall time on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 import warnings
 import zipfile
@@ -64,6 +71,33 @@ def _rows(n: int):
     return train, gen
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished child processes."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _compare_pairs(gen, train, k: int):
+    from collections import defaultdict
+
+    from dismai_data.evaluation.generic import _fit, matcher, plain_matcher, reduce_for_matching
+    from dismai_data.structure import row_to_structure
+
+    by = defaultdict(list)
+    for r in train:
+        by[r["reduced_formula"]].append(r)
+    pairs = [(g, t) for g in gen for t in by.get(g["reduced_formula"], [])][:k]
+    red = [(reduce_for_matching(row_to_structure(a)), reduce_for_matching(row_to_structure(b))) for a, b in pairs]
+    out = {}
+    for name, sm in (("plain StructureMatcher.fit", plain_matcher()), ("cached strict match", matcher())):
+        c0 = time.process_time()
+        out[name] = [_fit(sm, a, b) for a, b in red]
+        print(f"  {name}: {len(red)} same-formula pairs (pre-reduced), {time.process_time() - c0:.2f} CPU s, "
+              f"{sum(out[name])} matches")
+    a, b = out.values()
+    print(f"  same decisions: {a == b}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
@@ -71,18 +105,21 @@ def main():
     ap.add_argument("--brute-sample", type=int, default=0)
     ap.add_argument("--classes-sample", type=int, default=500,
                     help="also time the full metrics incl. substitution classes on this many generated")
+    ap.add_argument("--compare-pairs", type=int, default=0)
     args = ap.parse_args()
     from dismai_data.evaluation.generic import generic_metrics
 
     t0 = time.perf_counter()
     train, gen = _rows(args.n)
     print(f"rows: {len(train)} train, {len(gen)} generated (prepared in {time.perf_counter() - t0:.1f} s)")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     res = generic_metrics(gen, len(gen), train, train[:2000], workers=args.workers, novelty_classes=False)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, _cpu() - c0
     m = res["metrics"]
     print(f"generic metrics without substitution classes (novelty, uniqueness, coverage vs 2000 rows, validity, "
-          f"Wasserstein), {len(gen)} vs {len(train)}, workers={args.workers}: {dt:.1f} s")
+          f"Wasserstein), {len(gen)} vs {len(train)}, workers={args.workers}: {dt:.1f} s wall, {cpu:.1f} CPU s "
+          f"(CPU s / workers = {cpu / max(1, args.workers):.1f} s); load average at the end "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("  stages (s):", res["settings"]["timings_s"])
     for k in ("novelty", "uniqueness", "coverage_recall", "validity_compositional"):
         print(f"  {k}: {m[k].value:.4f}")
@@ -94,6 +131,8 @@ def main():
               f"stages (s): {r2['settings']['timings_s']}")
         for c in ("duplicate", "substitution", "unmatched"):
             print(f"  novelty_class_{c}: {r2['metrics'][f'novelty_class_{c}'].value:.4f}")
+    if args.compare_pairs:
+        _compare_pairs(gen, train, args.compare_pairs)
     if args.brute_sample:
         from pymatgen.analysis.structure_matcher import StructureMatcher
 

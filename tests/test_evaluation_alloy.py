@@ -131,3 +131,32 @@ def test_alloy_row_failures(reference, train_rows, tmp_path):
     assert "composition" in t.loc["composition", "reason"]
     assert "unassigned" in t.loc["holes", "reason"] and t.loc["holes", "n_unassigned"] == 60
     assert r.counts.failed == 4 and r.counts.percent_failed == pytest.approx(80.0)
+
+
+def _mc_rows(temperature, seed, prefix, n_keep=6):
+    """Snapshots of a short canonical MC run (annealed from 1500 K) on the CE, as the builder."""
+    res = ce.run_mc(ce.random_occupation(seed), temperature, n_passes=2400, snapshot_every=200, seed=seed,
+                    anneal_from=1500.0 if temperature < 1500 else None, anneal_passes=600)
+    return [_row(o, f"{prefix}-{k}") for k, o in enumerate(res.snapshots[-n_keep:])]
+
+
+def test_alloy_done_when_validation_small_random_and_wrong_temperature_large(tmp_path):
+    """Done-when pair: 300 K MC snapshots scored against other 300 K snapshots (the
+    validation-vs-train situation) give a small d_cluster; a random solid solution and a
+    1500 K set (wrong temperature) give several times larger ones."""
+    root = tmp_path / "alloy"
+    d = root / "data" / "300K_wide"
+    d.mkdir(parents=True)
+    pq.write_table(rows_to_table(_mc_rows(300.0, 11, "train")), d / "train-00000-of-00001.parquet")
+    (root / "build_info.json").write_text(json.dumps({"name": "alloy", "version": "1.0.0"}))
+    scores = {}
+    for name, rows in (("validation", _mc_rows(300.0, 12, "val")),
+                       ("random", [_row(ce.random_occupation(100 + s), f"rand-{s}") for s in range(6)]),
+                       ("1500K", _mc_rows(1500.0, 13, "hot"))):
+        p = tmp_path / f"{name}.parquet"
+        pq.write_table(rows_to_table(rows), p)
+        r = evaluate("alloy/300K_wide", str(p), reference=str(root), figures=False)
+        assert r.counts.failed == 0
+        scores[name] = r.metrics["d_cluster"].value
+    assert scores["random"] > 3 * scores["validation"], scores
+    assert scores["1500K"] > 2 * scores["validation"], scores

@@ -48,6 +48,11 @@ _WEIGHTS_NAME = "M3GNet-MP-2021.2.8-PES"
 #: FIRE parameters: ase.optimize.FIRE defaults (ase 3.29), used by both engines.
 FIRE_PARAMS = dict(dt=0.1, maxstep=0.2, dtmax=1.0, Nmin=5, finc=1.1, fdec=0.5, astart=0.1, fa=0.99, a=0.1)
 
+#: LBFGS parameters: ase.optimize.LBFGS defaults (ase 3.29), optional in the batched engine.
+LBFGS_PARAMS = dict(maxstep=0.2, memory=100, damping=1.0, alpha=70.0)
+
+OPTIMIZERS = ("FIRE", "LBFGS")
+
 #: Neighbour-list skin (Å) of the batched engine: pairs are searched within cutoff + skin
 #: and the list is rebuilt when an atom has moved more than skin / 2 since the last build.
 DEFAULT_SKIN = 1.0
@@ -259,11 +264,12 @@ def input_hash(structure) -> str:
 # --------------------------------------------------------------------------- ASE reference
 
 
-def relax_ase(structure, potential=None, *, fmax: float = 0.05, max_steps: int = 1000) -> RelaxResult:
+def relax_ase(structure, potential=None, *, fmax: float = 0.05, max_steps: int = 1000,
+              optimizer: str = "FIRE") -> RelaxResult:
     """Relax one structure the standard way: matgl's ASE calculator + ``ase.optimize.FIRE``
     (default parameters), positions only. The reference the batched engine is checked
     against."""
-    from ase.optimize import FIRE
+    from ase.optimize import FIRE, LBFGS
     from matgl.ext.ase import PESCalculator
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -274,7 +280,7 @@ def relax_ase(structure, potential=None, *, fmax: float = 0.05, max_steps: int =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         atoms.calc = PESCalculator(_no_stress(potential), stress_unit="eV/A3")
-    opt = FIRE(atoms, logfile=None)
+    opt = (LBFGS if _optimizer_name(optimizer) == "LBFGS" else FIRE)(atoms, logfile=None)
     try:
         with np.errstate(all="ignore"):
             converged = bool(opt.run(fmax=fmax, steps=max_steps))
@@ -316,7 +322,8 @@ def _structure_at(structure, positions: np.ndarray):
 class _Relaxation:
     """One structure being relaxed: positions, ASE-FIRE state, skin neighbour list."""
 
-    def __init__(self, index: int, key: str, structure, node_type, cutoff: float, skin: float):
+    def __init__(self, index: int, key: str, structure, node_type, cutoff: float, skin: float,
+                 optimizer: str = "FIRE"):
         self.index = index
         self.key = key
         self.structure = structure
@@ -330,6 +337,15 @@ class _Relaxation:
         p = FIRE_PARAMS
         self.dt, self.a, self.Nsteps, self.vel = p["dt"], p["a"], 0, None
         self.nsteps = 0
+        self.optimizer = optimizer
+        if optimizer == "LBFGS":
+            from ase.optimize.lbfgs import LBFGSMethod, initial_inverse_position_hessian
+
+            p = LBFGS_PARAMS
+            self._lbfgs = LBFGSMethod(memory=p["memory"],
+                                      initial_inverse_hessian=initial_inverse_position_hessian(3 * self.n,
+                                                                                               p["alpha"]))
+            self._r0 = self._f0 = None
         self._nl = None
         self._pos_at_build = None
         self.nl_builds = 0
@@ -357,6 +373,29 @@ class _Relaxation:
         self._not_self = (self._nl[0] != self._nl[1]) | np.any(images != 0, axis=1)
         self._pos_at_build = self.pos.copy()
         self.nl_builds += 1
+
+    def step(self, forces: np.ndarray) -> None:
+        if self.optimizer == "LBFGS":
+            self.lbfgs_step(forces)
+        else:
+            self.fire_step(forces)
+
+    def lbfgs_step(self, forces: np.ndarray) -> None:
+        """One ase.optimize.LBFGS step (default parameters, no line search), with ASE's own
+        L-BFGS state object (``LBFGSMethod``) and the same step limiting."""
+        p = LBFGS_PARAMS
+        forces = forces.ravel()
+        pos = self.pos.ravel().copy()
+        if self._lbfgs.iteration > 0:
+            self._lbfgs.update(pos, -forces, self._r0, -self._f0)
+        dr = self._lbfgs.compute_step(-forces)
+        longest = np.linalg.norm(dr.reshape(-1, 3), axis=1).max()
+        if longest >= p["maxstep"]:
+            dr *= p["maxstep"] / longest
+        dr = dr * p["damping"]
+        self.pos = (pos + dr).reshape(-1, 3)
+        self._r0 = pos
+        self._f0 = forces
 
     def fire_step(self, forces: np.ndarray) -> None:
         """One ase.optimize.FIRE step (default parameters, no downhill check), same
@@ -424,8 +463,8 @@ def _evaluate(potential, batch: Sequence[_Relaxation]) -> tuple[np.ndarray, list
 
 
 def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: float, max_steps: int,
-                  batch_size: int, skin: float = DEFAULT_SKIN, stats: dict | None = None
-                  ) -> Iterator[tuple[int, RelaxResult]]:
+                  batch_size: int, skin: float = DEFAULT_SKIN, stats: dict | None = None,
+                  optimizer: str = "FIRE") -> Iterator[tuple[int, RelaxResult]]:
     """Relax (index, id, Structure) items, up to ``batch_size`` at a time in one model call
     per step; yields ``(index, RelaxResult)`` as each structure finishes (converged,
     failed or out of steps), refilling the batch from ``pairs``.
@@ -436,6 +475,7 @@ def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: flo
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    optimizer = _optimizer_name(optimizer)
     potential = _no_stress(potential)
     element_index = {el: i for i, el in enumerate(potential.model.element_types)}
     cutoff = float(potential.model.cutoff)
@@ -451,7 +491,7 @@ def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: flo
                 exhausted = True
                 break
             node_type = torch.tensor([element_index[site.specie.symbol] for site in s], dtype=torch.long)
-            active.append(_Relaxation(index, key, s, node_type, cutoff, skin))
+            active.append(_Relaxation(index, key, s, node_type, cutoff, skin, optimizer))
         if not active:
             break
         try:
@@ -489,7 +529,7 @@ def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: flo
                     _structure_at(r.structure, r.pos), e, fm, r.nsteps, converged,
                     None if converged else f"not converged in {max_steps} steps (fmax {fm:.4f} eV/Å)")
                 continue
-            r.fire_step(f)
+            r.step(f)
             r.nsteps += 1
             still.append(r)
         active = still
@@ -497,20 +537,28 @@ def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: flo
         stats["model_calls"] = stats.get("model_calls", 0) + calls
 
 
+def _optimizer_name(optimizer) -> str:
+    name = str(optimizer).upper()
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer {optimizer!r} is not supported (choose from {', '.join(OPTIMIZERS)})")
+    return name
+
+
 def relax_batch(structures, potential=None, *, fmax: float = 0.05, max_steps: int = 1000,
                 optimizer: str = "FIRE", batch_size: int | None = None) -> list[RelaxResult]:
     """Relax several structures together: one model call per step on the batched graph,
-    each structure with its own ASE-FIRE state; converged ones drop out of the batch.
-    ``batch_size`` (default: all) caps how many are in one call. Results in input order."""
-    if str(optimizer).upper() != "FIRE":
-        raise ValueError(f"optimizer {optimizer!r} is not supported by the batched engine (only 'FIRE')")
+    each structure with its own optimizer state; converged ones drop out of the batch.
+    ``optimizer``: ``"FIRE"`` (ase.optimize.FIRE's update and defaults) or ``"LBFGS"``
+    (ase.optimize.LBFGS's). ``batch_size`` (default: all) caps how many are in one call.
+    Results in input order."""
+    optimizer = _optimizer_name(optimizer)
     pairs = _as_items(structures, caller="relax_batch")
     potential = potential if potential is not None else load_potential()
     _check_elements(pairs, potential.model.element_types, "relax_batch")
     results: list[RelaxResult | None] = [None] * len(pairs)
     stream = ((i, key, s) for i, (key, s) in enumerate(pairs))
     for i, res in _relax_stream(stream, potential, fmax=fmax, max_steps=max_steps,
-                                batch_size=batch_size or len(pairs)):
+                                batch_size=batch_size or len(pairs), optimizer=optimizer):
         results[i] = res
     return results  # type: ignore[return-value]
 
@@ -623,7 +671,8 @@ def _worker_potential(ref):
 
 
 def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_steps: int, batch_size: int,
-                      topic: str | None, torch_threads: int | None) -> list[tuple[int, RelaxResult]]:
+                      topic: str | None, torch_threads: int | None, optimizer: str = "FIRE"
+                      ) -> list[tuple[int, RelaxResult]]:
     """Dask task: relax one shard on a worker; reports each finished structure as an event."""
     import torch
 
@@ -639,7 +688,8 @@ def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_s
             worker = None
     potential = _worker_potential(ref)
     out = []
-    for index, res in _relax_stream(shard, potential, fmax=fmax, max_steps=max_steps, batch_size=batch_size):
+    for index, res in _relax_stream(shard, potential, fmax=fmax, max_steps=max_steps, batch_size=batch_size,
+                                    optimizer=optimizer):
         out.append((index, res))
         if worker is not None:
             worker.log_event(topic, 1)
@@ -648,7 +698,8 @@ def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_s
 
 def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 1000, batch_size: int = 8,
                checkpoint_dir: str | os.PathLike | None = None, shard_size: int | None = None,
-               scheduler: str | None = None, workers: int = 1, progress: bool = True) -> list[RelaxResult]:
+               scheduler: str | None = None, workers: int = 1, progress: bool = True,
+               optimizer: str = "FIRE") -> list[RelaxResult]:
     """Relax many structures, batched, checkpointed, optionally on Dask.
 
     ``items``: pymatgen Structures or ``(id, Structure)`` pairs (ids unique; a bare
@@ -666,8 +717,13 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     string is the address of a running Dask scheduler. Each Dask task relaxes one shard.
 
     ``progress``: a tqdm bar over structures that advances as each one finishes.
+
+    ``optimizer``: ``"FIRE"`` (default; the trajectory of ase.optimize.FIRE) or ``"LBFGS"``.
+    Checkpointed results are reused whatever the ``fmax``/``max_steps``/``optimizer`` of
+    the run that wrote them: use one folder per setting.
     """
     pairs = _as_items(items, caller="relax_many")
+    optimizer = _optimizer_name(optimizer)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     shard_size = int(shard_size or batch_size)
@@ -707,10 +763,11 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
         if not todo:
             pass
         elif scheduler is None:
-            _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar)
+            _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar,
+                              optimizer)
         else:
             _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar,
-                        scheduler, workers)
+                        scheduler, workers, optimizer)
     finally:
         bar.close()
     return results  # type: ignore[return-value]
@@ -723,11 +780,12 @@ def _finish_shard(pairs, shard, results, folder):
     _write_shard(folder, _shard_name([pairs[i][0] for i in shard]), rows)
 
 
-def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar):
+def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, optimizer):
     shard_of = {i: k for k, shard in enumerate(shards) for i in shard}
     remaining = [len(shard) for shard in shards]
     stream = ((i, pairs[i][0], pairs[i][1]) for shard in shards for i in shard)
-    for i, res in _relax_stream(stream, potential, fmax=fmax, max_steps=max_steps, batch_size=batch_size):
+    for i, res in _relax_stream(stream, potential, fmax=fmax, max_steps=max_steps, batch_size=batch_size,
+                                optimizer=optimizer):
         results[i] = res
         bar.update(1)
         k = shard_of[i]
@@ -736,7 +794,8 @@ def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_
             _finish_shard(pairs, shards[k], results, folder)
 
 
-def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, scheduler, workers):
+def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, scheduler, workers,
+                optimizer):
     from distributed import Client, LocalCluster, wait
 
     cluster = None
@@ -765,7 +824,7 @@ def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, 
         for k, shard in enumerate(shards):
             payload = [(i, pairs[i][0], pairs[i][1]) for i in shard]
             fut = client.submit(_relax_shard_task, payload, ref, fmax, max_steps, batch_size, topic,
-                                torch_threads, pure=False, key=f"relax-shard-{k}-{topic}")
+                                torch_threads, optimizer, pure=False, key=f"relax-shard-{k}-{topic}")
             futures[fut] = k
         pending = set(futures)
         shown = 0

@@ -97,6 +97,16 @@ def test_batched_energy_and_forces_equal_matgl_calculator(potential):
         np.testing.assert_allclose(f, atoms.get_forces(), atol=2e-4)
 
 
+def test_batched_lbfgs_matches_ase_lbfgs(potential):
+    """The optional LBFGS follows ase.optimize.LBFGS (its own L-BFGS state object)."""
+    s = si8()
+    ref = R.relax_ase(s, potential, optimizer="LBFGS")
+    [got] = R.relax_batch([s], potential, optimizer="lbfgs")
+    _same(ref, got, len(s))
+    with pytest.raises(ValueError, match="optimizer 'BFGS' is not supported"):
+        R.relax_batch([s], potential, optimizer="BFGS")
+
+
 def test_not_converged_is_reported(potential):
     [r] = R.relax_batch([si8()], potential, max_steps=3)
     ref = R.relax_ase(si8(), potential, max_steps=3)

@@ -99,6 +99,11 @@ def _load_folder(folder: Path, device: str, source: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         potential = matgl.load_model(folder)
+    # matgl 4.1.2 sums M3GNet node messages into the source atom; the DGL-era weights were
+    # trained summing into the destination (compounds wrong, elements fine): matgl_compat.
+    from dismai_data.matgl_compat import fix_potential
+
+    potential = fix_potential(potential)
     potential = potential.to(device)
     potential.eval()
     potential.dismai_source = source

@@ -327,10 +327,24 @@ relaxed scores are not identical to the paper's.
 ## Use
 
 ```python
+from dismai_data.relax import load_potential, relax_many
+potential = load_potential()   # this repo via HF_ENDPOINT; the packaged copy when offline
+```
+
+or by hand:
+
+```python
 from huggingface_hub import snapshot_download
 import matgl
-potential = matgl.load_model(snapshot_download("dismai/m3gnet-mp-2021.2.8-pes", revision="v1.0"))
+from dismai_data.matgl_compat import fix_potential
+potential = fix_potential(matgl.load_model(snapshot_download("dismai/m3gnet-mp-2021.2.8-pes", revision="v1.0")))
 ```
+
+**Warning for matgl 4.1.2 users:** these DGL-era weights were trained with M3GNet's
+graph-convolution messages summed into the destination atom; matgl 4.1.2 sums them into
+the source atom, which leaves elemental crystals right (all atoms equivalent) and every
+compound wrong (MgO -2.11 instead of -5.95 eV/atom). `fix_potential` restores the trained
+convention; with it the weights reproduce matgl's own published test energies to 1e-6 eV.
 """
 
 

@@ -92,6 +92,73 @@ def _build_defaults(datasets_dir: Path, rebuild: bool, console) -> list[dict]:
     return out
 
 
+def _separately_built(datasets_dir: Path, console) -> list[dict]:
+    """Datasets too long to build in the quick start (a-Si MD, interface relaxations) are
+    published when a `dismai build NAME --out HOME/datasets/NAME` has built them."""
+    from dismai_data.build import summarize
+    from dismai_data.builders import BUILDERS, DEFAULT_DATASETS
+
+    out = []
+    for name in sorted(set(BUILDERS) - set(DEFAULT_DATASETS)):
+        folder = datasets_dir / name
+        if (folder / "build_info.json").exists():
+            s = summarize(folder)
+            s["built"] = "built separately"
+            out.append(s)
+        else:
+            console.print(f"{name}: not built by the quick start (a long physics build); build it with "
+                          f"`dismai build {name} --out {folder}` and run this again to publish it")
+    return out
+
+
+def _baselines_and_leaderboard(hub, home: Path, datasets: set[str], console) -> None:
+    """Publish the relaxer and baseline model repos, generate each baseline's predictions
+    in a fresh process (the stock clients, HF_ENDPOINT = this hub), submit them to the
+    leaderboard and wait for the hub's worker to score them."""
+    import os
+    import subprocess
+    import sys
+
+    from dismai_data.hub.publish import publisher_token
+    from dismai_data.leaderboard import submit_and_wait
+    from dismai_data.leaderboard.client import SubmissionError
+    from dismai_data.evaluation.api import RECONSTRUCTION_TASKS
+    from dismai_data.models.publish import BASELINES, publish_baselines
+
+    token = publisher_token(home / "hub")
+    console.print("\nPublishing the relaxer and the baseline model repos ...")
+    repos = publish_baselines(hub.url, token, datasets_dir=home / "datasets", console=console, evaluate=False)
+    published = {r["repo"] for r in repos if "url" in r}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home / "work" / "hf-client"), HF_HUB_DISABLE_TELEMETRY="1")
+    preds_dir = home / "work" / "baseline-predictions"
+    for b in BASELINES:
+        dataset = b.dataset.split("/", 1)[1]
+        if f"dismai/{b.name}" not in published or dataset not in datasets:
+            continue
+        out = preds_dir / f"{b.name}.parquet"
+        # reconstruction tasks score one prediction per test row: all of them
+        n_rows = 10**9 if all(t in RECONSTRUCTION_TASKS for t in b.tasks) else b.n
+        if not out.is_file():
+            console.print(f"generating with dismai/{b.name} ...")
+            cmd = [sys.executable, "-m", "dismai_data.cli", "generate", "--model", f"dismai/{b.name}",
+                   "--revision", "v1.0", "-n", str(n_rows), "--out", str(out), "--seed", "0"]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                console.print(f"  generation failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+                continue
+        for task in b.tasks:
+            try:
+                r = submit_and_wait(hub.url, token, task, out, b.name, model_repo=f"dismai/{b.name}", timeout=7200)
+            except (SubmissionError, TimeoutError) as exc:
+                console.print(f"  leaderboard: {b.name} on {task}: not scored: {exc}", highlight=False)
+                continue
+            console.print(f"  leaderboard: {b.name} on {task}: {r.get('status')}"
+                          + (f" ({r['reason']})" if r.get("reason") else "")
+                          + (" (already submitted)" if r.get("duplicate") else ""), highlight=False)
+    console.print(f"Leaderboard: {hub.url}/leaderboard", highlight=False)
+
+
 def _publish_all(folders: list[Path], endpoint: str, token: str, console) -> list[dict]:
     from dismai_data.hub.publish import publish_dataset
 
@@ -123,6 +190,9 @@ def main(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild datasets even when already built."),
     port: int = typer.Option(8321, "--port", help="Hub port on 127.0.0.1 (a free one if busy)."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Keep serving after publishing."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Publish the baseline model repos "
+                                   "and the relaxer, submit the baselines to the leaderboard and wait for "
+                                   "their scores."),
 ):
     from rich.console import Console
 
@@ -134,6 +204,7 @@ def main(
     console = Console()
     console.print(f"dismai-data {__version__}: {len(DEFAULT_DATASETS)} datasets in {datasets_dir}")
     summaries = _build_defaults(datasets_dir, rebuild, console)
+    summaries += _separately_built(datasets_dir, console)
     hub = _start_hub(home / "hub", port, console)
     try:
         published = _publish_all([Path(s["path"]) for s in summaries], hub.url,
@@ -145,6 +216,8 @@ def main(
                                for c, v in s["num_rows"].items())
             console.print(f"  dismai/{s['name']} @ {p['tag']}  ({splits}; {s['bytes'] / 1e6:.1f} MB; "
                           f"{s['built']})\n    {p['url']}", soft_wrap=True, highlight=False)
+        if baselines:
+            _baselines_and_leaderboard(hub, home, {p["name"] for p in published}, console)
         console.print(f"Hub storage: {home / 'hub'}; web pages: {hub.url}/")
         first = published[0]
         console.print("Load a dataset (any Python with datasets installed):\n"

@@ -6,8 +6,12 @@ Procedure (every random number from ``seed``):
 1. Bulk cells from published crystallography (``builders/raw/interface/*.json``, sha256
    checked): LiCoO2 R-3m (a = 2.8156, c = 14.0542 Å, O z = 0.2396) and an ordered approximant
    of Li3ScCl6 C2/m (Bohnsack et al. 1997 lattice; Sc 2a, Li 4g + 2d, Cl on ideal cubic
-   close-packed 4i/8j sites). ``references.json`` records which cells the slabs were cut from
-   (``bulk_cells``: ``published`` or ``m3gnet``-relaxed, see :func:`make_references`).
+   close-packed 4i/8j sites), both relaxed (cell and positions, fmax 0.01 eV/Å, matgl Relaxer)
+   with the same M3GNet potential as the interfaces (:func:`dismai_data.relax.load_potential`,
+   with the matgl 4.1.2 message-direction fix): LiCoO2 a = 2.8273, c = 14.3416 Å (+2.9 % volume);
+   Li3ScCl6 a = 6.3442, b = 11.2191, c = 6.3710 Å, beta = 108.49° (+1.3 %).
+   ``references.json`` (:func:`make_references`, ``bulk_cells = m3gnet``) records the published
+   and relaxed lattices, the relaxation steps and final forces, and the slabs cut from them.
 2. Slabs: LCO(110) and LSC(100) oriented cells (pymatgen ``SlabGenerator.oriented_unit_cell``),
    lattice-matched with pymatgen's Zur-McGill ``ZSLGenerator``; the match with 9 LCO and 3 LSC
    formula units per atomic plane and the smallest strain is used; the lateral cell is the
@@ -19,9 +23,12 @@ Procedure (every random number from ``seed``):
 3. Candidate k (``numpy.random.default_rng([seed, k])``): interface-region thickness t uniform
    in [4, 6] Å = distance from the top LCO plane to the bottom LSC plane; random lateral shift
    of the LSC slab (fractions of both in-plane vectors, uniform in [0, 1)); the 30 region atoms
-   (Cl18, then Sc3, then Li9) placed one by one at uniform random points of the layer
-   (z strictly between the two facing planes) at least ``MIN_DISTANCE`` from every atom placed
-   before (periodic images included), restarting the region when an atom cannot be placed;
+   (Cl18, then Sc3, then Li9: most constrained first) placed one by one at uniform random points
+   of the layer (z between the two facing planes) at least ``MIN_DISTANCE`` from every atom
+   already there (periodic images included; the first allowed point of up to 20000 tried),
+   restarting the region when an atom cannot be placed; after 50 failed restarts the thickness is
+   redrawn from the same stream (at most 20 draws; ``thickness`` is the one used), so every
+   candidate is complete and deterministic;
    14 Å vacuum along the normal (c perpendicular to the interface). 264 atoms, ordered by
    species Li, Co, O, Sc, Cl, and within a species interface region first, then by distance from
    the interface (LCO planes from the top down, LSC planes from the bottom up): the first 72 atoms
@@ -34,6 +41,9 @@ Procedure (every random number from ``seed``):
    faces (one LCO(110), one LSC(100) Tasker-2b), where e_X is the bulk energy per formula unit and
    E_X_slab the relaxed isolated slab (both faces free). Kept: gamma <= min(gamma) + window_jm2
    (0.4 J/m^2, the paper's low-energy criterion); at most n_structures of them, lowest first.
+   With ``time_budget_s`` (counted from the start, reference relaxations included) no new batch
+   after the first is started once the budget is spent or the slowest batch so far would overrun it; the dataset
+   is then made from the candidates finished (converged ones only) and called v1.0-preview.
 6. Split: ``default_rng([seed, 2]).permutation(n)``; the first round(0.8 n) are ``train``, the
    rest ``validation``.
 """
@@ -87,7 +97,7 @@ RAW_SHA256 = {
     "Li3ScCl6_C2m.json": "da3e05b0a5f0bc77231dce7e5e4a5689ca2cff473c0da0e8ac615b48cd72da2a",
     "references.json": None,  # filled below from REFERENCES_SHA256
 }
-REFERENCES_SHA256 = "81e0bc3f515fda81bb63ec369c38ee8328c1da1d8e3b80403992d0da013a8484"
+REFERENCES_SHA256 = "bc8e8f9444642aa78885f29082691ab8ef4e31c292624071c03f355831cb1269"
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "seed": (2024, "base seed of every random number (candidate k uses default_rng([seed, k]); split: "
@@ -377,6 +387,19 @@ def references() -> dict:
     return d
 
 
+def _conventional_like(published, relaxed_prim):
+    """The relaxed primitive cell expressed in the published conventional cell: the published
+    cell's lattice vectors as integer combinations of its primitive ones, applied to the relaxed
+    primitive lattice (the relaxation keeps the primitive cell's orientation and setting)."""
+    from pymatgen.core import Lattice, Structure
+
+    prim = published.get_primitive_structure()
+    m = np.rint(published.lattice.matrix @ np.linalg.inv(prim.lattice.matrix))
+    if not np.allclose(m @ prim.lattice.matrix, published.lattice.matrix, atol=1e-4):
+        raise RuntimeError("published cell is not an integer supercell of its primitive cell")
+    return Structure(Lattice(m @ relaxed_prim.lattice.matrix), [], [])
+
+
 def make_references(bulk_cells: str = "published", potential=None, path: Path | None = None) -> Path:
     """(Re)write ``references.json``: the bulk cells used (``published`` crystallography, or
     ``m3gnet``: both relaxed, cell and positions, with matgl's Relaxer, fmax 0.01 eV/Å), the
@@ -393,11 +416,26 @@ def make_references(bulk_cells: str = "published", potential=None, path: Path | 
 
             potential = load_potential()
         relaxed = []
-        for s in (lco, lsc):
+        record["potential"] = getattr(potential, "dismai_source", "M3GNet-MP-2021.2.8-PES")
+        record["bulk_relaxation"] = {}
+        for name, s in (("LiCoO2", lco), ("Li3ScCl6", lsc)):
             prim = s.get_primitive_structure()
             r = Relaxer(potential, relax_cell=True).relax(prim, fmax=0.01, steps=2000, verbose=False)
             f = r["final_structure"]
-            record.setdefault("bulk_volume_change", []).append(round(f.volume / prim.volume - 1.0, 4))
+            forces = np.asarray(r["trajectory"].forces[-1])
+            fmax = float(np.sqrt((forces ** 2).sum(axis=1)).max())
+            n_steps = len(r["trajectory"].energies)
+            if fmax > 0.01 + 1e-9:
+                raise RuntimeError(f"make_references: {name} bulk relaxation did not reach fmax 0.01 eV/Å in "
+                                   f"2000 steps (max force {fmax:.4f})")
+            # lattice parameters in the published (conventional) setting, before and after
+            conv = {"published": s, "m3gnet": _conventional_like(s, f)}
+            record["bulk_relaxation"][name] = {
+                "steps": n_steps, "max_force_eV_per_A": round(fmax, 5),
+                "energy_eV_per_atom": round(float(r["trajectory"].energies[-1]) / len(f), 5),
+                "volume_change": round(f.volume / prim.volume - 1.0, 4),
+                **{f"{k}_lattice": {x: round(float(v), 4) for x, v in zip(
+                    ("a", "b", "c", "alpha", "beta", "gamma"), c.lattice.parameters)} for k, c in conv.items()}}
             relaxed.append(f)
         lco, lsc = relaxed
     elif bulk_cells != "published":
@@ -427,8 +465,60 @@ def _periodic_dists(p: np.ndarray, pts: np.ndarray, lat2: np.ndarray) -> np.ndar
     return np.sqrt((d * d).sum(axis=1))
 
 
-def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = 200, tries: int = 5000):
-    """Candidate ``k`` of ``seed``: (pymatgen Structure, info dict)."""
+#: random filling of the interface region (see :func:`generate`): restarts of the whole region per
+#: thickness, random points tried per atom (250 at a time), thickness draws per candidate
+MAX_RESTARTS = 50
+TRIES_PER_ATOM = 20000
+MAX_THICKNESS_DRAWS = 20
+
+
+def _fill_region(rng, base, base_sp, lat2, z_lo, t, max_restarts, tries):
+    """Place the REGION atoms (in REGION order) one by one at uniform random points of the layer
+    z_lo < z < z_lo + t, each at least MIN_DISTANCE from every atom already there (lateral periodic
+    images included): the first allowed point of up to ``tries`` random points (250 at a time) is
+    taken; an atom with no allowed point restarts the whole region. Returns (points, species,
+    restarts) or None after ``max_restarts`` failed fillings."""
+    table = _min_dist_table()
+    inv_lat = np.linalg.inv(lat2[:, :2])
+    order = [s for s, n in REGION.items() for _ in range(n)]
+    n_batches = max(1, tries // 250)
+    for restart in range(max_restarts):
+        pts, sps = base.copy(), list(base_sp)
+        for s in order:
+            lim2 = np.array([table[(s, o)] for o in sps]) ** 2
+            placed = False
+            for _ in range(n_batches):
+                f = rng.uniform(0.0, 1.0, size=(250, 2))
+                z = z_lo + rng.uniform(0.0, 1.0, size=250) * t
+                cand = np.column_stack([f @ lat2[:, :2], z])
+                d = cand[:, None, :] - pts[None, :, :]
+                fr = d[..., :2] @ inv_lat
+                fr -= np.rint(fr)
+                d[..., :2] = fr @ lat2[:, :2]
+                good = np.flatnonzero(np.all((d * d).sum(axis=2) >= lim2, axis=1))
+                if len(good):
+                    pts = np.vstack([pts, cand[good[0]]])
+                    sps.append(s)
+                    placed = True
+                    break
+            if not placed:
+                break
+        else:
+            return pts, sps, restart
+    return None
+
+
+def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = MAX_RESTARTS,
+             tries: int = TRIES_PER_ATOM, max_draws: int = MAX_THICKNESS_DRAWS):
+    """Candidate ``k`` of ``seed``: (pymatgen Structure, info dict).
+
+    Random stream ``default_rng([seed, k])``: thickness t in THICKNESS_RANGE, lateral shift (2
+    fractions), then the region filling (:func:`_fill_region`). Rule when the region cannot be
+    filled (a thin layer where the first atoms jam the rest): after ``max_restarts`` failed
+    fillings the thickness is redrawn from the same stream (uniform in THICKNESS_RANGE, shift
+    kept), at most ``max_draws`` thicknesses in all; ``info['thickness_draws']`` counts them (1:
+    the first draw worked). Every candidate is therefore deterministic and complete; a
+    RuntimeError names the candidate if no thickness works."""
     from pymatgen.core import Lattice, Structure
 
     refs = refs if refs is not None else references()
@@ -438,39 +528,28 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = 20
     shift = rng.uniform(0.0, 1.0, size=2)
     lco, lsc = refs["lco"], refs["lsc"]
     z_lco_top = lco["cart"][:, 2].max()
-    lsc_cart = lsc["cart"].copy()
-    lsc_cart[:, :2] += shift @ lat2[:, :2]
-    lsc_cart[:, 2] += z_lco_top + t
-    base = np.vstack([lco["cart"], lsc_cart])
     base_sp = list(lco["species"]) + list(lsc["species"])
-    table = _min_dist_table()
-    inv_lat = np.linalg.inv(lat2[:, :2])
-    order = [s for s, n in REGION.items() for _ in range(n)]
-    for restart in range(max_restarts):
-        pts, sps = base.copy(), list(base_sp)
-        ok = True
-        for s in order:
-            lim = np.array([table[(s, o)] for o in sps])
-            placed = False
-            for _ in range(tries // 250):  # 250 random points at a time, the first allowed one is taken
-                f = rng.uniform(0.0, 1.0, size=(250, 2))
-                z = z_lco_top + rng.uniform(0.0, 1.0, size=250) * t
-                cand = np.column_stack([f @ lat2[:, :2], z])
-                d = cand[:, None, :] - pts[None, :, :]
-                fr = d[..., :2] @ inv_lat
-                fr -= np.rint(fr)
-                d[..., :2] = fr @ lat2[:, :2]
-                good = np.flatnonzero(np.all((d * d).sum(axis=2) >= lim * lim, axis=1))
-                if len(good):
-                    pts = np.vstack([pts, cand[good[0]]])
-                    sps.append(s)
-                    placed = True
-                    break
-            if not placed:
-                ok = False
-                break
-        if ok:
+    n_atoms = len(base_sp) + sum(REGION.values())
+    if n_atoms != N_ATOMS:
+        raise RuntimeError(f"references.json slabs + region give {n_atoms} atoms, expected {N_ATOMS}")
+    filled = None
+    for draw in range(max(1, int(max_draws))):
+        if draw:
+            t = float(rng.uniform(*THICKNESS_RANGE))
+        lsc_cart = lsc["cart"].copy()
+        lsc_cart[:, :2] += shift @ lat2[:, :2]
+        lsc_cart[:, 2] += z_lco_top + t
+        base = np.vstack([lco["cart"], lsc_cart])
+        filled = _fill_region(rng, base, base_sp, lat2, z_lco_top, t, max_restarts, tries)
+        if filled is not None:
             break
+    if filled is None:
+        raise RuntimeError(f"candidate {k} (seed {seed}): could not place the {sum(REGION.values())} interface "
+                           f"atoms with {max_draws} thickness draws x {max_restarts} restarts x {tries} points "
+                           f"per atom")
+    pts, sps, restart = filled
+    if len(pts) != N_ATOMS:  # cannot happen: _fill_region returns complete fillings only
+        raise RuntimeError(f"candidate {k} (seed {seed}): {len(pts)} atoms placed, expected {N_ATOMS}")
     n_base = len(base)
     region_pts, region_sp = pts[n_base:], sps[n_base:]
     # ordering: species; interface first, then by distance from the interface
@@ -496,7 +575,7 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = 20
     frac[:, :2] = np.mod(frac[:, :2], 1.0)
     s = Structure(Lattice(matrix), species, frac)
     info = {"candidate": int(k), "thickness": t, "shift_a": float(shift[0]), "shift_b": float(shift[1]),
-            "restarts": restart, "z_interface": float(z_int),
+            "restarts": restart, "thickness_draws": draw + 1, "z_interface": float(z_int),
             "region_indices": np.flatnonzero(part == 0).tolist(), "lco_indices": np.flatnonzero(part == 1).tolist(),
             "lsc_indices": np.flatnonzero(part == 2).tolist()}
     return s, info
@@ -607,6 +686,7 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     from dismai_data.relax import load_potential
     from dismai_data.structure import row_from_structure
 
+    t_build = time.monotonic()  # the time budget counts from here (reference relaxations included)
     folder = _workdir(p)
     folder.mkdir(parents=True, exist_ok=True)
     potential = load_potential()
@@ -620,17 +700,31 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     ref_energies = {k: float(r.energy) for k, r in zip(ref_structs, ref_res)}
     terms = interface_energy_terms(ref_energies, area)
     t0 = time.monotonic()
+    ref_wall = t0 - t_build
     chunk = max(p["batch_size"] * max(p["workers"], 1), 1)
     done: list[tuple[int, dict, Any]] = []
+    batch_walls: list[float] = []
     stopped_at = None
+    budget = p["time_budget_s"]
     for start in range(0, p["n_candidates"], chunk):
-        if p["time_budget_s"] is not None and time.monotonic() - t0 > p["time_budget_s"]:
-            stopped_at = start
-            break
+        if budget is not None and done:  # the first batch always runs, so a budgeted build has data
+            # stop when the budget is spent or the next batch (as long as the slowest so far) would
+            # overrun it: the build then ends close to the budget, not a whole batch after it
+            now = time.monotonic() - t_build
+            if now >= budget or (batch_walls and now + max(batch_walls) > budget):
+                stopped_at = start
+                print(f"interface: time budget {budget:.0f} s: stopping after {len(done)} candidates "
+                      f"({now:.0f} s elapsed, batches took {[round(w) for w in batch_walls]} s)", flush=True)
+                break
         ks = list(range(start, min(start + chunk, p["n_candidates"])))
+        tb = time.monotonic()
         gen = [generate(p["seed"], k, refs) for k in ks]
         res = _relax([(f"cand-{k:06d}", s) for k, (s, _) in zip(ks, gen)], p, potential, folder / "candidates")
+        batch_walls.append(time.monotonic() - tb)
         done += [(k, info, r) for k, (_, info), r in zip(ks, gen, res)]
+        n_conv = sum(1 for _, _, r in done if r.converged and r.error is None)
+        print(f"interface: {len(done)} candidates relaxed ({n_conv} converged) in {time.monotonic() - t0:.0f} s; "
+              f"last batch {batch_walls[-1]:.0f} s, steps {[int(r.steps) for r in res]}", flush=True)
     relaxed = [(k, info, r) for k, info, r in done if r.converged and r.error is None and r.structure is not None]
     if not relaxed:
         raise RuntimeError(f"no candidate relaxed to fmax {p['fmax']} eV/Å within {p['max_steps']} steps "
@@ -650,7 +744,11 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
                                        symmetry=False))
     stats = {"tried": len(done), "converged": len(relaxed), "kept": len(kept), "g_min": g_min,
              "g_max_converged": max(gammas.values()), "terms": terms, "ref_energies": ref_energies,
-             "stopped_at": stopped_at, "elapsed_s": time.monotonic() - t0, "potential": getattr(
+             "stopped_at": stopped_at, "elapsed_s": time.monotonic() - t0, "reference_wall_s": ref_wall,
+             "build_wall_s": time.monotonic() - t_build, "batch_walls_s": batch_walls,
+             "wall_s_per_candidate": (sum(batch_walls) / len(done)) if done else None,
+             "steps_per_candidate": (sum(int(r.steps) for _, _, r in done) / len(done)) if done else None,
+             "potential": getattr(
                  potential, "dismai_source", "M3GNet-MP-2021.2.8-PES"), "folder": str(folder)}
     return rows, stats
 
@@ -715,6 +813,16 @@ def _split(rows: list[dict], p: dict) -> dict[str, list[dict]]:
             "validation": [r for k, r in enumerate(rows) if k not in train]}
 
 
+def _machine() -> str:
+    import os
+
+    import torch
+
+    dev = "CUDA GPU " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return (f"{dev}; {len(os.sched_getaffinity(0))} CPU cores usable, load average {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}, "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+
+
 def _summary(p: dict, n: int, stats: dict, from_files: bool) -> str:
     if from_files:
         return (f"{n} Li3ScCl6(100)-LiCoO2(110) interface structures of Dismai-Bench (Yong, Su and Ertekin, Digital "
@@ -722,10 +830,19 @@ def _summary(p: dict, n: int, stats: dict, from_files: bool) -> str:
                 "(10.5281/zenodo.12710372) by dismai-data's interface builder (`--set from_files=...`); structures "
                 "and splits are the originals; the generation and interface-energy columns are null.")
     budgeted = stats.get("stopped_at") is not None
-    size = (f"**{n} structures: a time-budgeted preview build** (relaxation stopped after "
-            f"{p['time_budget_s']:.0f} s; {stats['tried']} random candidates relaxed, {stats['converged']} converged; "
-            f"the paper has 1500 from about 3000 candidates)" if budgeted or n < p["n_structures"] else
-            f"{n} structures")
+    full = ("the full build (n_candidates 3000) is `dismai build interface --out DIR --set scheduler=ADDRESS --set "
+            "workers=N` on a Dask cluster, or `dismai build interface --out DIR` on a GPU machine")
+    if budgeted or n < p["n_structures"]:
+        per = stats.get("wall_s_per_candidate")
+        budget = (f"a wall budget of {p['time_budget_s']:.0f} s" if p["time_budget_s"] is not None
+                  else "no time budget")
+        size = (f"**{n} structures: a time-budgeted v1.0-preview, not the full dataset.** Built with {budget} "
+                f"({stats['build_wall_s']:.0f} s used) on {_machine_words()}: {stats['tried']} random candidates "
+                f"relaxed ({'%.0f s' % per if per is not None else 'n/a'} wall per candidate relaxation, batches of "
+                f"{p['batch_size']}), {stats['converged']} converged to fmax, {n} within {p['window_jm2']} J/m^2 of "
+                f"the lowest; the paper has 1500 from about 3000 candidates; {full}")
+    else:
+        size = f"{n} structures"
     return (f"{size}. Disordered Li3ScCl6(100)-LiCoO2(110) battery interfaces of 264 atoms, **rebuilt here, not "
             "downloaded**: the Dismai-Bench data (Zenodo 10.5281/zenodo.12710372) cannot be reached from here, so "
             "this builder regenerates them with the paper's recipe (Methods 4.1.3): LCO(110) 4 layers and "
@@ -739,7 +856,35 @@ def _summary(p: dict, n: int, stats: dict, from_files: bool) -> str:
             "the interface energy is defined from our own relaxed bulk and slab references (column "
             "`interface_energy`, J/m^2; the paper normalised with -4.78 eV/atom from its potential), and "
             "`relative_interface_energy` is measured from the lowest structure of this build; the slabs are cut "
-            f"from the {references()['bulk_cells']} bulk cells (see provenance); and the size is as stated above.")
+            f"from {_bulk_words()} (see provenance); and the size is as stated above.")
+
+
+def _bulk_words() -> str:
+    refs = references()
+    if refs["bulk_cells"] != "m3gnet":
+        return "the published bulk cells (not relaxed with the potential)"
+    r = refs["bulk_relaxation"]
+
+    def lat(d, keys):
+        return ", ".join(f"{k} = {d[k]:.4g}{'°' if k == 'beta' else ' Å'}" for k in keys)
+    lco, lsc = r["LiCoO2"], r["Li3ScCl6"]
+    return ("bulk cells relaxed (cell and positions, fmax 0.01 eV/Å) with the same M3GNet potential: LiCoO2 "
+            f"{lat(lco['m3gnet_lattice'], ('a', 'c'))} (published {lat(lco['published_lattice'], ('a', 'c'))}), "
+            f"Li3ScCl6 {lat(lsc['m3gnet_lattice'], ('a', 'b', 'c', 'beta'))} (published "
+            f"{lat(lsc['published_lattice'], ('a', 'b', 'c', 'beta'))}), so the slabs carry no strain from a "
+            "lattice mismatch with the potential (LSC is then strained onto the LCO lateral cell as in the paper)")
+
+
+def _machine_words() -> str:
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return "a GPU (" + torch.cuda.get_device_name(0) + ")"
+    load, ncpu = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    return (f"{ncpu} shared CPU cores (load average {load:.1f} at the end: shared with other jobs)"
+            if load > 0.5 * ncpu else f"{ncpu} CPU cores")
 
 
 def build(**params) -> DatasetBuild:
@@ -783,7 +928,15 @@ def build(**params) -> DatasetBuild:
                            "surface_energies_jm2": {"LCO(110)": stats["terms"]["sigma_lco_jm2"],
                                                     "LSC(100) Tasker 2b": stats["terms"]["sigma_lsc_jm2"]},
                            "candidates_tried": stats["tried"], "candidates_converged": stats["converged"],
-                           "lowest_interface_energy_jm2": stats["g_min"]})
+                           "candidates_kept": stats["kept"], "lowest_interface_energy_jm2": stats["g_min"],
+                           "stopped_by_time_budget": stats["stopped_at"] is not None,
+                           "wall_s_reference_relaxations": round(stats["reference_wall_s"], 1),
+                           "wall_s_candidates": round(sum(stats["batch_walls_s"]), 1),
+                           "wall_s_per_candidate_relaxation": (None if stats["wall_s_per_candidate"] is None
+                                                               else round(stats["wall_s_per_candidate"], 1)),
+                           "mean_steps_per_candidate": (None if stats["steps_per_candidate"] is None
+                                                        else round(stats["steps_per_candidate"], 1)),
+                           "wall_s_build": round(stats["build_wall_s"], 1), "machine": _machine()})
         if stats["stopped_at"] is not None or n < p["n_structures"]:
             version = "1.0-preview"
     b = DatasetBuild(

@@ -16,9 +16,11 @@
   bonds of each atom, 0-180° in 0.5° bins, normalised to sum 1.
 * :func:`crystalnn_fingerprints` / :func:`site_fingerprint` — the 61-number matminer
   ``CrystalNNFingerprint`` ("ops" preset: CrystalNN weights and wt x order parameters per
-  CN 1-24), per site, computed by the reference libraries (no fast implementation in
-  this version); the interface variant adds oxidation states, ``cation_anion=True`` and
-  the Cl/O fractions per CN (109 numbers).
+  CN 1-24); the interface variant adds oxidation states, ``cation_anion=True`` and
+  the Cl/O fractions per CN (109 numbers). The tasks use the fast implementation
+  (``evaluation/crystalnn.py``, equal to the libraries to <= 1e-8, tests/test_crystalnn.py);
+  :func:`site_fingerprint` and the ``*_reference`` functions are the library-based
+  references it is tested against.
 * :func:`evaluate_disorder` — the ``a-si`` and ``interface`` tasks: move apart, relax
   (:func:`relax_generated`: interface with the M3GNet relaxer of the shared engine
   :mod:`dismai_data.relax`; a-Si with the LAMMPS potential the dataset was built with,
@@ -96,7 +98,24 @@ def rdf_fast(structure, r_max: float = RDF_RMAX, dr: float = RDF_DR) -> np.ndarr
 
 
 def bond_angle_distribution(structure, bin_width: float = ANGLE_BIN) -> np.ndarray:
-    """Normalised histogram (sum 1) of neighbour-bond angles, 0-180° in ``bin_width`` bins."""
+    """Normalised histogram (sum 1) of neighbour-bond angles, 0-180° in ``bin_width`` bins
+    (fast CrystalNN of ``crystalnn.py``, equal to :func:`bond_angle_distribution_reference`
+    to <= 1e-8: tests/test_crystalnn.py)."""
+    from .crystalnn import bond_angle_distribution as fast
+
+    return fast(structure, bin_width)
+
+
+def crystalnn_fingerprints(structure, indices=None) -> np.ndarray:
+    """61-number CrystalNN fingerprints (matminer "ops" preset) of the given sites (fast,
+    equal to :func:`crystalnn_fingerprints_reference` to <= 1e-8: tests/test_crystalnn.py)."""
+    from .crystalnn import fingerprints
+
+    return fingerprints(structure, indices)
+
+
+def bond_angle_distribution_reference(structure, bin_width: float = ANGLE_BIN) -> np.ndarray:
+    """The library reference of :func:`bond_angle_distribution` (pymatgen CrystalNN per site)."""
     from pymatgen.analysis.local_env import CrystalNN
 
     cnn = CrystalNN(distance_cutoffs=None, x_diff_weight=0, porous_adjustment=False)
@@ -118,8 +137,8 @@ def bond_angle_distribution(structure, bin_width: float = ANGLE_BIN) -> np.ndarr
     return h / h.sum() if h.sum() else h
 
 
-def crystalnn_fingerprints(structure, indices=None) -> np.ndarray:
-    """61-number CrystalNN fingerprints (matminer "ops" preset) of the given sites."""
+def crystalnn_fingerprints_reference(structure, indices=None) -> np.ndarray:
+    """The library reference of :func:`crystalnn_fingerprints` (matminer, site by site)."""
     from matminer.featurizers.site import CrystalNNFingerprint
 
     f = CrystalNNFingerprint.from_preset("ops")
@@ -281,16 +300,20 @@ def structure_features(task):
     item, kind = task[0], task[1]
     try:
         s = row_to_structure(item) if isinstance(item, dict) else item
+        from .crystalnn import fingerprints
+
         if kind == "a-si":
-            fps = np.array([site_fingerprint(s, i) for i in range(len(s))])
+            fps = fingerprints(s)
             return {"ok": True, "reason": None, "motif": fps.mean(axis=0), "rdf": rdf_fast(s),
                     "angle": bond_angle_distribution(s)}
-        d = _decorate(s)
         out = {"ok": True, "reason": None}
+        symbols = [site.specie.symbol for site in s]
+        idx = [i for i, sym in enumerate(symbols) if sym in INTERFACE_CATIONS]
+        # one neighbour list for all cations; the same numbers as site_fingerprint on _decorate(s)
+        fps = fingerprints(s, idx, cation_anion=True, oxidation_states=OXIDATION_STATES,
+                           fraction_species=FRACTION_SPECIES)
         for el in INTERFACE_CATIONS:
-            idx = [i for i, site in enumerate(s) if site.specie.symbol == el]
-            fps = np.array([site_fingerprint(d, i, True, FRACTION_SPECIES) for i in idx])
-            out[el] = fps.mean(axis=0)
+            out[el] = fps[[symbols[i] == el for i in idx]].mean(axis=0)
         return out
     except Exception as exc:  # a pathological structure fails alone
         return {"ok": False, "reason": f"fingerprint: {type(exc).__name__}: {exc}"}
@@ -413,7 +436,8 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
             files[f"figure_{key}"] = str(p)
     return {"metrics": metrics, "table": table, "files": files,
             "settings": {"move_apart": {"min_distance_A": 1.5, "target_A": 1.6, "max_iterations": 100},
-                         "fingerprint": "matminer CrystalNNFingerprint 'ops' preset"
+                         "fingerprint": "matminer CrystalNNFingerprint 'ops' preset (fast exact implementation, "
+                                        "evaluation/crystalnn.py)"
                                         + (", cation_anion=True, oxidation states " + str(OXIDATION_STATES)
                                            + ", + Cl/O fractions per CN (109)" if kind == "interface" else
                                            " (61)"),

@@ -15,7 +15,7 @@ from pymatgen.core import Lattice, Structure
 
 from dismai_data.evaluation import crystalnn as C
 from dismai_data.evaluation.disorder import FRACTION_SPECIES, _decorate, site_fingerprint
-from dismai_data.evaluation.disorder import bond_angle_distribution as reference_angle_distribution
+from dismai_data.evaluation.disorder import bond_angle_distribution_reference as reference_angle_distribution
 
 TOL = 1e-8
 DIAMOND = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.25, 0.25, 0.25], [0.75, 0.75, 0.25],

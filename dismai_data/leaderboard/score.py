@@ -45,21 +45,6 @@ def reference_revision(api, dataset: str) -> tuple[str, str, str]:
     return repo, "main", main
 
 
-def default_relax_weights() -> str | None:
-    """The shipped M3GNet weights (models/weights), when present and matgl is importable."""
-    try:
-        import importlib.util
-
-        import dismai_data.models as m
-
-        if importlib.util.find_spec("matgl") is None:
-            return None
-        p = Path(m.__file__).parent / "weights" / "M3GNet-MP-2021.2.8-PES"
-        return str(p) if p.is_dir() else None
-    except Exception:
-        return None
-
-
 def base_row(job: dict) -> dict:
     return {k: job.get(k) for k in ("task", "model_name", "model_repo", "notes", "submitter", "submitted_at",
                                     "predictions_repo", "predictions_commit", "predictions_path",
@@ -96,10 +81,10 @@ def score_job(job: dict, api, work: Path, relax: bool = True, attempts: int = 1)
                                      local_dir=work / "predictions" / job["id"],
                                      allow_patterns=[job["predictions_path"], job["predictions_path"] + "/**"])
         pred = Path(pred_dir) / job["predictions_path"]
-        weights = default_relax_weights() if (relax and kind in ("interface", "a-si")) else None
+        # a-si / interface relax as `dismai evaluate` does by default (interface: the relaxer
+        # repo of this hub, or the packaged copy; a-si: the dataset's LAMMPS potential)
         result = evaluate(job["task"], pred, column=job.get("column"), reference=ref_dir, figures=False,
-                          generic=(kind == "generation"), no_relax=(kind in ("interface", "a-si") and weights is None),
-                          relax_weights=weights)
+                          generic=(kind == "generation"), no_relax=not relax)
     except (RepositoryNotFoundError, RevisionNotFoundError) as exc:  # permanent: recorded as failed
         return failed_row(job, f"not on the hub: {exc}".splitlines()[0], attempts) | {
             k: row.get(k) for k in ("dataset_repo", "dataset_revision", "dataset_commit")}

@@ -164,7 +164,7 @@ def rank_chart(rows: list[dict]) -> str:
             ranks.setdefault(model, {})[task] = rank
     models = sorted(ranks)
     worst = max([len(models), 1])
-    size, cx, cy, R = 660, 330, 240, 165
+    size, cx, cy, R = 800, 400, 240, 165
     k = len(DISMAI_AXES)
 
     def pt(i: int, frac: float) -> tuple[float, float]:
@@ -184,8 +184,10 @@ def rank_chart(rows: list[dict]) -> str:
         parts.append(f'<line x1="{cx}" y1="{cy}" x2="{x:.1f}" y2="{y:.1f}" stroke="#8c959f"/>')
         lx, ly = pt(i, 1.18)
         anchor = "middle" if abs(lx - cx) < 5 else ("start" if lx > cx else "end")
+        # two lines (dataset; metric and count) so the side labels stay inside the chart
         parts.append(f'<text class="axis" x="{lx:.1f}" y="{ly:.1f}" font-size="12" text-anchor="{anchor}">'
-                     f'{task} ({metric}, n={n_on[task]})</text>')
+                     f'{task}<tspan x="{lx:.1f}" dy="14" font-size="11" fill="#656d76">({metric}, '
+                     f'n={n_on[task]})</tspan></text>')
     for j, model in enumerate(models):
         color = COLORS[j % len(COLORS)]
         pts = [pt(i, (worst - ranks[model][t] + 1) / worst if t in ranks[model] else 0.0)

@@ -115,37 +115,158 @@ def cif_string(row: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- extxyz
-def read_extxyz(path: str | os.PathLike, *, id_prefix: str | None = None, symmetry: bool = True) -> list[dict]:
-    """Rows of every frame of an extxyz file. Row ids come from the frame's ``id`` info
-    key, else ``{stem}-{index}``. Other scalar info keys become extra columns."""
-    from ase.io import read
+def _extxyz_frames(path: Path) -> tuple[list[str], list[tuple[int, int]]]:
+    """Lines of an extxyz file and the ``(first, end)`` line span of each frame.
 
+    Frames are cut the way ASE's reader cuts them (an atom-count line, a comment line,
+    that many atom lines, at most three ``VEC`` lines), so each frame can be parsed on
+    its own and one bad frame does not take the others with it. What cannot be cut is a
+    file-level :class:`StructureError` (field ``file``) naming the frame and the line: a
+    count line that is not a number (an earlier frame's count does not match its atom
+    lines), a file ending inside a frame, or a blank line with frames after it (ASE stops
+    there and silently drops the rest).
+    """
+    src = str(path)
+    try:
+        lines = path.read_text().split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StructureError(f"cannot read ({type(exc).__name__}: {exc})", source=src, field="file") from None
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
+    spans: list[tuple[int, int]] = []
+    pos, n = 0, len(lines)
+    while pos < n:
+        k = len(spans)
+        head = lines[pos]
+        if not head.strip():
+            more = next((j for j in range(pos + 1, n) if lines[j].strip()), None)
+            if more is not None:
+                raise StructureError(f"cannot parse extxyz: frame {k}, line {pos + 1} is blank but line {more + 1} "
+                                     "holds more text (a reader stopping at the blank line would drop it)",
+                                     source=src, field="file")
+            break
+        try:
+            natoms = int(head)
+        except ValueError:
+            hint = (f" (does the atom count of frame {k - 1}, line {spans[-1][0] + 1}, match its atom lines?)"
+                    if spans else "")
+            raise StructureError(f"cannot parse extxyz: frame {k}, line {pos + 1}: expected the number of atoms, "
+                                 f"got {head.strip()[:60]!r}{hint}", source=src, field="file") from None
+        if natoms < 0:
+            raise StructureError(f"cannot parse extxyz: frame {k}, line {pos + 1}: negative number of atoms "
+                                 f"{natoms}", source=src, field="file")
+        end = pos + 2 + natoms
+        if end > n:
+            raise StructureError(f"cannot parse extxyz: frame {k}, line {pos + 1}: says {natoms} atoms but the file "
+                                 f"ends after {max(n - pos - 2, 0)} atom lines", source=src, field="file")
+        nvec = 0
+        while end < n and lines[end].lstrip().startswith("VEC"):
+            nvec += 1
+            end += 1
+            if nvec > 3:
+                raise StructureError(f"cannot parse extxyz: frame {k}, line {end}: more than 3 VEC lines",
+                                     source=src, field="file")
+        spans.append((pos, end))
+        pos = end
+    if not spans:
+        raise StructureError("holds no frames", source=src, field="file")
+    return lines, spans
+
+
+def _info_columns(atoms) -> dict[str, Any]:
+    """Extra columns of a frame: its scalar info keys (``id`` aside) and the scalar results
+    ASE moved into a calculator (energy, free_energy...); numpy numbers become floats."""
+    info = dict(atoms.info)
+    if atoms.calc is not None:  # ASE moves energy/stress-like keys into a calculator
+        info.update(atoms.calc.results)
+    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in info.items()
+            if k != "id" and isinstance(v, (int, float, str, np.floating, np.integer))
+            and not isinstance(v, bool)}
+
+
+def _unknown_element(exc: Exception, frame_lines: list[str]) -> StructureError | None:
+    """ASE raises ``KeyError(symbol)`` on a symbol it does not know: say so, with the site."""
+    from ase.data import chemical_symbols
+
+    if not (isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str)
+            and exc.args[0] not in chemical_symbols):
+        return None
+    sym = exc.args[0]
+    site = next((j for j, line in enumerate(frame_lines[2:]) if sym in line.split()), None)
+    return StructureError((f"site {site}: " if site is not None else "") + f"unknown element {sym!r}",
+                          field="species")
+
+
+def iter_extxyz(path: str | os.PathLike, *, id_prefix: str | None = None, symmetry: bool = True,
+                info_columns: bool = True) -> Iterator[tuple[int, str, dict | StructureError]]:
+    """``(frame index, row id, row or StructureError)`` for every frame of an extxyz file.
+
+    The one extxyz reader: :func:`read_extxyz` raises the first error, the evaluation
+    keeps each bad frame as a failed row. A frame's error names the file, the row id, the
+    frame (``index``, counted from 0) and the field: a frame ASE cannot parse (field
+    ``frame``; unknown element symbols: field ``species``), a non-finite position, and
+    everything :func:`dismai_data.structure.row_from_atoms` / ``make_row`` check (cell
+    rank, singular lattice, unknown elements, NaN extra columns, clashing columns...).
+
+    Row ids come from the frame's ``id`` info key, else ``{id_prefix or stem}-{index}``.
+    With ``info_columns`` the frame's scalar info keys and calculator results become
+    extra columns (checked like any extra column: a NaN fails the frame).
+
+    File-level problems raise :class:`StructureError` (field ``path``/``file``) before
+    any frame is yielded: a missing or empty file, one that cannot be cut into frames
+    (see :func:`_extxyz_frames`) or one without frames.
+    """
     path = Path(path)
     _check_file(path)
-    try:
-        frames = read(str(path), index=":", format="extxyz")
-    except Exception as exc:
-        raise StructureError(f"cannot parse extxyz ({type(exc).__name__}: {exc})", source=str(path),
-                             field="file") from None
-    if not frames:
-        raise StructureError("holds no frames", source=str(path), field="file")
+    lines, spans = _extxyz_frames(path)
     prefix = id_prefix if id_prefix is not None else path.stem
-    rows = []
-    for i, atoms in enumerate(frames):
-        rid = str(atoms.info.get("id", f"{prefix}-{i}"))
-        info = dict(atoms.info)
-        if atoms.calc is not None:  # ASE moves energy/stress-like keys into a calculator
-            info.update(atoms.calc.results)
-        extra = {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in info.items()
-                 if k != "id" and isinstance(v, (int, float, str, np.floating, np.integer))
-                 and not isinstance(v, bool)}
+    return _extxyz_rows(path, lines, spans, prefix, symmetry, info_columns)
+
+
+def _extxyz_rows(path: Path, lines: list[str], spans: list[tuple[int, int]], prefix: str, symmetry: bool,
+                 info_columns: bool) -> Iterator[tuple[int, str, dict | StructureError]]:
+    from ase.io import read
+    from ase.io.extxyz import key_val_str_to_dict
+
+    src = str(path)
+    for i, (first, end) in enumerate(spans):
+        frame_lines = lines[first:end]
+        rid = f"{prefix}-{i}"
+        result: dict | StructureError
         try:
-            pos = atoms.positions
-            if not np.all(np.isfinite(pos)):
+            atoms = read(_io.StringIO("\n".join(frame_lines) + "\n"), index=0, format="extxyz")
+        except Exception as exc:  # the frame's text: bad numbers, unknown symbols, short atom lines...
+            try:  # the id of a frame whose atoms cannot be read, from its comment line
+                info = key_val_str_to_dict(frame_lines[1])
+                rid = str(info["id"]) if "id" in info else rid
+            except Exception:
+                pass
+            err = _unknown_element(exc, frame_lines) or StructureError(
+                f"cannot parse the frame at lines {first + 1}-{end} ({type(exc).__name__}: {exc})", field="frame")
+            yield i, rid, err.located(row=rid, index=i, source=src)
+            continue
+        rid = str(atoms.info.get("id", rid))
+        try:
+            extra = _info_columns(atoms) if info_columns else None
+            if not np.all(np.isfinite(atoms.positions)):
                 raise StructureError("contains a non-finite position", field="positions")
-            rows.append(row_from_atoms(atoms, rid, extra, index=i, symmetry=symmetry))
+            result = row_from_atoms(atoms, rid, extra, index=i, symmetry=symmetry)
         except StructureError as exc:
-            raise exc.located(row=rid, index=i, source=str(path)) from None
+            result = exc.located(row=rid, index=i, source=src)
+        except Exception as exc:  # a library failing on absurd input: this frame fails, not the file
+            result = StructureError(f"{type(exc).__name__}: {exc}", row=rid, index=i, source=src)
+        yield i, rid, result
+
+
+def read_extxyz(path: str | os.PathLike, *, id_prefix: str | None = None, symmetry: bool = True) -> list[dict]:
+    """Rows of every frame of an extxyz file (:func:`iter_extxyz`); the first bad frame
+    raises its :class:`StructureError`. Row ids come from the frame's ``id`` info key,
+    else ``{stem}-{index}``. Other scalar info keys become extra columns."""
+    rows = []
+    for _, _, result in iter_extxyz(path, id_prefix=id_prefix, symmetry=symmetry):
+        if isinstance(result, StructureError):
+            raise result
+        rows.append(result)
     return rows
 
 
@@ -303,6 +424,7 @@ __all__ = [
     "row_from_poscar",
     "row_from_cif",
     "cif_string",
+    "iter_extxyz",
     "read_extxyz",
     "write_extxyz",
     "read_jarvis_csv",

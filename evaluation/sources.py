@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from dismai_data.errors import DismaiError, StructureError
-from dismai_data.io import _guess_format, row_from_cif, row_from_poscar
-from dismai_data.structure import make_row, row_from_atoms
+from dismai_data.io import _guess_format, iter_extxyz, row_from_cif, row_from_poscar
+from dismai_data.structure import make_row
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?(@[\w.\-/]+)?$")
 
@@ -159,29 +157,17 @@ def _read_csv(path: Path, column: str, symmetry: bool) -> list[PredItem]:
 
 
 def _read_extxyz(path: Path, symmetry: bool) -> list[PredItem]:
-    from ase.io import read
-
+    """One item per frame (:func:`dismai_data.io.iter_extxyz`): a bad frame is a failed
+    row; a file that cannot be cut into frames, or has none, is a file-level error. Info
+    keys (energies...) are not read: a prediction is its structure."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frames = read(str(path), index=":", format="extxyz")
-    except Exception as exc:
-        raise EvaluationInputError(f"cannot parse extxyz ({type(exc).__name__}: {exc})", source=str(path),
-                                   field="file") from None
-    if not frames:
-        raise EvaluationInputError("holds no frames", source=str(path), field="file")
-    items = []
-    for i, atoms in enumerate(frames):
-        rid = str(atoms.info.get("id", f"{path.stem}-{i}"))
-        try:
-            if not np.all(np.isfinite(atoms.positions)):
-                raise StructureError("contains a non-finite position", field="positions")
-            items.append(PredItem(rid, i, row_from_atoms(atoms, rid, index=i, symmetry=symmetry)))
-        except StructureError as exc:
-            items.append(PredItem(rid, i, None, _reason(exc)))
-        except Exception as exc:
-            items.append(PredItem(rid, i, None, f"{type(exc).__name__}: {exc}"))
-    return items
+            frames = list(iter_extxyz(path, symmetry=symmetry, info_columns=False))
+    except StructureError as exc:
+        raise EvaluationInputError(exc.reason, source=exc.source or str(path), field=exc.field or "file") from None
+    return [PredItem(rid, i, result) if isinstance(result, dict) else PredItem(rid, i, None, _reason(result))
+            for i, rid, result in frames]
 
 
 def _read_files(path: Path, symmetry: bool) -> list[PredItem]:

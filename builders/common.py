@@ -84,3 +84,31 @@ def file_split(path: Path) -> str:
     if "train" in name:
         return "train"
     raise ValueError(f"{path}: cannot tell the split (train/val) from the file name")
+
+
+def unique_ids(rows: list[dict]) -> list[dict]:
+    """``rows``, after checking their ids are unique (one split of a builder's input files)."""
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate row ids within one split of the input files")
+    return rows
+
+
+def rows_from_files(spec, extra: Callable[[Path, int, dict], dict]) -> dict[str, list[dict]]:
+    """Rows of the original Dismai-Bench extxyz files named by ``from_files``, by split (from
+    each file name): every frame's structure as stored, with the columns ``extra(path, i,
+    row)`` returns (it raises ValueError naming the frame when the structure is not of the
+    builder's system); ids must be unique within a split."""
+    from dismai_data.io import read_extxyz
+    from dismai_data.structure import make_row
+
+    splits: dict[str, list[dict]] = {}
+    for path in from_files_paths(spec):
+        split = file_split(path)
+        for i, row in enumerate(read_extxyz(path, symmetry=False)):
+            splits.setdefault(split, []).append(
+                make_row(row["species"], row["frac_coords"], row["lattice"], row["id"], extra(path, i, row),
+                         index=i, symmetry=False))
+    for rows in splits.values():
+        unique_ids(rows)
+    return splits

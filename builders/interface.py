@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from dismai_data.build import Column, DatasetBuild, SourceFile
-from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, rows_from_files
 from dismai_data.paths import default_home
 
 BUILDER_VERSION = "1.0.0"
@@ -404,8 +404,6 @@ def make_references(bulk_cells: str = "published", potential=None, path: Path | 
     """(Re)write ``references.json``: the bulk cells used (``published`` crystallography, or
     ``m3gnet``: both relaxed, cell and positions, with matgl's Relaxer, fmax 0.01 eV/Å), the
     ZSL match and the two slabs. ``python -m dismai_data.builders.interface`` runs it."""
-    from pymatgen.core import Structure
-
     lco, lsc = published_bulk("LiCoO2_R-3m"), published_bulk("Li3ScCl6_C2m")
     record: dict[str, Any] = {"bulk_cells": bulk_cells}
     if bulk_cells == "m3gnet":
@@ -557,7 +555,6 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = MA
     entries = []
     for i, s in enumerate(region_sp):
         entries.append((SPECIES_ORDER.index(s), 0, 0, *np.round(region_pts[i], 6), region_pts[i]))
-    nl = len(lco["species"])
     for i, s in enumerate(lco["species"]):
         plane_from_top = lco["plane"].max() - lco["plane"][i]
         entries.append((SPECIES_ORDER.index(s), 1, int(plane_from_top), *np.round(lco["cart"][i], 6), lco["cart"][i]))
@@ -759,28 +756,16 @@ _EXTRA_NULL = {"energy": None, "interface_energy": None, "relative_interface_ene
 
 
 def _file_rows(p: dict) -> dict[str, list[dict]]:
-    from dismai_data.io import read_extxyz
-    from dismai_data.structure import make_row
+    def extra(path: Path, i: int, row: dict) -> dict:
+        if row["num_atoms"] != N_ATOMS or set(row["species"]) != set(SPECIES_ORDER):
+            raise ValueError(f"{path} frame {i}: not a Li-Co-O-Sc-Cl interface of {N_ATOMS} atoms "
+                             f"({row['formula']}, {row['num_atoms']} atoms)")
+        out = dict(_EXTRA_NULL)
+        if row.get("energy") is not None:
+            out["energy"] = float(row["energy"])
+        return out
 
-    splits: dict[str, list[dict]] = {}
-    for path in from_files_paths(p["from_files"]):
-        split = file_split(path)
-        for i, row in enumerate(read_extxyz(path, symmetry=False)):
-            if row["num_atoms"] != N_ATOMS or set(row["species"]) != set(SPECIES_ORDER):
-                raise ValueError(f"{path} frame {i}: not a Li-Co-O-Sc-Cl interface of {N_ATOMS} atoms "
-                                 f"({row['formula']}, {row['num_atoms']} atoms)")
-            extra = dict(_EXTRA_NULL)
-            for key in ("energy",):
-                if row.get(key) is not None:
-                    extra[key] = float(row[key])
-            splits.setdefault(split, []).append(
-                make_row(row["species"], row["frac_coords"], row["lattice"], row["id"], extra, index=i,
-                         symmetry=False))
-    for rows in splits.values():
-        ids = [r["id"] for r in rows]
-        if len(set(ids)) != len(ids):
-            raise ValueError("duplicate row ids within one split of the input files")
-    return splits
+    return rows_from_files(p["from_files"], extra)
 
 
 def _columns() -> dict[str, Column]:

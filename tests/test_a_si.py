@@ -423,7 +423,7 @@ def test_cell_killed_then_corrupt_checkpoint_restarts_from_scratch(tiny, tmp_pat
     shutil.rmtree(work)
     shutil.copytree(saved, work)
     restart.write_bytes(restart.read_bytes()[: restart.stat().st_size // 2])
-    state["restart_sha256"] = a_si._sha256(restart)
+    state["restart_sha256"] = a_si.sha256_file(restart)
     (work / "cell_000.ckpt.json").write_text(json.dumps(state))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=a_si.__name__):

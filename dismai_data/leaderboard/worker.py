@@ -112,23 +112,31 @@ class Worker:
             self.child = subprocess.Popen(cmd, env=child_env(self.endpoint, self.token, self.storage),
                                           stdout=logf, stderr=logf)
             t0 = time.monotonic()
+            deadline = t0 + (self.timeout_s if not fail else max(self.timeout_s, 600))
             beat = max(0.2, self.lease_s / 4)
+            next_beat = t0 + beat
             try:
                 while True:
+                    # wake for whichever comes first: the next heartbeat or the deadline, so a
+                    # timeout shorter than the heartbeat interval is still enforced on time
+                    now = time.monotonic()
                     try:
-                        rc = self.child.wait(timeout=beat)
+                        rc = self.child.wait(timeout=max(0.01, min(next_beat, deadline) - now))
                         break
                     except subprocess.TimeoutExpired:
                         pass
-                    self.queue.heartbeat(sid)
+                    now = time.monotonic()
+                    if now >= next_beat:
+                        self.queue.heartbeat(sid)
+                        next_beat = now + beat
                     if self.stop_event.is_set():
                         self.child.terminate()
                         self.child.wait(30)
                         return None, "stopped"
-                    if time.monotonic() - t0 > (self.timeout_s if not fail else max(self.timeout_s, 600)):
+                    if now >= deadline:
                         self.child.kill()
                         self.child.wait()
-                        return None, f"timeout: scoring ran longer than {self.timeout_s:.0f} s"
+                        return None, f"timeout: scoring ran longer than {self.timeout_s:g} s"
             finally:
                 self.child = None
         if rc == 0 and out.exists():

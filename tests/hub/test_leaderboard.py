@@ -350,7 +350,7 @@ def test_failed_scorings_are_recorded_with_their_reason(hub_off, ref, tmp_path):
     assert rec["status"] == "failed" and "not in split 'test'" in rec["reason"] and "not-a-test-id" in rec["reason"]
     # scoring that runs past the timeout
     slow = _enqueue_raw(hub_off, tmp_path, "erin", "too-slow", predictions(ref, tmp_path / "s.parquet", shift=0.04))
-    w = Worker(hub_off.storage, hub_off.url, lease_s=30, timeout_s=0.5, poll_s=0.2)
+    w = Worker(hub_off.storage, hub_off.url, lease_s=30, timeout_s=0.1, poll_s=0.2)
     rec = w.run_one()
     assert rec["status"] == "failed" and rec["reason"].startswith("timeout: scoring ran longer than")
     rows = {r["submission_id"]: r for r in lb_rows(hub_off)}

@@ -926,7 +926,9 @@ def build(**params) -> DatasetBuild:
             version = "1.0-preview"
     b = DatasetBuild(
         name="interface",
-        pretty_name="Dismai-Bench LSC-LCO interfaces" + ("" if from_files else " (rebuilt)"),
+        # the size of a time-budgeted preview goes into the card's first line (the title)
+        pretty_name="Dismai-Bench LSC-LCO interfaces" + ("" if from_files else " (rebuilt)")
+        + (f": v1.0-preview, {n} structures" if version == "1.0-preview" else ""),
         version=version,
         builder_version=BUILDER_VERSION,
         license="cc-by-4.0",

@@ -214,6 +214,9 @@ def test_tiny_build(tmp_path_factory):
     assert prm["bulk_cells"] == "m3gnet"
     card = (out / "README.md").read_text()
     assert "rebuilt here, not downloaded" in card and "M3GNet-MP-2021.2.8" in card
+    # the card's first line (after the YAML header) is the title carrying the preview's size
+    body = card.split("\n---\n", 1)[1].lstrip("\n")
+    assert body.splitlines()[0] == f"# Dismai-Bench LSC-LCO interfaces (rebuilt): v1.0-preview, {n} structures"
     assert "relaxed (cell and positions" in card
     first = next(line for line in card.splitlines() if "structures: a time-budgeted v1.0-preview" in line)
     assert f"**{n} structures" in first and "wall budget of 1 s" in first and "3 random candidates relaxed" in first

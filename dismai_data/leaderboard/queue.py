@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dismai_data.hub.storage import atomic_write
+
 STATES = ("queued", "claimed", "done")
 
 
@@ -50,17 +52,7 @@ class Queue:
 
     # ------------------------------------------------------------------ helpers
     def _atomic(self, path: Path, data: dict) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix=path.name + ".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode(), self.root / "tmp")
 
     def _path(self, state: str, sid: str) -> Path:
         return self.root / state / sid

@@ -367,6 +367,17 @@ class _Relaxation:
         frac = np.linalg.solve(self.cell.T, self.pos.T).T  # ase.cell.Cell.scaled_positions
         return src[keep], dst[keep], images[keep], frac
 
+    def bonds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(src, dst, vectors) of the bonds within the cutoff at the current positions; the
+        vectors (float64) go from ``src`` to the periodic image of ``dst``. The same bonds as
+        :meth:`graph_arrays` (what matgl's Atoms2Graph keeps)."""
+        if self._nl is None or np.max(np.sum((self.pos - self._pos_at_build) ** 2, axis=1)) > (self.skin / 2) ** 2:
+            self._build_neighbors()
+        src, dst, _, offsets = self._nl
+        vec = self.pos[dst] + offsets - self.pos[src]
+        keep = (np.einsum("ij,ij->i", vec, vec) <= self.cutoff ** 2) & self._not_self
+        return src[keep], dst[keep], vec[keep]
+
     def _build_neighbors(self) -> None:
         from pymatgen.optimization.neighbors import find_points_in_spheres
 
@@ -432,9 +443,65 @@ class _Relaxation:
         self.pos = (self.pos.ravel() + dr).reshape(-1, 3)
 
 
+def _fast_evaluator(potential):
+    """The :class:`~dismai_data.matgl_compat.FastM3GNetPES` of ``potential`` (cached on it),
+    or None where the potential is not an M3GNet it supports (then matgl's forward is used)."""
+    fast = getattr(potential, "_dismai_fast", None)
+    if fast is None:
+        from dismai_data.matgl_compat import FastM3GNetPES
+
+        try:
+            fast = FastM3GNetPES(potential)
+        except NotImplementedError as exc:
+            logger.info("relax: matgl forward (fast M3GNet path not applicable: %s)", exc)
+            fast = False
+        try:
+            object.__setattr__(potential, "_dismai_fast", fast)
+        except Exception:  # pragma: no cover - exotic module subclasses
+            pass
+    return fast or None
+
+
 def _evaluate(potential, batch: Sequence[_Relaxation]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies and float32 forces of every structure in ``batch`` from ONE evaluation of
+    the batched graph: :class:`~dismai_data.matgl_compat.FastM3GNetPES` (the same M3GNet
+    function with less work, checked against matgl's calculator in the tests) when it
+    supports the potential, else matgl's own forward (:func:`_evaluate_matgl`)."""
+    import torch
+
+    fast = _fast_evaluator(potential)
+    if fast is None:
+        return _evaluate_matgl(potential, batch)
+    node_types, srcs, dsts, vecs, graph_of, offsets = [], [], [], [], [], []
+    start = 0
+    for k, r in enumerate(batch):
+        src, dst, vec = r.bonds()
+        node_types.append(r.node_type)
+        srcs.append(src + start)
+        dsts.append(dst + start)
+        vecs.append(vec)
+        graph_of.append(np.full(r.n, k, dtype=np.int64))
+        if getattr(r, "_energy_offset", None) is None:  # element reference energy: fixed per structure
+            r._energy_offset = (fast.element_offsets(r.node_type, torch.zeros(r.n, dtype=torch.long), 1)
+                                if getattr(potential, "element_refs", None) is not None else torch.zeros(1))
+        offsets.append(r._energy_offset.reshape(1))
+        start += r.n
+    energies, forces = fast.energies_forces(
+        torch.cat(node_types), torch.from_numpy(np.concatenate(srcs)), torch.from_numpy(np.concatenate(dsts)),
+        torch.from_numpy(np.concatenate(vecs)), torch.from_numpy(np.concatenate(graph_of)), len(batch),
+        offsets=torch.cat(offsets))
+    energies = energies.cpu().numpy().reshape(-1)
+    forces = forces.detach().cpu().numpy()
+    out, start = [], 0
+    for r in batch:
+        out.append(forces[start:start + r.n])
+        start += r.n
+    return energies, out
+
+
+def _evaluate_matgl(potential, batch: Sequence[_Relaxation]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Energies (float32 values as Python floats) and float32 forces of every structure in
-    ``batch`` from ONE call of the potential on the batched graph."""
+    ``batch`` from ONE call of matgl's potential on the batched graph."""
     import matgl
     import torch
     from torch_geometric.data import Batch, Data
@@ -469,14 +536,19 @@ def _evaluate(potential, batch: Sequence[_Relaxation]) -> tuple[np.ndarray, list
 
 def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: float, max_steps: int,
                   batch_size: int, skin: float = DEFAULT_SKIN, stats: dict | None = None,
-                  optimizer: str = "FIRE") -> Iterator[tuple[int, RelaxResult]]:
+                  optimizer: str = "FIRE", fast: bool = True) -> Iterator[tuple[int, RelaxResult]]:
     """Relax (index, id, Structure) items, up to ``batch_size`` at a time in one model call
     per step; yields ``(index, RelaxResult)`` as each structure finishes (converged,
     failed or out of steps), refilling the batch from ``pairs``.
 
     The loop mirrors ase's ``Optimizer.irun``: forces at the current positions, convergence
-    check, then (if not converged and fewer than ``max_steps`` steps) one FIRE step."""
+    check, then (if not converged and fewer than ``max_steps`` steps) one FIRE step.
+    ``fast``: evaluate with :func:`_evaluate` (the fast exact M3GNet path where it applies);
+    False: always matgl's own forward (:func:`_evaluate_matgl`)."""
     import torch
+
+    def evaluate(pot, batch):  # looked up at call time (tests replace _evaluate)
+        return _evaluate(pot, batch) if fast else _evaluate_matgl(pot, batch)
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -500,7 +572,7 @@ def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: flo
         if not active:
             break
         try:
-            energies, forces = _evaluate(potential, active)
+            energies, forces = evaluate(potential, active)
         except Exception as exc:
             if len(active) == 1:
                 r = active.pop()
@@ -511,7 +583,7 @@ def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: flo
             energies, forces = [], []
             for r in list(active):
                 try:
-                    e, f = _evaluate(potential, [r])
+                    e, f = evaluate(potential, [r])
                     energies.append(e[0])
                     forces.append(f[0])
                 except Exception as exc1:

@@ -155,3 +155,109 @@ def test_idempotent_scoped_and_copyable(fixed):
     clone = copy.deepcopy(matgl_compat.fix_potential(_load()))
     assert matgl_compat.is_fixed(clone)
     assert _energy_stress(clone, mos())[0] == pytest.approx(-10.824362, abs=2e-4)
+
+
+# --------------------------------------------------------------------------- FastM3GNetPES
+
+
+def _bonds(s: Structure, cutoff: float):
+    """Every bond within ``cutoff`` (both directions, no atom with itself), as matgl's
+    Structure2Graph finds them (pymatgen's find_points_in_spheres), with float64 vectors."""
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    cart = np.ascontiguousarray(s.cart_coords, dtype=float)
+    lat = np.ascontiguousarray(s.lattice.matrix, dtype=float)
+    src, dst, images, dist = find_points_in_spheres(cart, cart, r=cutoff, pbc=np.array([1, 1, 1], dtype=np.int64),
+                                                    lattice=lat, tol=1e-8)
+    keep = (src != dst) | np.any(images != 0, axis=1)
+    src, dst, images = src[keep].astype(np.int64), dst[keep].astype(np.int64), images[keep].astype(float)
+    return src, dst, cart[dst] + images @ lat - cart[src]
+
+
+def _fast_vs_calculator(potential, structures):
+    """(max |dE| eV, max |dF| eV/A, max |F|) of FastM3GNetPES on the batch of ``structures``
+    against matgl's PESCalculator one structure at a time."""
+    from matgl.ext.ase import PESCalculator
+
+    fast = matgl_compat.FastM3GNetPES(potential)
+    index = {el: i for i, el in enumerate(potential.model.element_types)}
+    types, srcs, dsts, vecs, graph = [], [], [], [], []
+    start = 0
+    for k, s in enumerate(structures):
+        src, dst, vec = _bonds(s, float(potential.model.cutoff))
+        types.append(torch.tensor([index[site.specie.symbol] for site in s]))
+        srcs.append(src + start)
+        dsts.append(dst + start)
+        vecs.append(vec)
+        graph.append(np.full(len(s), k))
+        start += len(s)
+    # shuffle the bond order: the result must not depend on it (matgl's graphs are sorted by source)
+    order = np.random.default_rng(0).permutation(sum(len(x) for x in srcs))
+    energies, forces = fast.energies_forces(
+        torch.cat(types), torch.from_numpy(np.concatenate(srcs)[order]), torch.from_numpy(np.concatenate(dsts)[order]),
+        torch.from_numpy(np.concatenate(vecs)[order]), torch.from_numpy(np.concatenate(graph)), len(structures))
+    de = df = fm = 0.0
+    start = 0
+    for k, s in enumerate(structures):
+        atoms = AseAtomsAdaptor.get_atoms(s)
+        atoms.calc = PESCalculator(potential, stress_unit="GPa")
+        ref_e, ref_f = float(atoms.get_potential_energy()), atoms.get_forces()
+        de = max(de, abs(float(energies[k]) - ref_e))
+        df = max(df, float(np.abs(forces[start:start + len(s)].numpy() - ref_f).max()))
+        fm = max(fm, float(np.abs(ref_f).max()))
+        start += len(s)
+    return de, df, fm
+
+
+def _rattled(s: Structure, seed: int, sd: float = 0.15) -> Structure:
+    rng = np.random.default_rng(seed)
+    return Structure(s.lattice, s.species, s.cart_coords + rng.normal(0, sd, (len(s), 3)), coords_are_cartesian=True)
+
+
+def _small_set():
+    lco = Structure.from_spacegroup("R-3m", Lattice.hexagonal(2.82, 14.05), ["Li", "Co", "O"],
+                                    [[0, 0, .5], [0, 0, 0], [0, 0, .2604]]).get_primitive_structure()
+    lco.make_supercell([2, 2, 1])
+    return [_rattled(mos(), 1, 0.1), _rattled(si8(), 2), _rattled(rocksalt(4.21, "Mg", "O"), 3),
+            _rattled(lco, 4), _rattled(rocksalt(5.64, "Na", "Cl"), 5)]
+
+
+def test_fast_path_equals_matgl_calculator(fixed):
+    """The fast exact evaluation (moments instead of the line graph, split first layers) gives
+    matgl's own energies and forces on the same structures, batched and with bonds shuffled."""
+    de, df, fm = _fast_vs_calculator(fixed, _small_set())
+    assert fm > 1.0  # rattled: real forces to compare
+    assert de < 2e-4  # float32 total energies of up to ~ -100 eV
+    assert df < 2e-4
+
+
+def test_fast_path_follows_the_aggregation_of_each_conv():
+    """Unfixed (matgl 4.1.2's source-atom aggregation) the fast path computes that function too."""
+    raw = _load()
+    de, df, _ = _fast_vs_calculator(raw, _small_set()[2:4])
+    assert de < 2e-4 and df < 2e-4
+    # and the two functions really differ on these compounds
+    fixed_pot = matgl_compat.fix_potential(_load())
+    s = _small_set()[2]
+    e_raw = _energy_stress(raw, s)[0]
+    e_fixed = _energy_stress(fixed_pot, s)[0]
+    assert abs(e_raw - e_fixed) > 1.0
+
+
+def test_fast_path_refuses_what_it_does_not_compute():
+    from matgl.layers._three_body import ThreeBodyInteractions
+
+    with pytest.raises(NotImplementedError, match="not an M3GNet"):
+        matgl_compat.FastM3GNetPES(object())
+    odd = matgl_compat.fix_potential(_load())
+    odd.model.basis_expansion.use_phi = True
+    with pytest.raises(NotImplementedError, match="use_phi=True"):
+        matgl_compat.FastM3GNetPES(odd)
+    odd = matgl_compat.fix_potential(_load())
+
+    class OtherThreeBody(ThreeBodyInteractions):
+        pass
+
+    odd.model.three_body_interactions[0].__class__ = OtherThreeBody
+    with pytest.raises(NotImplementedError, match="three-body block OtherThreeBody"):
+        matgl_compat.FastM3GNetPES(odd)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -40,10 +41,20 @@ def train_cryingan(
     disc_channels: str = typer.Option("512,512,256", "--disc-channels", help="discriminator per-atom widths"),
     disc_hidden: str = typer.Option("1000,200", "--disc-hidden", help="discriminator MLP widths"),
     seed: int = typer.Option(0, "--seed"),
-    threads: int = typer.Option(1, "--threads", help="torch CPU threads"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest on a shared 2-core "
+                                                     "machine: 2 threads measured 2.3x slower per batch)"),
+    vacuum_axis: int = typer.Option(None, "--vacuum-axis", help="slabs whose cells differ only in the length "
+                                    "of this lattice vector (default: 2 for interface, none otherwise): train in "
+                                    "the longest cell, Cartesian positions kept"),
+    save_every: float = typer.Option(60.0, "--save-every", help="seconds between checkpoints written at epoch "
+                                     "ends (and one at the end)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --out (its config.json, "
+                                "model.safetensors, training.json); the earlier optimizer state was not saved, "
+                                "so Adam restarts from zero moments"),
 ):
     """Train CryinGAN (paper 000, 2.4 / 4.2.5) on the train split of a fixed-composition,
     fixed-lattice dataset; writes a checkpoint after every epoch."""
+    import numpy as np
     import torch
 
     from .cryingan import CryinGAN, save_checkpoint, train, training_tensor
@@ -55,36 +66,92 @@ def train_cryingan(
     name = dataset_name(dataset)
     rows = load_split(dataset, "train", config=config, revision=revision,
                       columns=["id", "species", "frac_coords", "lattice"])
-    data, blocks, lat = training_tensor(rows, source=f"{dataset} [{config or 'default'}] train")
+    vax = vacuum_axis if vacuum_axis is not None else (2 if name == "interface" else None)
+    data, blocks, lat = training_tensor(rows, source=f"{dataset} [{config or 'default'}] train", vacuum_axis=vax)
     nt = translations if translations is not None else (4 if name == "alloy" else 0)
     task = f"alloy/{config}" if name == "alloy" else name
-    model = CryinGAN(blocks=blocks, lattice=lat.tolist(), latent_dim=latent_dim,
-                     gen_channels=_ints(gen_channels, "--gen-channels", 4),
-                     disc_channels=_ints(disc_channels, "--disc-channels", 3),
-                     disc_hidden=_ints(disc_hidden, "--disc-hidden", 2), lam=lam, translations=nt,
-                     dataset=f"dismai/{name}" if Path(dataset).is_dir() else dataset, dataset_config=config,
-                     dataset_revision=revision, task=task)
+    prev: dict = {}
+    if resume:
+        if not (out / "config.json").is_file() or not (out / "model.safetensors").is_file():
+            raise typer.BadParameter(f"{out} holds no checkpoint (config.json + model.safetensors) to resume",
+                                     param_hint="--resume")
+        model = CryinGAN.from_pretrained(out)
+        if [tuple(b) for b in model.blocks] != [tuple(b) for b in blocks] or \
+                not np.allclose(np.asarray(model.lattice_list), lat, atol=1e-4):
+            raise typer.BadParameter(f"{out}: the checkpoint's composition/lattice ({model.blocks}) differ from "
+                                     f"the training data's ({blocks})", param_hint="--resume")
+        if abs(model.lam - lam) > 1e-12:
+            raise typer.BadParameter(f"the checkpoint was trained with lambda {model.lam}, not {lam}",
+                                     param_hint="--lambda")
+        nt = model.translations
+        if (out / "training.json").is_file():
+            prev = json.loads((out / "training.json").read_text())
+        cfg = json.loads((out / "config.json").read_text())
+        gen_channels, disc_channels, disc_hidden = (",".join(str(x) for x in cfg[k]) for k in (
+            "gen_channels", "disc_channels", "disc_hidden"))
+    else:
+        model = CryinGAN(blocks=blocks, lattice=lat.tolist(), latent_dim=latent_dim,
+                         gen_channels=_ints(gen_channels, "--gen-channels", 4),
+                         disc_channels=_ints(disc_channels, "--disc-channels", 3),
+                         disc_hidden=_ints(disc_hidden, "--disc-hidden", 2), lam=lam, translations=nt,
+                         dataset=f"dismai/{name}" if Path(dataset).is_dir() else dataset, dataset_config=config,
+                         dataset_revision=revision, task=task)
     out.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    logf = open(out / "training_log.jsonl", "w")
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    segments = list(prev.get("segments", [])) or ([{k: prev.get(k) for k in (
+        "epochs_completed", "batches", "generator_steps", "seconds", "command", "seed", "threads", "started")}]
+        if prev else [])
+    base = {"epoch": sum(int(g.get("epochs_completed") or 0) for g in segments),
+            "batches": sum(int(g.get("batches") or 0) for g in segments),
+            "generator_steps": sum(int(g.get("generator_steps") or 0) for g in segments),
+            "seconds": sum(float(g.get("seconds") or 0) for g in segments)}
+    logf = open(out / "training_log.jsonl", "a" if resume else "w")
+    last_save = [time.perf_counter()]
 
     def log(rec: dict) -> None:
+        rec = {**rec, "epoch": rec["epoch"] + base["epoch"], "batches": rec["batches"] + base["batches"],
+               "generator_steps": rec["generator_steps"] + base["generator_steps"],
+               "seconds": round(rec["seconds"] + base["seconds"], 1), **({"segment": len(segments) + 1}
+                                                                         if segments else {})}
         logf.write(json.dumps(rec) + "\n")
         logf.flush()
         typer.echo(json.dumps(rec))
-        save_checkpoint(model, out, {"status": "running", "started": started, **rec})
-        model.train()
+        if time.perf_counter() - last_save[0] >= save_every:  # small datasets: an epoch can be one batch
+            save_checkpoint(model, out, {"status": "running", "started": started, **rec})
+            model.train()
+            last_save[0] = time.perf_counter()
 
     typer.echo(f"CryinGAN on {dataset} [{config}] train: {data.shape[0]} structures, blocks {blocks}, "
                f"lambda {lam}, translations {nt}^3, {sum(p.numel() for p in model.parameters())} parameters")
     summary = train(model, data, epochs=epochs, max_seconds=None if max_minutes is None else 60 * max_minutes,
                     batch_size=batch_size, seed=seed, log=log)
     summary.update(status="finished", started=started, threads=threads, dataset=dataset, config=config,
-                   revision=revision, command="dismai train cryingan " + " ".join(
+                   revision=revision, vacuum_axis=vax, command="dismai train cryingan " + " ".join(
                        f"{k} {v}" for k, v in (("--dataset", dataset), ("--config", config), ("--lambda", lam),
                                                ("--epochs", epochs), ("--max-minutes", max_minutes),
                                                ("--gen-channels", gen_channels), ("--disc-channels", disc_channels),
-                                               ("--disc-hidden", disc_hidden), ("--seed", seed)) if v is not None))
+                                               ("--disc-hidden", disc_hidden), ("--seed", seed),
+                                               ("--threads", threads), ("--out", out)) if v is not None)
+                   + (" --resume" if resume else ""))
+    summary["load_average"] = {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()],
+                               "note": "1/5/15-minute load averages of the (shared, 2-core) machine"}
+    summary.pop("history", None)  # the per-epoch records are in training_log.jsonl
+    if vax is not None:
+        clens = sorted({round(float(np.linalg.norm(np.asarray(r["lattice"], dtype=float)[vax])), 4) for r in rows})
+        summary["lattice_note"] = (f"train rows differ in the length of lattice vector {vax} ({clens[0]} to "
+                                   f"{clens[-1]} Å, the vacuum direction); all expressed in the {clens[-1]} Å cell "
+                                   "with their Cartesian positions kept (only the vacuum grows)")
+    if segments:
+        seg = {k: summary[k] for k in ("epochs_completed", "batches", "generator_steps", "seconds", "command",
+                                      "seed", "threads", "started", "load_average")}
+        segments.append(seg)
+        summary.update(segments=segments, resumed=True, epochs_completed=summary["epochs_completed"] + base["epoch"],
+                       batches=summary["batches"] + base["batches"],
+                       generator_steps=summary["generator_steps"] + base["generator_steps"],
+                       seconds=round(summary["seconds"] + base["seconds"], 1),
+                       resume_note="continued from the earlier checkpoint's weights; its Adam state was not saved, "
+                                   "so the optimizer restarted from zero moments (the weights carry over)")
     save_checkpoint(model, out, summary)
     logf.close()
     typer.echo(f"wrote {out} ({summary['epochs_completed']} epochs, {summary['batches']} batches, "

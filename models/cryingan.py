@@ -60,6 +60,50 @@ def block_order(species: Sequence[str], order: Sequence[str]) -> np.ndarray:
     return np.array(sorted(range(len(species)), key=lambda i: (rank[species[i]], i)), dtype=np.int64)
 
 
+def _pair_r2(frac_i: torch.Tensor, frac_j: torch.Tensor, lattice: torch.Tensor) -> torch.Tensor:
+    """Squared minimum-image distances (rounded fractional difference) between ``frac_i``
+    (..., 3) and ``frac_j`` (broadcastable), in Å^2."""
+    d = frac_j - frac_i
+    d = d - torch.round(d)
+    cart = d @ lattice
+    return (cart * cart).sum(-1)
+
+
+def neighbor_distances_reference(frac: torch.Tensor, lattice: torch.Tensor, k: int = N_NEIGHBORS) -> torch.Tensor:
+    """The straightforward form of :func:`neighbor_distances` (all pairs with autograd
+    through the full N x N matrix); kept to prove the fast version against."""
+    d = frac[:, :, None, :] - frac[:, None, :, :]
+    d = d - torch.round(d)
+    b, n = frac.shape[:2]
+    cart = (d.reshape(-1, 3) @ lattice).reshape(b, n, n, 3)
+    r2 = (cart * cart).sum(-1)
+    eye = torch.eye(n, dtype=torch.bool, device=frac.device)
+    r2 = r2.masked_fill(eye, float("inf"))
+    vals = torch.topk(r2, k, dim=-1, largest=False).values
+    return torch.sqrt(vals + 1e-12)
+
+
+def neighbor_indices(frac: torch.Tensor, lattice: torch.Tensor, k: int = N_NEIGHBORS,
+                     chunk: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, indices) of the ``k`` smallest squared minimum-image distances of each atom
+    (self excluded), each (B, N, k), ascending. No autograd; ``chunk`` structures at a time
+    with in-place arithmetic, so the (chunk, N, N, 3) work array stays in cache."""
+    b, n = frac.shape[:2]
+    vals = torch.empty(b, n, k, dtype=frac.dtype, device=frac.device)
+    idx = torch.empty(b, n, k, dtype=torch.int64, device=frac.device)
+    with torch.no_grad():
+        f = frac.detach()
+        for s in range(0, b, chunk):
+            fc = f[s:s + chunk]
+            d = fc[:, None, :, :] - fc[:, :, None, :]  # d[b, i, j] = f_j - f_i
+            d -= torch.round(d)
+            cart = d @ lattice
+            r2 = cart.square_().sum(-1)
+            r2.diagonal(dim1=1, dim2=2).fill_(float("inf"))
+            torch.topk(r2, k, dim=-1, largest=False, sorted=True, out=(vals[s:s + chunk], idx[s:s + chunk]))
+    return vals, idx
+
+
 def neighbor_distances(frac: torch.Tensor, lattice: torch.Tensor, k: int = N_NEIGHBORS) -> torch.Tensor:
     """Distances (Å) from each atom to its ``k`` nearest neighbours, minimum image.
 
@@ -67,17 +111,20 @@ def neighbor_distances(frac: torch.Tensor, lattice: torch.Tensor, k: int = N_NEI
     Returns (B, N, k), sorted ascending. Differentiable in ``frac``. One image per pair
     (minimum image on the fractional difference): exact while the k neighbours lie within
     half the cell's narrowest width (true for the 256-264-atom benchmark cells).
+
+    Same function as :func:`neighbor_distances_reference` (tested), computed faster: the
+    neighbours are found without autograd (:func:`neighbor_indices`); when ``frac``
+    requires grad, the distances of the B x N x k selected pairs are recomputed from the
+    coordinates with autograd, which is the same value and the same gradient (top-k passes
+    gradient only to the selected entries) without an N x N backward.
     """
-    d = frac[:, :, None, :] - frac[:, None, :, :]
-    d = d - torch.round(d)
+    vals, idx = neighbor_indices(frac, lattice, k)
+    if not (torch.is_grad_enabled() and frac.requires_grad):
+        return torch.sqrt(vals + 1e-12)
     b, n = frac.shape[:2]
-    cart = (d.reshape(-1, 3) @ lattice).reshape(b, n, n, 3)
-    r2 = (cart * cart).sum(-1)
-    n = frac.shape[1]
-    eye = torch.eye(n, dtype=torch.bool, device=frac.device)
-    r2 = r2.masked_fill(eye, float("inf"))
-    vals = torch.topk(r2, k, dim=-1, largest=False).values
-    return torch.sqrt(vals + 1e-12)
+    fj = torch.gather(frac, 1, idx.reshape(b, n * k, 1).expand(b, n * k, 3)).reshape(b, n, k, 3)
+    r2 = _pair_r2(frac[:, :, None, :], fj, lattice)
+    return torch.sqrt(r2 + 1e-12)
 
 
 class _Generator(nn.Module):
@@ -108,23 +155,41 @@ class _Generator(nn.Module):
 
 class _Discriminator(nn.Module):
     """Per-atom 1 x width convolution and 1 x 1 convolutions (as ``nn.Linear`` on each
-    atom's row: the same function), average pooling per species block, MLP to one score."""
+    atom's row: the same function), average pooling per species block, MLP to one score.
+
+    The block averages are one matrix product with a (blocks x N) 0/1 membership matrix,
+    divided by the block sizes (the same average as a mean over each block; its double
+    backward for the gradient penalty is one matrix product instead of slice copies)."""
 
     def __init__(self, width: int, blocks: Sequence[int], channels: Sequence[int], hidden: Sequence[int]):
         super().__init__()
         c1, c2, c3 = channels
         self.blocks = list(blocks)
         self.conv = nn.Sequential(
-            nn.Linear(width, c1), nn.LeakyReLU(0.2, True),
-            nn.Linear(c1, c2), nn.LeakyReLU(0.2, True),
-            nn.Linear(c2, c3), nn.LeakyReLU(0.2, True),
+            nn.Linear(width, c1), nn.LeakyReLU(0.2),
+            nn.Linear(c1, c2), nn.LeakyReLU(0.2),
+            nn.Linear(c2, c3), nn.LeakyReLU(0.2),
         )
         h1, h2 = hidden
-        self.head = nn.Sequential(nn.Linear(c3 * len(self.blocks), h1), nn.LeakyReLU(0.2, True),
-                                  nn.Linear(h1, h2), nn.LeakyReLU(0.2, True), nn.Linear(h2, 1))
+        self.head = nn.Sequential(nn.Linear(c3 * len(self.blocks), h1), nn.LeakyReLU(0.2),
+                                  nn.Linear(h1, h2), nn.LeakyReLU(0.2), nn.Linear(h2, 1))
+        member = torch.zeros(len(self.blocks), sum(self.blocks))  # 0/1: exact in every dtype
+        start = 0
+        for i, n in enumerate(self.blocks):
+            member[i, start:start + n] = 1.0
+            start += n
+        # not in the checkpoint (rebuilt from blocks)
+        self.register_buffer("member", member, persistent=False)
+        self.register_buffer("counts", torch.tensor([[float(n)] for n in self.blocks]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, N, width)
         h = self.conv(x)  # (B, N, C)
+        pooled = torch.matmul(self.member, h) / self.counts  # (B, blocks, C): block sums / counts
+        return self.head(pooled.flatten(1)).squeeze(-1)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The straightforward form (a mean over each block slice); kept to prove ``forward``."""
+        h = self.conv(x)
         pooled = [part.mean(dim=1) for part in torch.split(h, self.blocks, dim=1)]
         return self.head(torch.cat(pooled, dim=-1)).squeeze(-1)
 
@@ -201,10 +266,22 @@ class CryinGAN(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", lice
         return [make_row(species, frac[i] % 1.0, lat, f"{prefix}-{i:05d}", symmetry=False) for i in range(n)]
 
 
+MIN_VACUUM = 5.0  # Å: the least gap along the vacuum axis accepted by training_tensor(vacuum_axis=...)
+
+
 def training_tensor(rows: Sequence[dict], blocks: Sequence[tuple[str, int]] | None = None,
-                    source: str = "training data") -> tuple[torch.Tensor, list[tuple[str, int]], np.ndarray]:
+                    source: str = "training data", vacuum_axis: int | None = None,
+                    ) -> tuple[torch.Tensor, list[tuple[str, int]], np.ndarray]:
     """(M, N, 3) float32 fractional coordinates with atoms sorted into species blocks;
-    checks that every row shares one composition and lattice (errors name the row)."""
+    checks that every row shares one composition and lattice (errors name the row).
+
+    ``vacuum_axis`` (slabs, e.g. 2 for the interface task, whose cells differ only in the
+    length of the c vector through the vacuum because the interface thickness varies):
+    rows may differ in the length of that lattice vector (same direction, the other two
+    vectors identical); every row is expressed in the cell with the longest such vector,
+    keeping its Cartesian positions (the slab is first made contiguous across the largest
+    gap along the axis, which must be at least ``MIN_VACUUM`` Å), so only the vacuum
+    grows. Returns that common lattice."""
     if not rows:
         raise StructureError("holds no rows", source=source, field="rows")
     first = rows[0]
@@ -214,7 +291,13 @@ def training_tensor(rows: Sequence[dict], blocks: Sequence[tuple[str, int]] | No
         perm = block_order(first["species"], order)
         blocks = species_blocks([first["species"][i] for i in perm])
     want = sorted((s, n) for s, n in blocks)
-    lat0 = np.asarray(first["lattice"], dtype=np.float64)
+    lats = [np.asarray(row["lattice"], dtype=np.float64) for row in rows]
+    lat0 = lats[0]
+    keep = [a for a in range(3) if a != vacuum_axis]
+    if vacuum_axis is not None:
+        if vacuum_axis not in (0, 1, 2):
+            raise ValueError(f"vacuum_axis must be 0, 1 or 2, got {vacuum_axis!r}")
+        lat0 = lats[int(np.argmax([np.linalg.norm(lt[vacuum_axis]) for lt in lats]))]
     out = np.empty((len(rows), sum(n for _, n in blocks), 3), dtype=np.float32)
     for i, row in enumerate(rows):
         sp = list(row["species"])
@@ -223,12 +306,40 @@ def training_tensor(rows: Sequence[dict], blocks: Sequence[tuple[str, int]] | No
             raise StructureError(f"composition {comp} differs from the first row's {want}; CryinGAN needs one "
                                  "fixed composition", source=source, row=str(row.get("id")), index=i,
                                  field="species")
-        if not np.allclose(np.asarray(row["lattice"], dtype=np.float64), lat0, atol=1e-4):
-            raise StructureError("lattice differs from the first row's; CryinGAN needs one fixed lattice",
-                                 source=source, row=str(row.get("id")), index=i, field="lattice")
+        lat = lats[i]
+        if not np.allclose(lat[keep], lat0[keep], atol=1e-4):
+            what = "lattice differs from the first row's" if vacuum_axis is None else \
+                f"lattice vectors other than the vacuum axis {vacuum_axis} differ from the other rows'"
+            raise StructureError(f"{what}; CryinGAN needs one fixed lattice", source=source,
+                                 row=str(row.get("id")), index=i, field="lattice")
         perm = block_order(sp, [s for s, _ in blocks])
-        out[i] = np.asarray(row["frac_coords"], dtype=np.float64)[perm] % 1.0
+        frac = np.asarray(row["frac_coords"], dtype=np.float64)[perm]
+        if vacuum_axis is not None:
+            v, v0 = lat[vacuum_axis], lat0[vacuum_axis]
+            ratio = np.linalg.norm(v) / np.linalg.norm(v0)
+            if np.linalg.norm(np.cross(v / np.linalg.norm(v), v0 / np.linalg.norm(v0))) > 1e-6:
+                raise StructureError(f"lattice vector {vacuum_axis} is not parallel to the other rows'",
+                                     source=source, row=str(row.get("id")), index=i, field="lattice")
+            f = frac[:, vacuum_axis] % 1.0
+            srt = np.sort(f)
+            gaps = np.append(np.diff(srt), srt[0] + 1.0 - srt[-1])  # gap after each sorted atom (periodic)
+            g = int(np.argmax(gaps))
+            vacuum = gaps[g] * np.linalg.norm(v)
+            if vacuum < MIN_VACUUM:
+                raise StructureError(f"largest gap along the vacuum axis is {vacuum:.2f} Å < {MIN_VACUUM} Å: not a "
+                                     "slab with vacuum", source=source, row=str(row.get("id")), index=i,
+                                     field="frac_coords")
+            lo = srt[(g + 1) % len(srt)]  # the slab starts after the largest gap
+            frac[:, vacuum_axis] = (lo + (f - lo) % 1.0) * ratio  # contiguous slab, same Cartesian positions
+        out[i] = frac % 1.0
     return torch.from_numpy(out), [(s, int(n)) for s, n in blocks], lat0
+
+
+def _wasserstein(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """``mean D(fake) - mean D(real)`` with one discriminator pass over both (the
+    discriminators have no batch statistics, so each row's score is the same as alone)."""
+    out = disc(torch.cat([fake, real]))
+    return out[:fake.shape[0]].mean() - out[fake.shape[0]:].mean()
 
 
 def _gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -280,13 +391,13 @@ def train(model: CryinGAN, data: torch.Tensor, *, epochs: int | None = None, max
             with torch.no_grad():
                 fake = model.generator(z)
             fake_bonds = model.bonds(fake)
-            loss_c = (model.d_coord(fake).mean() - model.d_coord(real).mean()
-                      + GP_WEIGHT * _gradient_penalty(model.d_coord, real, fake, gen))
+            loss_c = _wasserstein(model.d_coord, fake, real) + GP_WEIGHT * _gradient_penalty(
+                model.d_coord, real, fake, gen)
             loss_d = loss_c
             loss_b = torch.zeros(())
             if model.lam > 0:
-                loss_b = (model.d_bond(fake_bonds).mean() - model.d_bond(real_bonds).mean()
-                          + GP_WEIGHT * _gradient_penalty(model.d_bond, real_bonds, fake_bonds, gen))
+                loss_b = _wasserstein(model.d_bond, fake_bonds, real_bonds) + GP_WEIGHT * _gradient_penalty(
+                    model.d_bond, real_bonds, fake_bonds, gen)
                 loss_d = loss_c + model.lam * loss_b
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()

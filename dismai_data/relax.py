@@ -622,11 +622,12 @@ def _optimizer_name(optimizer) -> str:
 
 
 def relax_batch(structures, potential=None, *, fmax: float = 0.05, max_steps: int = 1000,
-                optimizer: str = "FIRE", batch_size: int | None = None) -> list[RelaxResult]:
+                optimizer: str = "FIRE", batch_size: int | None = None, fast: bool = True) -> list[RelaxResult]:
     """Relax several structures together: one model call per step on the batched graph,
     each structure with its own optimizer state; converged ones drop out of the batch.
     ``optimizer``: ``"FIRE"`` (ase.optimize.FIRE's update and defaults) or ``"LBFGS"``
     (ase.optimize.LBFGS's). ``batch_size`` (default: all) caps how many are in one call.
+    ``fast``: the fast exact M3GNet evaluation (default) or matgl's own forward (False).
     Results in input order."""
     optimizer = _optimizer_name(optimizer)
     pairs = _as_items(structures, caller="relax_batch")
@@ -635,7 +636,7 @@ def relax_batch(structures, potential=None, *, fmax: float = 0.05, max_steps: in
     results: list[RelaxResult | None] = [None] * len(pairs)
     stream = ((i, key, s) for i, (key, s) in enumerate(pairs))
     for i, res in _relax_stream(stream, potential, fmax=fmax, max_steps=max_steps,
-                                batch_size=batch_size or len(pairs), optimizer=optimizer):
+                                batch_size=batch_size or len(pairs), optimizer=optimizer, fast=fast):
         results[i] = res
     return results  # type: ignore[return-value]
 
@@ -748,8 +749,8 @@ def _worker_potential(ref):
 
 
 def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_steps: int, batch_size: int,
-                      topic: str | None, torch_threads: int | None, optimizer: str = "FIRE"
-                      ) -> list[tuple[int, RelaxResult]]:
+                      topic: str | None, torch_threads: int | None, optimizer: str = "FIRE",
+                      fast: bool = True) -> list[tuple[int, RelaxResult]]:
     """Dask task: relax one shard on a worker; reports each finished structure as an event."""
     import torch
 
@@ -766,7 +767,7 @@ def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_s
     potential = _worker_potential(ref)
     out = []
     for index, res in _relax_stream(shard, potential, fmax=fmax, max_steps=max_steps, batch_size=batch_size,
-                                    optimizer=optimizer):
+                                    optimizer=optimizer, fast=fast):
         out.append((index, res))
         if worker is not None:
             worker.log_event(topic, 1)
@@ -776,7 +777,7 @@ def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_s
 def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 1000, batch_size: int = 8,
                checkpoint_dir: str | os.PathLike | None = None, shard_size: int | None = None,
                scheduler: str | None = None, workers: int = 1, progress: bool = True,
-               optimizer: str = "FIRE") -> list[RelaxResult]:
+               optimizer: str = "FIRE", fast: bool = True, stats: dict | None = None) -> list[RelaxResult]:
     """Relax many structures, batched, checkpointed, optionally on Dask.
 
     ``items``: pymatgen Structures or ``(id, Structure)`` pairs (ids unique; a bare
@@ -798,6 +799,12 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     ``optimizer``: ``"FIRE"`` (default; the trajectory of ase.optimize.FIRE) or ``"LBFGS"``.
     Checkpointed results are reused whatever the ``fmax``/``max_steps``/``optimizer`` of
     the run that wrote them: use one folder per setting.
+
+    ``fast``: evaluate with the fast exact M3GNet path
+    (:class:`~dismai_data.matgl_compat.FastM3GNetPES`, the default) or with matgl's own
+    forward (False); same function, float32 rounding differs.
+
+    ``stats``: a dict that receives ``model_calls`` (batched evaluations) for in-process runs.
     """
     pairs = _as_items(items, caller="relax_many")
     optimizer = _optimizer_name(optimizer)
@@ -841,10 +848,10 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
             pass
         elif scheduler is None:
             _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar,
-                              optimizer)
+                              optimizer, fast, stats)
         else:
             _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar,
-                        scheduler, workers, optimizer)
+                        scheduler, workers, optimizer, fast)
     finally:
         bar.close()
     return results  # type: ignore[return-value]
@@ -857,12 +864,13 @@ def _finish_shard(pairs, shard, results, folder):
     _write_shard(folder, _shard_name([pairs[i][0] for i in shard]), rows)
 
 
-def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, optimizer):
+def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, optimizer,
+                      fast=True, stats=None):
     shard_of = {i: k for k, shard in enumerate(shards) for i in shard}
     remaining = [len(shard) for shard in shards]
     stream = ((i, pairs[i][0], pairs[i][1]) for shard in shards for i in shard)
     for i, res in _relax_stream(stream, potential, fmax=fmax, max_steps=max_steps, batch_size=batch_size,
-                                optimizer=optimizer):
+                                optimizer=optimizer, fast=fast, stats=stats):
         results[i] = res
         bar.update(1)
         k = shard_of[i]
@@ -872,7 +880,7 @@ def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_
 
 
 def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, scheduler, workers,
-                optimizer):
+                optimizer, fast=True):
     from distributed import Client, LocalCluster, wait
 
     cluster = None
@@ -901,7 +909,7 @@ def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, 
         for k, shard in enumerate(shards):
             payload = [(i, pairs[i][0], pairs[i][1]) for i in shard]
             fut = client.submit(_relax_shard_task, payload, ref, fmax, max_steps, batch_size, topic,
-                                torch_threads, optimizer, pure=False, key=f"relax-shard-{k}-{topic}")
+                                torch_threads, optimizer, fast, pure=False, key=f"relax-shard-{k}-{topic}")
             futures[fut] = k
         pending = set(futures)
         shown = 0

@@ -97,6 +97,42 @@ def test_batched_energy_and_forces_equal_matgl_calculator(potential):
         np.testing.assert_allclose(f, atoms.get_forces(), atol=2e-4)
 
 
+def test_fast_path_is_used_and_equals_matgl_forward(potential):
+    """The batched engine evaluates with matgl_compat.FastM3GNetPES; on the same positions it
+    gives matgl's own batched forward (_evaluate_matgl), and a whole relaxation follows the
+    same trajectory either way (fast=False keeps matgl's forward)."""
+    from dismai_data.matgl_compat import FastM3GNetPES
+
+    view = R._no_stress(potential)
+    assert isinstance(R._fast_evaluator(view), FastM3GNetPES)
+    structures = [si8(), mgo8(), lco4()]
+
+    def runs():
+        return [R._Relaxation(i, str(i), s,
+                              torch.tensor([potential.model.element_types.index(x.specie.symbol) for x in s]),
+                              float(potential.model.cutoff), 1.0) for i, s in enumerate(structures)]
+
+    rs = runs()
+    for r in rs:  # the fast path's bonds are exactly graph_arrays' bonds
+        src, dst, vec = r.bonds()
+        s2, d2, images, frac = r.graph_arrays()
+        np.testing.assert_array_equal(src, s2)
+        np.testing.assert_array_equal(dst, d2)
+        np.testing.assert_allclose(vec, (frac[d2] + images - frac[s2]) @ r.cell, atol=1e-12)
+    e_fast, f_fast = R._evaluate(view, rs)
+    e_ref, f_ref = R._evaluate_matgl(view, runs())
+    np.testing.assert_allclose(e_fast, e_ref, atol=2e-4, rtol=0)
+    for a, b in zip(f_fast, f_ref):
+        np.testing.assert_allclose(a, b, atol=2e-4, rtol=0)
+    stats_fast, stats_ref = {}, {}
+    fast = R.relax_many(structures, potential=potential, progress=False, stats=stats_fast)
+    ref = R.relax_many(structures, potential=potential, progress=False, fast=False, stats=stats_ref)
+    for a, b, s in zip(ref, fast, structures):
+        _same(a, b, len(s))
+    assert stats_fast["model_calls"] == max(r.steps for r in fast) + 1
+    assert stats_ref["model_calls"] == max(r.steps for r in ref) + 1
+
+
 def test_batched_lbfgs_matches_ase_lbfgs(potential):
     """The optional LBFGS follows ase.optimize.LBFGS (its own L-BFGS state object)."""
     s = si8()

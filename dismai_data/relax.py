@@ -12,7 +12,11 @@ Used by the interface builder and by the evaluation module (interface and a-Si t
   parameters exactly; converged structures leave the batch and waiting ones take their
   place. The neighbour list is built once with a skin and only rebuilt when an atom has
   moved more than half the skin; every step keeps exactly the bonds within the model's
-  cutoff, so the graph is the one ASE's calculator would build.
+  cutoff, so the graph is the one ASE's calculator would build. The batched graph is
+  evaluated with :class:`dismai_data.matgl_compat.FastM3GNetPES` (the same M3GNet function
+  and weights with less work: per-atom three-body moments instead of the line graph, split
+  first MLP layers; about 1.5x less CPU per force call on 264-atom interfaces, equal to
+  matgl's calculator in the tests); ``fast=False`` uses matgl's own forward.
 * :func:`relax_many` -- many structures: batched, checkpointed in parquet shards
   (resumable after a kill), optionally distributed with Dask, with a progress bar that
   advances per finished structure.

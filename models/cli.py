@@ -136,6 +136,7 @@ def train_cryingan(
                    + (" --resume" if resume else ""))
     summary["load_average"] = {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()],
                                "note": "1/5/15-minute load averages of the (shared, 2-core) machine"}
+    summary["niceness"] = os.nice(0)
     summary.pop("history", None)  # the per-epoch records are in training_log.jsonl
     if vax is not None:
         clens = sorted({round(float(np.linalg.norm(np.asarray(r["lattice"], dtype=float)[vax])), 4) for r in rows})

@@ -32,7 +32,8 @@ PUBLISHED = {
     "alloy/300K_wide": {"CryinGAN": {"d_cluster": 0.125, "percent_with_vacancies": 100, "percent_failed": 0.0}},
     "alloy/1500K_narrow": {"CryinGAN": {"d_cluster": 0.0643, "percent_with_vacancies": 100, "percent_failed": 0.0}},
     "alloy/1500K_wide": {"CryinGAN": {"d_cluster": 0.0650, "percent_with_vacancies": 100, "percent_failed": 0.0}},
-    "interface": {"CryinGAN": {"d_all": 0.0426, "d_Li": 0.0538, "percent_failed": 9.00}},
+    "interface": {"CryinGAN": {"d_all": 0.0426, "d_Li": 0.0538, "d_Co": 0.0274, "d_Sc": 0.0888,
+                               "percent_failed": 9.00}},
 }
 
 
@@ -65,10 +66,19 @@ BASELINES: list[Baseline] = [
     Baseline("cryingan-alloy-300k-narrow", ["alloy/300K_narrow"], "dismai/alloy", title="CryinGAN, Fe-Ni-Cr 300 K narrow SRO",
              description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/alloy` "
                          "config `300K_narrow`, lambda = 0.1, 64 lattice translations (identity + 63)."),
-    Baseline("cryingan-interface", ["interface"], "dismai/interface", no_relax=True,
+    Baseline("cryingan-interface", ["interface"], "dismai/interface", n=200, no_relax=True,
              title="CryinGAN, LCO-LSC interface",
-             description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/interface`, "
-                         "lambda = 0.05."),
+             description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/interface` "
+                         "(the 24-structure `v1.0-preview` build: 19 train structures; the paper's dataset has "
+                         "1500), lambda = 0.05. The preview's cells differ only in the vacuum length along c "
+                         "(31.45-33.20 Å, because the interface thickness varies), so the training structures "
+                         "are expressed in the longest cell with their Cartesian positions kept and the model "
+                         "generates in that cell.",
+             notes=["Scored on 200 generated structures (not the paper's 1000), **unrelaxed** (`--no-relax`: "
+                    "moved apart by the 1.5 Å rule only): relaxing hundreds of 264-atom interfaces with M3GNet "
+                    "takes hours on this CPU. The paper's numbers are after relaxation with its own M3GNet "
+                    "trained on the interface DFT data, on its 1500-structure dataset: different data, a "
+                    "different relaxation and a far larger training budget, so they are orientation only."]),
     Baseline("random-solid-solution-alloy", _alloy_tasks(), "dismai/alloy", title="Random solid solution (alloys)",
              description="Ideal random solid solution: Cr51 Fe154 Ni51 placed uniformly at random on the 256 "
                          "sites of the 4 x 4 x 4 FCC cell (a = 3.6 Å); no training."),
@@ -250,16 +260,36 @@ def render_card(b: Baseline, config: dict, scores: dict | None, training: dict |
                   f"MLP {config['disc_hidden']} (reduced from the reference code's 128/256/512/256, 512/512/256 and "
                   "1000/200 to fit the CPU budget below)", ""]
     if training:
+        segs = training.get("segments") or []
+        lavg = training.get("load_average") or {}
+        aug = ("An epoch here is one pass over the training structures, each drawn with one random lattice "
+               "translation (the paper's epoch is over the 64x augmented set). "
+               if config.get("translations", 0) > 1 else "")
+        n_train = training.get("training_structures")
         parts += ["## Training budget (read this before comparing numbers)", "",
-                  f"Trained on this CPU for **{training.get('epochs_completed', training.get('epoch'))} epochs** "
-                  f"({training.get('batches')} discriminator batches, {training.get('generator_steps')} generator "
-                  f"steps) in **{training.get('seconds')} s wall time** ({training.get('threads', 1)} torch "
-                  f"thread(s), a machine shared with other jobs), seed {training.get('seed')}. The paper trains "
-                  "for 100 000 epochs (on GPUs); that is far out of reach here, so this checkpoint is heavily "
-                  "under-trained and its scores are *not* comparable to the paper's CryinGAN numbers. An epoch "
-                  "here is one pass over the training structures, each drawn with one random lattice "
-                  "translation (the paper's epoch is over the 64x augmented set).", "",
-                  f"Command: `{training.get('command', '')}`. Per-epoch losses: `training_log.jsonl`.", ""]
+                  f"Trained on a CPU for **{training.get('epochs_completed', training.get('epoch'))} epochs** "
+                  f"({training.get('batches')} discriminator batches, **{training.get('generator_steps')} generator "
+                  f"steps**) in **{training.get('seconds')} s wall time** ({training.get('threads', 1)} torch "
+                  f"thread(s)" + (f", niceness {training['niceness']}" if training.get("niceness") else "")
+                  + ", on a 2-core machine shared with other jobs"
+                  + (f", 1-minute load average {lavg['start'][0]} at the start and {lavg['end'][0]} at the end"
+                     if lavg.get("start") and lavg.get("end") else "") + ")"
+                  + (f", {n_train} training structures" if n_train else "") + ". "
+                  "The paper trains for 100 000 epochs (on GPUs); that is far out of reach here, so this checkpoint "
+                  "is heavily under-trained and its scores are *not* comparable to the paper's CryinGAN numbers. "
+                  + aug, ""]
+        if segs:
+            parts += [f"Trained in {len(segs)} segments (each resumed from the previous checkpoint's weights; the "
+                      "optimizer state was not saved, so Adam restarted from zero moments at each resume):", ""]
+            parts += [f"- segment {i + 1}: {g.get('epochs_completed')} epochs, {g.get('batches')} batches, "
+                      f"{g.get('generator_steps')} generator steps, {g.get('seconds')} s: `{g.get('command')}`"
+                      for i, g in enumerate(segs)]
+            parts += [""]
+        else:
+            parts += [f"Command: `{training.get('command', '')}`.", ""]
+        if training.get("lattice_note"):
+            parts += [f"Lattice: {training['lattice_note']}.", ""]
+        parts += ["Per-epoch losses: `training_log.jsonl`.", ""]
     parts += ["## Scores", ""]
     if scores:
         parts += ["Scored with `dismai_data.evaluation.api.evaluate` (the numbers in the model-index above); "
@@ -277,11 +307,13 @@ def render_card(b: Baseline, config: dict, scores: dict | None, training: dict |
                   "published); run `dismai evaluate` on its output.", ""]
     pub = {t: PUBLISHED[t] for t in b.tasks if t in PUBLISHED}
     if pub:
-        parts += ["Published numbers (paper 000, averages of 3 models trained for 100 000 epochs, lower is "
-                  "better): " + "; ".join(f"{t}: " + ", ".join(f"{m} {k} {v}" for m, d in p.items() for k, v in d.items())
+        parts += ["Published numbers for orientation only (paper 000, its own dataset, averages of 3 models "
+                  "trained for 100 000 epochs; interface scores after relaxation; lower is better): " + "; ".join(f"{t}: " + ", ".join(f"{m} {k} {v}" for m, d in p.items() for k, v in d.items())
                                           for t, p in pub.items()) + ".", ""]
     for note in b.notes:
         parts += [f"- {note}"]
+    if b.notes:
+        parts += [""]
     parts += ["## Citation", "", "```bibtex", "@article{yong2024dismaibench,", "  title={Dismai-Bench: benchmarking "
               "and designing generative models using disordered materials and interfaces},",
               "  author={Yong, Adrian Xiao Bin and Su, Tianyu and Ertekin, Elif},",

@@ -1,7 +1,7 @@
 """Seconds per CryinGAN training batch, this checkout against an earlier git revision of
 ``models/cryingan.py`` (the figures quoted in issue 6).
 
-    nice -n 10 python -m dismai_data.models.bench_cryingan --against 3b0d35c --rounds 5
+    nice -n 10 .venv/bin/python benchmarks/cryingan_train.py --against 10b75bd --rounds 5
 
 One "batch" is what :func:`dismai_data.models.cryingan.train` does per batch of 32: the
 discriminator step (generator forward, neighbour distances of the generated structures,

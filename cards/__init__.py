@@ -35,6 +35,7 @@ def _template(name: str):
 def card_yaml(build, rows_per_shard: int) -> dict:
     """The YAML metadata of a dataset card."""
     from dismai_data.build import data_files
+    from dismai_data.structure import rows_to_table
 
     configs, infos = [], []
     yaml_features = build.features._to_yaml_list()
@@ -45,8 +46,12 @@ def card_yaml(build, rows_per_shard: int) -> dict:
         if config == (build.default_config or next(iter(build.configs))) and not build.single_config:
             entry["default"] = True
         configs.append(entry)
+        # name, num_bytes (Arrow bytes of the split, as `datasets` counts them) and num_examples:
+        # `datasets` ignores a splits list that lacks any of the three (with a warning on load)
         infos.append({"config_name": config, "features": yaml_features,
-                      "splits": [{"name": s, "num_examples": len(build.configs[config][s])}
+                      "splits": [{"name": s,
+                                  "num_bytes": int(rows_to_table(build.configs[config][s], build.extra_features).nbytes),
+                                  "num_examples": len(build.configs[config][s])}
                                  for s in build.split_names(config)]})
     meta = {
         "license": build.license,

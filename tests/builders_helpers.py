@@ -32,6 +32,11 @@ def check_layout_and_features(build, out: Path, expected: dict[str, int],
     meta = card_meta(out)
     for key in ("license", "pretty_name", "tags", "task_categories", "size_categories", "configs", "dataset_info"):
         assert key in meta, key
+    # the card's split sizes parse with `datasets` itself (it drops a malformed list with a warning)
+    info = meta["dataset_info"][0] if isinstance(meta["dataset_info"], list) else meta["dataset_info"]
+    splits = datasets.splits.SplitDict._from_yaml_list(info["splits"])
+    assert {s: splits[s].num_examples for s in splits} == {s: expected[s] for s in splits}
+    assert all(splits[s].num_bytes > 0 for s in splits)
     files = {d["split"]: d["path"] for d in meta["configs"][0]["data_files"]}
     assert set(files) == set(expected)
     for split, n in expected.items():

@@ -109,7 +109,7 @@ from dismai_data.lammps import (POTENTIAL_SHA256, VINK, _lammps_dir, _max_force,
                                 potential_file, shipped_potential, vink_sw_text)
 from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.raw import sha256_file
-from dismai_data.builders.common import DISMAI_BENCH_CITATION, rows_from_files
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, rows_from_files, seeded_split
 from dismai_data.paths import default_home
 
 BUILDER_VERSION = "1.1.0"
@@ -935,15 +935,6 @@ def _columns() -> dict[str, Column]:
     }
 
 
-def _split(rows: list[dict], p: dict) -> dict[str, list[dict]]:
-    n = len(rows)
-    perm = np.random.default_rng([int(p["seed"]), 2]).permutation(n)
-    n_train = int(round(p["train_fraction"] * n))
-    train = set(perm[:n_train].tolist())
-    return {"train": [r for k, r in enumerate(rows) if k in train],
-            "validation": [r for k, r in enumerate(rows) if k not in train]}
-
-
 def _summary(p: dict, n: int, from_files: bool, an: dict) -> str:
     if from_files:
         return (f"Amorphous silicon blocks (Si256) of Dismai-Bench (Yong, Su and Ertekin, Digital Discovery 2024), "
@@ -1022,7 +1013,7 @@ def build(**params) -> DatasetBuild:
     for row, extra in zip(all_rows, an["per_row"]):
         row.update(extra)
     if not from_files:
-        splits = _split(all_rows, p)
+        splits = seeded_split(all_rows, p["seed"], p["train_fraction"])
     checks_q = quality_checks(an)
     failed = [c for c, ok in checks_q if not ok]
     if failed and p["strict_quality"] and not from_files:

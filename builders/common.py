@@ -8,6 +8,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from dismai_data.build import SourceFile
@@ -112,3 +113,13 @@ def rows_from_files(spec, extra: Callable[[Path, int, dict], dict]) -> dict[str,
     for rows in splits.values():
         unique_ids(rows)
     return splits
+
+
+def seeded_split(rows: list[dict], seed: int, train_fraction: float) -> dict[str, list[dict]]:
+    """Train/validation split of generated rows by a seeded permutation
+    (``default_rng([seed, 2])``; the first ``round(train_fraction * n)`` go to train), order kept."""
+    n = len(rows)
+    perm = np.random.default_rng([int(seed), 2]).permutation(n)
+    train = set(perm[:int(round(train_fraction * n))].tolist())
+    return {"train": [r for k, r in enumerate(rows) if k in train],
+            "validation": [r for k, r in enumerate(rows) if k not in train]}

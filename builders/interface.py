@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from dismai_data.build import Column, DatasetBuild, SourceFile
-from dismai_data.builders.common import DISMAI_BENCH_CITATION, rows_from_files
+from dismai_data.builders.common import DISMAI_BENCH_CITATION, rows_from_files, seeded_split
 from dismai_data.paths import default_home
 
 BUILDER_VERSION = "1.0.0"
@@ -789,15 +789,6 @@ def _columns() -> dict[str, Column]:
     }
 
 
-def _split(rows: list[dict], p: dict) -> dict[str, list[dict]]:
-    n = len(rows)
-    perm = np.random.default_rng([int(p["seed"]), 2]).permutation(n)
-    n_train = int(round(p["train_fraction"] * n))
-    train = set(perm[:n_train].tolist())
-    return {"train": [r for k, r in enumerate(rows) if k in train],
-            "validation": [r for k, r in enumerate(rows) if k not in train]}
-
-
 def _machine() -> str:
     import os
 
@@ -884,7 +875,7 @@ def build(**params) -> DatasetBuild:
         checks = [f"every structure has {N_ATOMS} atoms of Li, Co, O, Sc, Cl"]
     else:
         rows, stats = _generated_rows(p)
-        splits = _split(rows, p)
+        splits = seeded_split(rows, p["seed"], p["train_fraction"])
         counts = {"Li": 72, "Co": 36, "O": 72, "Sc": 12, "Cl": 72}
         for r in rows:
             if r["num_atoms"] != N_ATOMS or list(r["species"][:72]) != ["Li"] * 72 or any(

@@ -33,7 +33,6 @@ import logging
 import math
 import os
 import threading
-import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -494,7 +493,12 @@ def _evaluate(potential, batch: Sequence[_Relaxation]) -> tuple[np.ndarray, list
         torch.cat(node_types), torch.from_numpy(np.concatenate(srcs)), torch.from_numpy(np.concatenate(dsts)),
         torch.from_numpy(np.concatenate(vecs)), torch.from_numpy(np.concatenate(graph_of)), len(batch),
         offsets=torch.cat(offsets))
-    energies = energies.cpu().numpy().reshape(-1)
+    return _per_structure(energies, forces, batch)
+
+
+def _per_structure(energies, forces, batch: Sequence[_Relaxation]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Batched model outputs (tensors) as numpy energies and one force array per structure."""
+    energies = energies.detach().cpu().numpy().reshape(-1)
     forces = forces.detach().cpu().numpy()
     out, start = [], 0
     for r in batch:
@@ -529,13 +533,7 @@ def _evaluate_matgl(potential, batch: Sequence[_Relaxation]) -> tuple[np.ndarray
     if getattr(potential.model, "include_state", False):
         state_attr = torch.zeros((len(batch), 2), dtype=matgl.float_th, device=device)
     energies, forces = potential(g, lat, state_attr)[:2]
-    energies = energies.detach().cpu().numpy().reshape(-1)
-    forces = forces.detach().cpu().numpy()
-    out, start = [], 0
-    for r in batch:
-        out.append(forces[start:start + r.n])
-        start += r.n
-    return energies, out
+    return _per_structure(energies, forces, batch)
 
 
 def _relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: float, max_steps: int,

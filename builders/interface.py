@@ -42,7 +42,8 @@ Procedure (every random number from ``seed``):
    E_X_slab the relaxed isolated slab (both faces free). Kept: gamma <= min(gamma) + window_jm2
    (0.4 J/m^2, the paper's low-energy criterion); at most n_structures of them, lowest first.
    With ``time_budget_s`` (counted from the start, reference relaxations included) no new batch
-   after the first is started once the budget is spent or the slowest batch so far would overrun it; the dataset
+   after the first is started once the budget is spent or the next batch would overrun it (its
+   length predicted by :func:`next_round_fits` from the last two batches); the dataset
    is then made from the candidates finished (converged ones only) and called v1.0-preview.
 6. Split: ``default_rng([seed, 2]).permutation(n)``; the first round(0.8 n) are ``train``, the
    rest ``validation``.
@@ -607,6 +608,18 @@ def _params(params: dict) -> dict:
     return p
 
 
+def next_round_fits(elapsed_s: float, round_walls: list[float], budget_s: float) -> bool:
+    """Whether a time-budgeted build starts another round of relaxations: not once the budget
+    is spent, nor when the next round, predicted to take as long as the longer of the last two,
+    would end after it. The last two, not the slowest so far, so that one round slowed by other
+    work on a shared machine does not end the build early (the build ends close to the budget,
+    not a whole round after it)."""
+    if elapsed_s >= budget_s:
+        return False
+    predicted = max(round_walls[-2:]) if round_walls else 0.0
+    return elapsed_s + predicted <= budget_s
+
+
 def _data_params(p: dict) -> dict:
     return {k: v for k, v in p.items() if k not in _RUNTIME}
 
@@ -705,10 +718,8 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     budget = p["time_budget_s"]
     for start in range(0, p["n_candidates"], chunk):
         if budget is not None and done:  # the first batch always runs, so a budgeted build has data
-            # stop when the budget is spent or the next batch (as long as the slowest so far) would
-            # overrun it: the build then ends close to the budget, not a whole batch after it
             now = time.monotonic() - t_build
-            if now >= budget or (batch_walls and now + max(batch_walls) > budget):
+            if not next_round_fits(now, batch_walls, budget):
                 stopped_at = start
                 print(f"interface: time budget {budget:.0f} s: stopping after {len(done)} candidates "
                       f"({now:.0f} s elapsed, batches took {[round(w) for w in batch_walls]} s)", flush=True)

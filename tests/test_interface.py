@@ -169,6 +169,22 @@ def _write_extxyz(path, structures):
     write(str(path), frames, format="extxyz")
 
 
+def test_time_budget_predicts_the_next_round_from_the_last_two():
+    """A budgeted build starts another round only if the budget is not spent and the next round,
+    as long as the longer of the last two, ends within it; an early slow round does not count."""
+    assert I.next_round_fits(100.0, [], 7200.0)
+    assert not I.next_round_fits(7200.0, [], 7200.0)
+    assert not I.next_round_fits(7300.0, [10.0], 7200.0)
+    # rounds of 1000 s: 6000 + 1000 ends at 7000 <= 7200, 6300 + 1000 would not
+    assert I.next_round_fits(6000.0, [1000.0, 1000.0], 7200.0)
+    assert not I.next_round_fits(6300.0, [1000.0, 1000.0], 7200.0)
+    # the first round took 1600 s (a loaded machine); the last two 1000 and 1050: predicted 1050
+    assert I.next_round_fits(6100.0, [1600.0, 1000.0, 1000.0, 1050.0], 7200.0)
+    assert not I.next_round_fits(6200.0, [1600.0, 1000.0, 1000.0, 1050.0], 7200.0)
+    # a slow last round is taken seriously
+    assert not I.next_round_fits(6100.0, [1000.0, 1000.0, 1200.0], 7200.0)
+
+
 def test_from_files(tmp_path, tmp_path_factory):
     s = I.unrelaxed_interfaces(3, SEED)
     _write_extxyz(tmp_path / "int_train.extxyz", s[:2])

@@ -94,16 +94,30 @@ def _build_defaults(datasets_dir: Path, rebuild: bool, console) -> list[dict]:
 
 def _separately_built(datasets_dir: Path, console) -> list[dict]:
     """Datasets too long to build in the quick start (a-Si MD, interface relaxations) are
-    published when a `dismai build NAME --out HOME/datasets/NAME` has built them."""
+    published when a `dismai build NAME --out HOME/datasets/NAME` has built them, or, when
+    HOME has no such folder, from the checkout's shipped build (``prebuilt/NAME``, verified
+    against its SHA256SUMS and copied to HOME/datasets/NAME; see dismai_data.prebuilt)."""
+    from dismai_data import prebuilt
     from dismai_data.build import summarize
     from dismai_data.builders import BUILDERS, DEFAULT_DATASETS
 
     out = []
     for name in sorted(set(BUILDERS) - set(DEFAULT_DATASETS)):
         folder = datasets_dir / name
+        built = "built separately"
+        if not folder.exists() and name in prebuilt.available():
+            try:
+                prebuilt.install(name, datasets_dir)
+            except prebuilt.PrebuiltError as exc:
+                console.print(f"{name}: the shipped build is not used: {exc}", highlight=False)
+            else:
+                built = f"shipped build from {prebuilt.PREBUILT_DIR / name}, copied to {folder}"
+                console.print(f"{name}: not built here; using the build shipped in {prebuilt.PREBUILT_DIR / name} "
+                              f"(made by `dismai build {name}` as its card says; rebuild with `dismai build {name} "
+                              f"--out {folder}`)", highlight=False)
         if (folder / "build_info.json").exists():
             s = summarize(folder)
-            s["built"] = "built separately"
+            s["built"] = built
             out.append(s)
         else:
             console.print(f"{name}: not built by the quick start (a long physics build); build it with "
@@ -283,6 +297,18 @@ def publish(
         _publish_all(folders, hub.url, publisher_token(home / "hub"), console)
     finally:
         hub.stop()
+
+
+@app.command(help="Ship a built dataset folder in the checkout: copy it to prebuilt/NAME with a SHA256SUMS of "
+                  "its files, so that `dismai main` on a fresh clone publishes it without the long build. For "
+                  "builds too long for the quick start (a-si, interface).")
+def ship(
+    folder: Path = typer.Argument(..., help="A folder written by `dismai build NAME --out FOLDER`."),
+):
+    from dismai_data import prebuilt
+
+    dst = prebuilt.ship(folder)
+    typer.echo(f"shipped {folder} as {dst} ({len((dst / prebuilt.SUMS).read_text().splitlines())} files)")
 
 
 @app.command(help="Print the version.")

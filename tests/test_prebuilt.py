@@ -1,0 +1,98 @@
+"""Shipped builds (dismai_data.prebuilt): verified before use, copied whole, never over a
+user's build; and the shipped interface preview of this checkout itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.console import Console
+
+from dismai_data import prebuilt
+from dismai_data.cli import _separately_built
+
+
+def _fake_build(folder, name="interface"):
+    (folder / "data").mkdir(parents=True)
+    (folder / "figures").mkdir()
+    (folder / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 train rows PAR1")
+    (folder / "data" / "validation-00000-of-00001.parquet").write_bytes(b"PAR1 validation rows PAR1")
+    (folder / "figures" / "rdf.png").write_bytes(b"\x89PNG fake")
+    (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# card\n")
+    (folder / "build_info.json").write_text(json.dumps(
+        {"name": name, "version": "1.0-preview", "num_rows": {"default": {"train": 3, "validation": 1}}}))
+    return folder
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_ship_then_install_copies_every_file_unchanged(tmp_path):
+    build = _fake_build(tmp_path / "build" / "interface")
+    root = tmp_path / "prebuilt"
+    shipped = prebuilt.ship(build, root=root)
+    assert shipped == root / "interface"
+    sums = (shipped / prebuilt.SUMS).read_text().splitlines()
+    assert len(sums) == 5 and all(len(line.split("  ")[0]) == 64 for line in sums)
+    assert prebuilt.verify(shipped)["version"] == "1.0-preview"
+    assert prebuilt.available(root) == {"interface": shipped}
+
+    datasets_dir = tmp_path / "home" / "datasets"
+    dst = prebuilt.install("interface", datasets_dir, root=root)
+    assert dst == datasets_dir / "interface"
+    assert _snapshot(dst) == _snapshot(build)  # the build's files, byte for byte (no SHA256SUMS)
+    assert prebuilt.install("a-si", datasets_dir, root=root) is None  # nothing shipped for it
+    with pytest.raises(FileExistsError, match="not replacing"):
+        prebuilt.install("interface", datasets_dir, root=root)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("change", r"data/train-00000-of-00001.parquet: sha256 .* differs"),
+    ("extra", r"figures/extra.png is not listed in SHA256SUMS"),
+    ("missing", r"figures/rdf.png is listed in SHA256SUMS but missing"),
+    ("sums", r"SHA256SUMS: line 1 is not"),
+])
+def test_an_altered_shipped_build_is_refused_naming_the_file_and_nothing_is_copied(tmp_path, damage, message):
+    root = tmp_path / "prebuilt"
+    shipped = prebuilt.ship(_fake_build(tmp_path / "build" / "interface"), root=root)
+    if damage == "change":
+        (shipped / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 other rows PAR1")
+    elif damage == "extra":
+        (shipped / "figures" / "extra.png").write_bytes(b"x")
+    elif damage == "missing":
+        (shipped / "figures" / "rdf.png").unlink()
+    else:
+        (shipped / prebuilt.SUMS).write_text("not a checksum line\n")
+    datasets_dir = tmp_path / "home" / "datasets"
+    with pytest.raises(prebuilt.PrebuiltError, match=message):
+        prebuilt.install("interface", datasets_dir, root=root)
+    assert not (datasets_dir / "interface").exists()
+    assert not list(datasets_dir.glob(".interface*")) if datasets_dir.exists() else True
+
+
+def test_ship_refuses_a_folder_that_is_not_a_build(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(prebuilt.PrebuiltError, match="no build_info.json"):
+        prebuilt.ship(tmp_path / "x", root=tmp_path / "prebuilt")
+
+
+def test_main_publishes_the_shipped_build_unless_home_has_its_own(tmp_path, monkeypatch):
+    root = tmp_path / "prebuilt"
+    prebuilt.ship(_fake_build(tmp_path / "build" / "interface"), root=root)
+    monkeypatch.setattr(prebuilt, "PREBUILT_DIR", root)
+    console = Console(file=open(tmp_path / "console.txt", "w"), width=200)
+
+    datasets_dir = tmp_path / "home" / "datasets"
+    summaries = {s["name"]: s for s in _separately_built(datasets_dir, console)}
+    assert set(summaries) == {"interface"}  # a-si: not built, nothing shipped
+    assert summaries["interface"]["path"] == str(datasets_dir / "interface")
+    assert summaries["interface"]["built"].startswith("shipped build from")
+
+    # a user's own build in HOME is used as it is (and is not touched)
+    own = tmp_path / "home2" / "datasets"
+    _fake_build(own / "interface")
+    (own / "interface" / "README.md").write_text("my own build\n")
+    summaries = {s["name"]: s for s in _separately_built(own, console)}
+    assert summaries["interface"]["built"] == "built separately"
+    assert (own / "interface" / "README.md").read_text() == "my own build\n"

@@ -212,7 +212,12 @@ class FastM3GNetPES:
         x = torch.tensor([-1.0, 0.0, 1.0, 0.3, -0.7], dtype=torch.float64)
         y = be.shf(x, torch.zeros_like(x)).to(torch.float64)  # (5, max_l)
         vander = torch.stack([torch.ones_like(x), x, x * x], 1)
-        coef = torch.linalg.lstsq(vander[:3], y[:3]).solution  # (3, max_l)
+        coef = torch.linalg.solve(vander[:3], y[:3])  # (3, max_l)
+        # The solve leaves ~1e-17 where a coefficient is exactly zero (Y_0 has no x or x^2 term,
+        # Y_1 no constant or x^2 term), and which of them come out as exactly 0.0 varied with the
+        # LAPACK thread count: 33 to 90 (column, monomial) pairs were kept below. Zero them, so
+        # only the 33 non-zero terms are evaluated, the same ones on every run.
+        coef = torch.where(coef.abs() < 1e-12 * coef.abs().max(), torch.zeros_like(coef), coef)
         if not torch.allclose(vander @ coef, y, atol=1e-9, rtol=0):
             raise NotImplementedError("spherical harmonics are not quadratic in cos(theta)")
         # per basis column c = l * max_n + n (matgl's combine_sbf_shf order for use_phi=False)

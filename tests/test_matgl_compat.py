@@ -231,6 +231,24 @@ def test_fast_path_equals_matgl_calculator(fixed):
     assert df < 2e-4
 
 
+def test_fast_path_keeps_only_the_nonzero_three_body_terms_whatever_the_thread_count(fixed):
+    """Y_0 = c, Y_1 = c x, Y_2 = c (3x^2 - 1): per radial index n, 1 + 3 + 7 monomial terms, so
+    33 (column, monomial) pairs for max_n = max_l = 3 -- with 1 or 2 LAPACK/torch threads (the
+    solve's ~1e-17 residues once kept 51 to 90 of them, depending on the thread count)."""
+    counts = set()
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            fast = matgl_compat.FastM3GNetPES(fixed)
+            counts.add(len(fast._pair_col))
+            assert fast.max_n == 3 and fast.max_l == 3
+            assert float(fast._pair_coef.abs().min()) > 0.1
+    finally:
+        torch.set_num_threads(threads)
+    assert counts == {33}
+
+
 def test_fast_path_follows_the_aggregation_of_each_conv():
     """Unfixed (matgl 4.1.2's source-atom aggregation) the fast path computes that function too."""
     raw = _load()

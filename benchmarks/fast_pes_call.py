@@ -1,0 +1,101 @@
+"""CPU time of one batched force call of the fast exact M3GNet path, three ways, on the same
+inputs (``--n`` unrelaxed LSC-LCO interfaces of ``builders.interface.unrelaxed_interfaces``,
+one torch thread, calls alternated so that load from other work falls on each alike):
+
+* ``33 terms``: ``matgl_compat.FastM3GNetPES`` as it is: the three-body moments carry only
+  the 33 (column, monomial) terms whose coefficient is non-zero;
+* ``90 terms``: the same object with all 9 x 10 terms (the zeros included), which is what it
+  evaluated before the ~1e-17 residues of the coefficient solve were zeroed (it kept 33 to 90
+  of them depending on the LAPACK thread count);
+* ``--compile``: ``torch.compile(energies_forces, dynamic=True)`` of the 33-term object
+  (inductor's C++ CPU kernels; the compile time is printed and not counted).
+
+Prints the thread CPU time per call (minimum and median over ``--repeats``), the speed-ups,
+and the largest energy and force differences against the 33-term call.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/fast_pes_call.py [--n 2] [--repeats 6] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=6)
+    ap.add_argument("--compile", action="store_true")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from dismai_data import relax
+    from dismai_data.builders.interface import unrelaxed_interfaces
+    from dismai_data.matgl_compat import FastM3GNetPES
+
+    potential = relax.load_potential()
+    new = FastM3GNetPES(potential)
+    full = FastM3GNetPES(potential)
+    ncol = new._fold.shape[1]
+    kern = torch.zeros(ncol, 10, dtype=new._pair_coef.dtype)
+    kern[new._pair_col, new._pair_mono] = new._pair_coef
+    col, mono = torch.arange(ncol).repeat_interleave(10), torch.arange(10).repeat(ncol)
+    full._pair_col, full._pair_mono, full._pair_coef = col, mono, kern[col, mono]
+    full._fold = torch.zeros(len(col), ncol, dtype=new._fold.dtype)
+    full._fold[torch.arange(len(col)), col] = 1.0
+
+    elements = list(potential.model.element_types)
+    cutoff = float(potential.model.cutoff)
+    types, srcs, dsts, vecs, graph, start = [], [], [], [], [], 0
+    for k, s in enumerate(unrelaxed_interfaces(args.n, args.seed)):
+        r = relax._Relaxation(k, str(k), s, torch.tensor([elements.index(x.symbol) for x in s.species]), cutoff,
+                              relax.DEFAULT_SKIN)
+        src, dst, vec = r.bonds()
+        types.append(r.node_type)
+        srcs.append(src + start)
+        dsts.append(dst + start)
+        vecs.append(vec)
+        graph.append(np.full(r.n, k))
+        start += r.n
+    inputs = (torch.cat(types), torch.from_numpy(np.concatenate(srcs)), torch.from_numpy(np.concatenate(dsts)),
+              torch.from_numpy(np.concatenate(vecs)), torch.from_numpy(np.concatenate(graph)), args.n)
+    offsets = torch.zeros(args.n)
+    print(f"{args.n} interfaces, {start} atoms, {inputs[1].shape[0]} bonds; three-body terms: "
+          f"{len(new._pair_col)} (as shipped) vs {len(full._pair_col)}; load average {os.getloadavg()[0]:.2f}")
+
+    calls = {"33 terms": new.energies_forces, "90 terms": full.energies_forces}
+    if args.compile:
+        compiled = torch.compile(new.energies_forces, dynamic=True)
+        t0 = time.perf_counter()
+        compiled(*inputs, offsets=offsets)
+        print(f"torch.compile: first call (compilation) {time.perf_counter() - t0:.1f} s wall")
+        calls["compiled 33 terms"] = compiled
+    e_ref, f_ref = new.energies_forces(*inputs, offsets=offsets)
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for name, f in calls.items():  # warm-up and differences
+        e, fo = f(*inputs, offsets=offsets)
+        print(f"  {name}: max |dE| {float((e - e_ref).abs().max()):.3g} eV, max |dF| "
+              f"{float((fo - f_ref).abs().max()):.3g} eV/Å against 33 terms")
+    for _ in range(args.repeats):
+        for name, f in calls.items():
+            t0 = time.thread_time()
+            f(*inputs, offsets=offsets)
+            times[name].append(time.thread_time() - t0)
+    base = min(times["33 terms"])
+    for name, ts in times.items():
+        print(f"{name:>18}: CPU per call min {min(ts):.4f} s, median {float(np.median(ts)):.4f} s; "
+              f"33 terms is {min(ts) / base:.3f}x faster" if name != "33 terms" else
+              f"{name:>18}: CPU per call min {min(ts):.4f} s, median {float(np.median(ts)):.4f} s")
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

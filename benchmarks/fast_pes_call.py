@@ -13,7 +13,13 @@ one torch thread, calls alternated so that load from other work falls on each al
 Prints the thread CPU time per call (minimum and median over ``--repeats``), the speed-ups,
 and the largest energy and force differences against the 33-term call.
 
+``--dask-malloc``: instead, the 33-term call in two child processes that run with Dask's
+worker environment ``MALLOC_TRIM_THRESHOLD_=65536``, one as it is and one after
+``relax.keep_freed_memory()`` (what the engine's Dask task calls): wall, user and system
+seconds and minor page faults per call of each.
+
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/fast_pes_call.py [--n 2] [--repeats 6] [--compile]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/fast_pes_call.py --dask-malloc
 """
 
 from __future__ import annotations
@@ -30,7 +36,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--dask-malloc", action="store_true")
+    ap.add_argument("--child", choices=["plain", "keep-freed"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.dask_malloc:
+        import subprocess
+
+        env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
+        for how in ("plain", "keep-freed"):
+            cmd = [sys.executable, __file__, "--n", str(args.n), "--repeats", str(args.repeats), "--child", how]
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            print(out.strip().splitlines()[-1])
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import numpy as np
     import torch
@@ -67,6 +84,21 @@ def main(argv=None) -> int:
     inputs = (torch.cat(types), torch.from_numpy(np.concatenate(srcs)), torch.from_numpy(np.concatenate(dsts)),
               torch.from_numpy(np.concatenate(vecs)), torch.from_numpy(np.concatenate(graph)), args.n)
     offsets = torch.zeros(args.n)
+    if args.child:
+        import resource
+
+        if args.child == "keep-freed":
+            assert relax.keep_freed_memory()
+        new.energies_forces(*inputs, offsets=offsets)
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        for _ in range(args.repeats):
+            new.energies_forces(*inputs, offsets=offsets)
+        r1, k = resource.getrusage(resource.RUSAGE_SELF), args.repeats
+        print(f"MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_')}, {args.child:>10}: per call wall "
+              f"{(time.perf_counter() - t0) / k:.3f} s, user {(r1.ru_utime - r0.ru_utime) / k:.3f} s, system "
+              f"{(r1.ru_stime - r0.ru_stime) / k:.3f} s, {(r1.ru_minflt - r0.ru_minflt) / k:.0f} minor faults "
+              f"({args.n} interfaces, {inputs[1].shape[0]} bonds, load average {os.getloadavg()[0]:.2f})")
+        return 0
     print(f"{args.n} interfaces, {start} atoms, {inputs[1].shape[0]} bonds; three-body terms: "
           f"{len(new._pair_col)} (as shipped) vs {len(full._pair_col)}; load average {os.getloadavg()[0]:.2f}")
 

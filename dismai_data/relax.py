@@ -750,12 +750,43 @@ def _worker_potential(ref):
     return value
 
 
+#: glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse in this process instead of handing it
+    back to the kernel; True where that was done (glibc), False elsewhere.
+
+    Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``; setting that
+    variable also switches off glibc's adaptive mmap threshold, so every tensor over 128 KiB
+    (a batch of 264-atom interfaces has bond tensors of 5-20 MB) is a fresh mmap that is
+    page-faulted in and unmapped again on each of the hundreds of allocations of a force
+    call. Measured on one force call of 2 interfaces: 0.73 s wall, 58 % of it in the kernel,
+    against 0.33 s in a process without the variable. Raising the mmap threshold to glibc's
+    maximum (32 MiB on 64-bit) and the trim threshold to 1 GiB restores the ordinary
+    behaviour; the numbers computed are the same."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+
+
 def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_steps: int, batch_size: int,
                       topic: str | None, torch_threads: int | None, optimizer: str = "FIRE",
                       fast: bool = True) -> list[tuple[int, RelaxResult]]:
     """Dask task: relax one shard on a worker; reports each finished structure as an event."""
     import torch
 
+    keep_freed_memory()  # Dask workers run with MALLOC_TRIM_THRESHOLD_ set: see keep_freed_memory
     if torch_threads:
         torch.set_num_threads(torch_threads)
     worker = None

@@ -269,3 +269,47 @@ def test_load_potential_falls_back_when_hub_unreachable(monkeypatch):
     assert "connection refused" in p.dismai_fallback_reason
     with pytest.raises(FileNotFoundError, match="neither a folder nor a hub repo id"):
         R.load_potential("/no/such/folder", device="cpu")
+
+
+_FAULTS_SCRIPT = """
+import ctypes, resource, sys
+import numpy as np
+from dismai_data.relax import keep_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                              "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fix":
+    assert keep_freed_memory()
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+mmapped = []
+for _ in range(30):
+    a = np.ones((80000, 64), dtype=np.float32)  # 20 MB, like a batch's bond features
+    mmapped.append(libc.mallinfo2().hblkhd)  # bytes malloc holds in mmapped chunks, a alive
+    del a
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0, min(mmapped))
+"""
+
+
+def test_dask_workers_keep_freed_memory_instead_of_faulting_it_in_again():
+    """Under Dask's MALLOC_TRIM_THRESHOLD_=65536 every large allocation is a fresh mmap, paid
+    for in page faults (more than half a force call's CPU was kernel time); the shard task
+    calls keep_freed_memory, after which the same allocations come from (and return to)
+    malloc's heap and are faulted in once."""
+    import inspect
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
+    out = {how: [int(x) for x in subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, how], env=env, check=True,
+                                                capture_output=True, text=True).stdout.split()[-2:]]
+           for how in ("plain", "fix")}
+    (faults_plain, mmapped_plain), (faults_fix, mmapped_fix) = out["plain"], out["fix"]
+    assert mmapped_plain >= 80000 * 64 * 4  # each 20 MB array is its own mmap
+    assert mmapped_fix < 80000 * 64 * 4  # ... and with the fix it is heap memory
+    assert faults_plain > 5 * faults_fix  # faulted in 30 times vs once
+    assert "keep_freed_memory()" in inspect.getsource(R._relax_shard_task)

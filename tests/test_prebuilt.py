@@ -96,3 +96,18 @@ def test_main_publishes_the_shipped_build_unless_home_has_its_own(tmp_path, monk
     summaries = {s["name"]: s for s in _separately_built(own, console)}
     assert summaries["interface"]["built"] == "built separately"
     assert (own / "interface" / "README.md").read_text() == "my own build\n"
+
+
+def test_ship_command_writes_the_folder_and_its_sums(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dismai_data.cli import app
+
+    monkeypatch.setattr(prebuilt, "PREBUILT_DIR", tmp_path / "prebuilt")
+    build = _fake_build(tmp_path / "build" / "interface")
+    res = CliRunner().invoke(app, ["ship", str(build)])
+    assert res.exit_code == 0, res.output
+    assert "shipped" in res.output and "(5 files)" in res.output
+    assert prebuilt.verify(tmp_path / "prebuilt" / "interface")["name"] == "interface"
+    res = CliRunner().invoke(app, ["ship", str(tmp_path)])
+    assert res.exit_code != 0 and "no build_info.json" in str(res.exception)

@@ -5,11 +5,16 @@
 (b) ``dismai_data.relax.relax_many``: the batched engine (one evaluation per step for
     the whole batch, the fast exact M3GNet path ``matgl_compat.FastM3GNetPES``, skin
     neighbour list, per-structure optimizer state: ``--optimizer``, default the engine's
-    FIRE = ase.optimize.FIRE's trajectory), in process.
+    FIRE = ase.optimize.FIRE's trajectory), in process, or with ``--workers N`` on a Dask
+    LocalCluster of N one-thread workers (how the interface builder runs on one machine).
 
-Positions only, lattice fixed, fmax 0.05 eV/Å, M3GNet-MP-2021.2.8-PES, the same torch
-thread count for both. Prints structures/hour each way (wall clock, and CPU time of this
-process, which the load of other processes on a shared machine disturbs less), the
+Same thread count for both by default (``--threads``); the whole-machine comparison is
+``--workers 2 --ase-threads 2`` on 2 cores: each way uses the whole CPU as it can (the
+one-at-a-time reference through torch's intra-op threads).
+
+Positions only, lattice fixed, fmax 0.05 eV/Å, M3GNet-MP-2021.2.8-PES. Prints
+structures/hour each way (wall clock, and CPU time of this process and its ended children,
+the Dask workers; CPU time is disturbed less by the load of other processes), the
 speed-up, |ΔE| max/mean (meV/atom) of (b) against (a), optimizer steps and force
 evaluations, and the load average before and after.
 
@@ -21,6 +26,7 @@ Structures (the first that applies; the set used is printed):
    0.1 Å (seeded).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/relax_engine.py [--n 8] [--max-steps 1000]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/relax_engine.py --n 8 --workers 2 --ase-threads 2
 
 Runs in about 10-20 minutes at the default size on the 2 shared cores of the dev machine.
 """

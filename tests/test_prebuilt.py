@@ -111,3 +111,40 @@ def test_ship_command_writes_the_folder_and_its_sums(tmp_path, monkeypatch):
     assert prebuilt.verify(tmp_path / "prebuilt" / "interface")["name"] == "interface"
     res = CliRunner().invoke(app, ["ship", str(tmp_path)])
     assert res.exit_code != 0 and "no build_info.json" in str(res.exception)
+
+
+def test_the_shipped_interface_preview_is_intact_and_says_what_it_is():
+    """prebuilt/interface (what `make run` publishes as dismai/interface on a fresh clone):
+    every file as shipped, the card's first line gives the preview's size, the card says it was
+    rebuilt here, build_info carries builder version, parameters and input sha256, and the
+    parquet loads with the declared Features and satisfies the builder's own checks."""
+    import datasets
+    import yaml
+
+    from dismai_data.builders import interface
+
+    folder = prebuilt.available().get("interface")
+    assert folder is not None, "prebuilt/interface is missing from the checkout"
+    info = prebuilt.verify(folder)
+    n = sum(info["num_rows"]["default"].values())
+    assert info["version"] == "1.0-preview" and info["rebuilt"] is True
+    assert info["builder_version"] == interface.BUILDER_VERSION
+    params = info["parameters"]
+    assert params["time_budget_s"] == 7200 and params["candidates_kept"] == n
+    assert {s["name"] for s in info["sources"]} == {"interface/LiCoO2_R-3m.json", "interface/Li3ScCl6_C2m.json",
+                                                  "interface/references.json"}
+    for s in info["sources"]:  # the inputs it was built from are the ones in this checkout
+        assert s["sha256"] == prebuilt._sha256(interface.RAW / s["name"].split("/", 1)[1])
+    text = (folder / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    body = text.split("---\n", 2)[2].lstrip()
+    assert body.splitlines()[0] == f"# Dismai-Bench LSC-LCO interfaces (rebuilt): v1.0-preview, {n} structures"
+    assert meta["pretty_name"].endswith(f"v1.0-preview, {n} structures")
+    assert "rebuilt here, not downloaded" in text and "M3GNet-MP-2021.2.8-PES" in text
+    ds = datasets.load_dataset("parquet", data_dir=str(folder / "data"))
+    assert {k: len(v) for k, v in ds.items()} == info["num_rows"]["default"]
+    for split in ds.values():
+        assert set(split["num_atoms"]) == {264}
+        assert max(split["fmax"]) <= 0.05 and all(split["converged"])
+        assert 0.0 <= min(split["relative_interface_energy"]) and max(split["relative_interface_energy"]) <= 0.4
+        assert all(list(sp[:72]) == ["Li"] * 72 for sp in split["species"])

@@ -79,6 +79,27 @@ def verify(folder: str | os.PathLike) -> dict:
     return info
 
 
+def _copy_in(src: Path, dst: Path, finish=None) -> None:
+    """Copy the files of ``src`` (not its SHA256SUMS) to ``dst`` through a staging folder
+    beside it, call ``finish(staging, files)`` there, then move it in whole (replacing
+    ``dst``); nothing is left half-copied."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        files = _files(src)
+        for rel in files:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, staging / rel)
+        if finish is not None:
+            finish(staging, files)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(staging, dst)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def install(name: str, datasets_dir: str | os.PathLike, root: Path | None = None) -> Path | None:
     """Copy the verified shipped build of ``name`` to ``datasets_dir/name`` and return it;
     None when nothing is shipped for ``name``. Never replaces an existing folder there (a
@@ -90,16 +111,7 @@ def install(name: str, datasets_dir: str | os.PathLike, root: Path | None = None
     if dst.exists():
         raise FileExistsError(f"{dst} exists; not replacing it with the shipped build")
     verify(src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dst.parent))
-    try:
-        for rel in _files(src):
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / rel, staging / rel)
-        os.replace(staging, dst)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    _copy_in(src, dst)
     return dst
 
 
@@ -111,21 +123,11 @@ def ship(build_folder: str | os.PathLike, root: Path | None = None) -> Path:
     if not info_path.is_file():
         raise PrebuiltError(f"{build_folder}: no build_info.json; not a folder written by `dismai build`")
     name = json.loads(info_path.read_text())["name"]
-    root = PREBUILT_DIR if root is None else Path(root)
-    dst = root / name
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
-        files = _files(build_folder)
-        for rel in files:
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(build_folder / rel, staging / rel)
+    dst = (PREBUILT_DIR if root is None else Path(root)) / name
+
+    def write_sums(staging: Path, files: list[str]) -> None:
         (staging / SUMS).write_text("".join(f"{_sha256(staging / rel)}  {rel}\n" for rel in files))
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(staging, dst)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    _copy_in(build_folder, dst, write_sums)
     verify(dst)
     return dst

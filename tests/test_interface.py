@@ -237,3 +237,13 @@ def test_tiny_build(tmp_path_factory):
     first = next(line for line in card.splitlines() if "structures: a time-budgeted v1.0-preview" in line)
     assert f"**{n} structures" in first and "wall budget of 1 s" in first and "3 random candidates relaxed" in first
     assert "--set scheduler=ADDRESS --set workers=N" in first
+
+
+def test_engine_parameter_is_checked_by_name(tmp_path):
+    """``--set engine=...`` takes 'fast' or 'compile' (the relaxations' force evaluation, a
+    runtime parameter outside the data hash); anything else is refused naming the parameter."""
+    assert I.PARAMETERS["engine"][0] == "fast" and "engine" in I._RUNTIME
+    p = {k: v for k, (v, _) in I.PARAMETERS.items()}
+    p["engine"] = "gpu-please"
+    with pytest.raises(ValueError, match="parameter engine must be 'fast' or 'compile', got 'gpu-please'"):
+        I._relax([], p, None, tmp_path)

@@ -174,12 +174,12 @@ def _bonds(s: Structure, cutoff: float):
     return src, dst, cart[dst] + images @ lat - cart[src]
 
 
-def _fast_vs_calculator(potential, structures):
-    """(max |dE| eV, max |dF| eV/A, max |F|) of FastM3GNetPES on the batch of ``structures``
-    against matgl's PESCalculator one structure at a time."""
+def _fast_vs_calculator(potential, structures, fast=None):
+    """(max |dE| eV, max |dF| eV/A, max |F|) of FastM3GNetPES (``fast``, default a new eager
+    one) on the batch of ``structures`` against matgl's PESCalculator one structure at a time."""
     from matgl.ext.ase import PESCalculator
 
-    fast = matgl_compat.FastM3GNetPES(potential)
+    fast = fast if fast is not None else matgl_compat.FastM3GNetPES(potential)
     index = {el: i for i, el in enumerate(potential.model.element_types)}
     types, srcs, dsts, vecs, graph = [], [], [], [], []
     start = 0
@@ -229,6 +229,54 @@ def test_fast_path_equals_matgl_calculator(fixed):
     assert fm > 1.0  # rattled: real forces to compare
     assert de < 2e-4  # float32 total energies of up to ~ -100 eV
     assert df < 2e-4
+
+
+def test_compiled_fast_path_equals_matgl_calculator(fixed):
+    """The same fast path through torch.compile (inductor's fused kernels): matgl's energies and
+    forces again, batched and with bonds shuffled; it compiles where a C++ compiler exists, and
+    it leaves the caller's potential as it was (the compiled graph uses a private copy of the
+    model whose parameters need no gradient)."""
+    import shutil
+
+    fast = matgl_compat.FastM3GNetPES(fixed, compile=True)
+    de, df, fm = _fast_vs_calculator(fixed, _small_set(), fast=fast)
+    assert fm > 1.0
+    assert de < 2e-4 and df < 2e-4
+    if shutil.which("c++") or shutil.which("g++"):
+        assert fast.compiled, "torch.compile fell back to eager on a machine with a C++ compiler"
+    assert fast.model is not fixed.model
+    assert all(p.requires_grad for p in fixed.model.parameters())
+    assert not any(p.requires_grad for p in fast.model.parameters())
+    # another batch size and other atom counts reuse the compiled code (dynamic shapes)
+    de, df, _ = _fast_vs_calculator(fixed, _small_set()[1:3], fast=fast)
+    assert de < 2e-4 and df < 2e-4
+
+
+def test_compile_failure_falls_back_to_eager(fixed, monkeypatch, caplog):
+    """Where torch.compile cannot compile (no C++ compiler, an unsupported platform), the first
+    call says so in the log and the evaluation goes on eagerly, with the eager numbers."""
+    import logging
+
+    def broken_compile(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler found")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    fast = matgl_compat.FastM3GNetPES(fixed, compile=True)
+    assert fast.compiled
+    eager = matgl_compat.FastM3GNetPES(fixed)
+    s = _small_set()[3]
+    src, dst, vec = _bonds(s, float(fixed.model.cutoff))
+    index = {el: i for i, el in enumerate(fixed.model.element_types)}
+    args = (torch.tensor([index[site.specie.symbol] for site in s]), torch.from_numpy(src), torch.from_numpy(dst),
+            torch.from_numpy(vec), torch.zeros(len(s), dtype=torch.long), 1)
+    with caplog.at_level(logging.WARNING, logger="dismai_data.matgl_compat"):
+        e, f = fast.energies_forces(*args)
+    assert not fast.compiled
+    assert "torch.compile failed" in caplog.text and "no C++ compiler found" in caplog.text
+    e0, f0 = eager.energies_forces(*args)
+    assert torch.equal(e, e0) and torch.equal(f, f0)
 
 
 def test_fast_path_keeps_only_the_nonzero_three_body_terms_whatever_the_thread_count(fixed):

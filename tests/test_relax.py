@@ -219,6 +219,17 @@ def test_dask_local_cluster_matches_in_process(potential, ase_results):
     _same(ase_results[0], dask[0], 8)
 
 
+def test_compiled_engine_matches_ase_one_at_a_time(potential, ase_results):
+    """fast="compile" (the fast path through torch.compile) relaxes to ASE's result: same
+    trajectory up to float32 rounding; a bad ``fast`` value is refused by name."""
+    structures = [si8(), lco4()]
+    got = R.relax_batch(structures, potential, fast="compile")
+    for a, b, s in zip([ase_results[0], ase_results[2]], got, structures):
+        _same(a, b, len(s))
+    with pytest.raises(ValueError, match="fast must be True, False or 'compile', got 'fastest'"):
+        R.relax_many([si8()], potential=potential, progress=False, fast="fastest")
+
+
 def test_bad_input_names_the_item(potential):
     with pytest.raises(R.RelaxInputError, match="empty"):
         R.relax_many([], potential=potential, progress=False)

@@ -705,6 +705,13 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     t_build = time.monotonic()  # the time budget counts from here (reference relaxations included)
     folder = _workdir(p)
     folder.mkdir(parents=True, exist_ok=True)
+    if p["scheduler"] == "local":
+        # one LocalCluster for the whole build: its workers keep the potential (and a compiled
+        # evaluator) from round to round instead of a new cluster per round
+        from dismai_data.relax import local_cluster
+
+        with local_cluster(p["workers"]) as address:
+            return _generated_rows({**p, "scheduler": address})
     potential = load_potential()
     refs = references()
     area = float(np.linalg.norm(np.cross(refs["lateral"][0], refs["lateral"][1])))

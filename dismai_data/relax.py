@@ -29,6 +29,7 @@ Relaxation criterion everywhere: max per-atom force norm ``< fmax`` (ASE's crite
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
@@ -937,12 +938,39 @@ def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_
             _finish_shard(pairs, shards[k], results, folder)
 
 
+#: torch threads per worker of the clusters started by :func:`local_cluster`, by address
+_LOCAL_CLUSTER_THREADS: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int):
+    """A ``dask.distributed.LocalCluster`` of ``workers`` one-thread worker processes on
+    127.0.0.1 that lives for the ``with`` block; yields its scheduler address, which
+    :func:`relax_many` takes as ``scheduler``. Several relax_many calls then share the same
+    workers, which keep the loaded potential (and a ``fast="compile"`` evaluator compiled
+    once) between calls instead of starting a cluster each time as ``scheduler="local"``
+    does (the interface builder's rounds)."""
+    from distributed import LocalCluster
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           host="127.0.0.1")
+    address = cluster.scheduler_address
+    _LOCAL_CLUSTER_THREADS[address] = max(1, (os.cpu_count() or 1) // workers)
+    try:
+        yield address
+    finally:
+        _LOCAL_CLUSTER_THREADS.pop(address, None)
+        cluster.close()
+
+
 def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, scheduler, workers,
                 optimizer, fast=True):
     from distributed import Client, LocalCluster, wait
 
     cluster = None
-    torch_threads = None
+    torch_threads = _LOCAL_CLUSTER_THREADS.get(scheduler)
     if scheduler == "local":
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -1011,6 +1039,7 @@ __all__ = [
     "relax_ase",
     "relax_batch",
     "relax_many",
+    "local_cluster",
     "read_checkpoints",
     "input_hash",
 ]

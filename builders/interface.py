@@ -125,6 +125,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                          "Dismai-Bench interface extxyz files; split (train/val) from each file name"),
 }
 
+#: the ``engine`` parameter's values and the relax_many ``fast`` option each stands for
+_ENGINES = {"fast": True, "compile": "compile"}
+
 #: parameters that never change the data
 _RUNTIME = ("time_budget_s", "batch_size", "scheduler", "workers", "engine", "workdir", "from_files")
 
@@ -606,6 +609,8 @@ def _params(params: dict) -> dict:
         p["time_budget_s"] = None
     if p["scheduler"] in ("", "null", "None"):
         p["scheduler"] = None
+    if p["engine"] not in _ENGINES:
+        raise ValueError(f"interface: parameter engine must be 'fast' or 'compile', got {p['engine']!r}")
     if p["n_candidates"] < 1 or p["n_structures"] < 1:
         raise ValueError("interface: n_candidates and n_structures must be >= 1")
     return p
@@ -690,21 +695,15 @@ def gamma_jm2(energy: float, terms: dict) -> float:
 def _relax(items, p: dict, potential, folder: Path):
     from dismai_data.relax import relax_many
 
-    engines = {"fast": True, "compile": "compile"}
-    if p.get("engine", "fast") not in engines:
-        raise ValueError(f"interface: parameter engine must be 'fast' or 'compile', got {p['engine']!r}")
     return relax_many(items, potential=potential, fmax=p["fmax"], max_steps=p["max_steps"],
                       batch_size=p["batch_size"], checkpoint_dir=folder, scheduler=p["scheduler"],
-                      workers=p["workers"], progress=True, fast=engines[p.get("engine", "fast")])
+                      workers=p["workers"], progress=True, fast=_ENGINES[p["engine"]])
 
 
 def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     from dismai_data.relax import load_potential
     from dismai_data.structure import row_from_structure
 
-    t_build = time.monotonic()  # the time budget counts from here (reference relaxations included)
-    folder = _workdir(p)
-    folder.mkdir(parents=True, exist_ok=True)
     if p["scheduler"] == "local":
         # one LocalCluster for the whole build: its workers keep the potential (and a compiled
         # evaluator) from round to round instead of a new cluster per round
@@ -712,6 +711,9 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
 
         with local_cluster(p["workers"]) as address:
             return _generated_rows({**p, "scheduler": address})
+    t_build = time.monotonic()  # the time budget counts from here (reference relaxations included)
+    folder = _workdir(p)
+    folder.mkdir(parents=True, exist_ok=True)
     potential = load_potential()
     refs = references()
     area = float(np.linalg.norm(np.cross(refs["lateral"][0], refs["lateral"][1])))

@@ -470,10 +470,6 @@ def _fast_evaluator(potential, compile: bool = False):
     return fast or None
 
 
-#: values of the engines' ``fast`` option
-FAST_MODES = (True, False, "compile")
-
-
 def _fast_mode(fast):
     """Check an engine ``fast`` option: True (the fast exact path, eager), ``"compile"`` (the
     same path through torch.compile) or False (matgl's own forward)."""
@@ -967,19 +963,14 @@ def local_cluster(workers: int):
 
 def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, scheduler, workers,
                 optimizer, fast=True):
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, wait
 
-    cluster = None
+    if scheduler == "local":  # a cluster for this call only
+        with local_cluster(workers) as address:
+            return _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, address,
+                               workers, optimizer, fast)
     torch_threads = _LOCAL_CLUSTER_THREADS.get(scheduler)
-    if scheduler == "local":
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
-        torch_threads = max(1, (os.cpu_count() or 1) // workers)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
+    client = Client(scheduler)
     topic = f"dismai-relax-{uuid.uuid4().hex}"
     ticks = [0]
     lock = threading.Lock()
@@ -1025,8 +1016,6 @@ def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, 
         except Exception:
             pass
         client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 __all__ = [

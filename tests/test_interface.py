@@ -239,14 +239,14 @@ def test_tiny_build(tmp_path_factory):
     assert "--set scheduler=ADDRESS --set workers=N" in first
 
 
-def test_engine_parameter_is_checked_by_name(tmp_path):
+def test_engine_parameter_is_checked_by_name():
     """``--set engine=...`` takes 'fast' or 'compile' (the relaxations' force evaluation, a
-    runtime parameter outside the data hash); anything else is refused naming the parameter."""
+    runtime parameter outside the data hash); anything else is refused naming the parameter,
+    before any work starts."""
     assert I.PARAMETERS["engine"][0] == "fast" and "engine" in I._RUNTIME
-    p = {k: v for k, (v, _) in I.PARAMETERS.items()}
-    p["engine"] = "gpu-please"
+    assert I._params({"engine": "compile"})["engine"] == "compile"
     with pytest.raises(ValueError, match="parameter engine must be 'fast' or 'compile', got 'gpu-please'"):
-        I._relax([], p, None, tmp_path)
+        I._params({"engine": "gpu-please"})
 
 
 def test_local_scheduler_starts_one_cluster_for_all_rounds(tmp_path_factory, monkeypatch):

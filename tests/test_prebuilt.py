@@ -203,5 +203,5 @@ def test_the_shipped_a_si_build_is_intact_and_meets_the_quality_targets(tmp_path
         dist = atoms.get_all_distances(mic=True)
         np.fill_diagonal(dist, np.inf)
         assert dist.min() == pytest.approx(row["min_distance"], abs=1e-6)
-        density = 256 * 28.0855 / 6.02214076e23 / (atoms.get_volume() * 1e-24)
+        density = 256 * a_si.SI_MASS / a_si.AVOGADRO / (atoms.get_volume() * 1e-24)
         assert density == pytest.approx(row["density"], rel=1e-6)

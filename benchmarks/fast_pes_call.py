@@ -2,17 +2,21 @@
 inputs (``--n`` unrelaxed LSC-LCO interfaces of ``builders.interface.unrelaxed_interfaces``,
 one torch thread, calls alternated so that load from other work falls on each alike):
 
-* ``33 terms``: ``matgl_compat.FastM3GNetPES`` as it is: the three-body moments carry only
-  the 33 (column, monomial) terms whose coefficient is non-zero;
+* ``33 terms``: ``matgl_compat.FastM3GNetPES(potential, onednn=False)``: the three-body
+  moments carry only the 33 (column, monomial) terms whose coefficient is non-zero, matrix
+  products through torch's ``F.linear`` (MKL's sgemm in this torch build);
 * ``90 terms``: the same object with all 9 x 10 terms (the zeros included), which is what it
   evaluated before the ~1e-17 residues of the coefficient solve were zeroed (it kept 33 to 90
   of them depending on the LAPACK thread count);
+* ``oneDNN``: ``FastM3GNetPES(potential)`` as the engine uses it, the matrix products
+  through oneDNN (``dismai::onednn_linear``) where it is usable;
 * ``--compile``: ``FastM3GNetPES(potential, compile=True)``, the engine's ``fast="compile"``
   path (the same function through ``torch.compile(dynamic=True)``, inductor's C++ CPU
-  kernels; the compile time is printed and not counted).
+  kernels, oneDNN products), and the same compiled with ``onednn=False``; the compile time
+  is printed and not counted.
 
 Prints the thread CPU time per call (minimum and median over ``--repeats``), each one's
-speed-up over the 33-term eager call,
+speed-up over the 33-term eager call with F.linear products,
 and the largest energy and force differences against the 33-term call.
 
 ``--dask-malloc``: instead, the 33-term call in two child processes that run with Dask's
@@ -60,8 +64,8 @@ def main(argv=None) -> int:
     from dismai_data.matgl_compat import FastM3GNetPES
 
     potential = relax.load_potential()
-    new = FastM3GNetPES(potential)
-    full = FastM3GNetPES(potential)
+    new = FastM3GNetPES(potential, onednn=False)
+    full = FastM3GNetPES(potential, onednn=False)
     ncol = new._fold.shape[1]
     kern = torch.zeros(ncol, 10, dtype=new._pair_coef.dtype)
     kern[new._pair_col, new._pair_mono] = new._pair_coef
@@ -105,13 +109,20 @@ def main(argv=None) -> int:
           f"{len(new._pair_col)} (as shipped) vs {len(full._pair_col)}; load average {os.getloadavg()[0]:.2f}")
 
     calls = {"33 terms": new.energies_forces, "90 terms": full.energies_forces}
+    engine = FastM3GNetPES(potential)
+    print(f"oneDNN products usable here: {engine.onednn}")
+    if engine.onednn:
+        calls["oneDNN"] = engine.energies_forces
     if args.compile:
-        compiled = FastM3GNetPES(potential, compile=True)
-        t0 = time.perf_counter()
-        compiled.energies_forces(*inputs, offsets=offsets)
-        print(f"torch.compile: first call (compilation) {time.perf_counter() - t0:.1f} s wall; "
-              f"compiled: {compiled.compiled}")
-        calls["compiled 33 terms"] = compiled.energies_forces
+        for name, kw in (("compiled oneDNN", {}), ("compiled F.linear", {"onednn": False})):
+            if name == "compiled oneDNN" and not engine.onednn:
+                continue
+            compiled = FastM3GNetPES(potential, compile=True, **kw)
+            t0 = time.perf_counter()
+            compiled.energies_forces(*inputs, offsets=offsets)
+            print(f"torch.compile ({name}): first call (compilation) {time.perf_counter() - t0:.1f} s wall; "
+                  f"compiled: {compiled.compiled}")
+            calls[name] = compiled.energies_forces
     e_ref, f_ref = new.energies_forces(*inputs, offsets=offsets)
     times: dict[str, list[float]] = {k: [] for k in calls}
     for name, f in calls.items():  # warm-up and differences

@@ -117,7 +117,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "scheduler": (None, "relax_many scheduler: null (in process), 'local' or a Dask scheduler address"),
     "workers": (1, "relax_many workers; does not change the data"),
     "engine": ("fast", "force evaluation of the relaxations: 'fast' (the fast exact M3GNet path) or 'compile' "
-                       "(the same path through torch.compile: about 1.3x less CPU per force call after a "
+                       "(the same path through torch.compile: about 1.15x less CPU per force call after a "
                        "compilation of 10-40 s in each process); float32 rounding differs only"),
     "workdir": (None, "folder for checkpoints; a rerun continues there (default: $DISMAI_HOME or the user "
                       "cache dir, under work/interface-<hash of the data parameters>)"),

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fix_potential", "is_fixed", "LegacyM3GNetGraphConv", "FastM3GNetPES"]
+__all__ = ["fix_potential", "is_fixed", "LegacyM3GNetGraphConv", "FastM3GNetPES", "onednn_matmul_usable"]
 
 _LEGACY_CLASS = None
 
@@ -104,6 +104,89 @@ def __getattr__(name: str) -> Any:
     if name == "LegacyM3GNetGraphConv":
         return _legacy_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_ONEDNN_LINEAR = None
+_ONEDNN_OK = None
+#: With oneDNN products, bonds are padded to a multiple of this (see energies_forces).
+_BOND_BUCKET = 256
+
+
+def _onednn_linear_class():
+    """Register (once) the operator ``dismai::onednn_linear(x, w, b) = x W^T + b`` through
+    oneDNN, with its input gradient ``g W`` (the weights are constants: no weight gradients),
+    and return ``(operator, eager_function)``, two callables ``(x, w, b) -> y`` of the same
+    product. A ``torch.library`` custom operator, so that
+    ``torch.compile`` keeps it as one opaque call (inductor's own lowering of
+    ``mkldnn._linear_pointwise`` expects prepacked constant weights) and fuses around it."""
+    global _ONEDNN_LINEAR
+    if _ONEDNN_LINEAR is not None:
+        return _ONEDNN_LINEAR
+    import torch
+
+    # explicit schema: this module's annotations are strings (``from __future__ import annotations``)
+    @torch.library.custom_op("dismai::onednn_linear", mutates_args=(),
+                             schema="(Tensor x, Tensor w, Tensor? b) -> Tensor")
+    def onednn_linear(x, w, b):
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w.contiguous(), b, "none", [], "")
+
+    @onednn_linear.register_fake
+    def _(x, w, b):
+        return x.new_empty((x.shape[0], w.shape[0]))
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1])
+
+    def backward(ctx, grad):
+        (w,) = ctx.saved_tensors
+        return onednn_linear(grad, w.t().contiguous(), None), None, None
+
+    onednn_linear.register_autograd(backward, setup_context=setup_context)
+
+    class OneDNNLinear(torch.autograd.Function):
+        """The same product and input gradient for eager evaluation: an ``autograd.Function``
+        that calls oneDNN directly, without the custom operator's Python dispatch (about 80
+        microseconds a call, ~120 calls per force call). Not traceable by inductor, which
+        lowers ``mkldnn._linear_pointwise`` itself: compiled code uses the operator."""
+
+        @staticmethod
+        def forward(ctx, x, w, b):
+            ctx.save_for_backward(w)
+            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w.contiguous(), b, "none", [], "")
+
+        @staticmethod
+        def backward(ctx, grad):
+            (w,) = ctx.saved_tensors
+            return (torch.ops.mkldnn._linear_pointwise(grad.contiguous(), w.t().contiguous(), None, "none", [], ""),
+                    None, None)
+
+    _ONEDNN_LINEAR = (onednn_linear, OneDNNLinear.apply)
+    return _ONEDNN_LINEAR
+
+
+def onednn_matmul_usable(device=None, dtype=None) -> bool:
+    """True where ``torch.ops.mkldnn._linear_pointwise`` runs float32 matrix products on the
+    CPU here and agrees with ``torch.nn.functional.linear`` (checked once on a small
+    product)."""
+    import torch
+
+    if (device is not None and torch.device(device).type != "cpu") or \
+            (dtype is not None and dtype != torch.float32):
+        return False
+    global _ONEDNN_OK
+    if _ONEDNN_OK is None:
+        try:
+            if not torch.backends.mkldnn.is_available():
+                raise RuntimeError("oneDNN is not available in this torch build")
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(37, 64, generator=gen)
+            w = torch.randn(48, 64, generator=gen)
+            b = torch.randn(48, generator=gen)
+            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+            _ONEDNN_OK = bool(torch.allclose(y, torch.nn.functional.linear(x, w, b), rtol=1e-5, atol=1e-4))
+        except Exception:  # no oneDNN, an unsupported CPU: plain torch products
+            _ONEDNN_OK = False
+    return _ONEDNN_OK
 
 
 def _model_of(potential):
@@ -148,7 +231,7 @@ class FastM3GNetPES:
     computed with less work. Used by the batched relaxation engine; ``tests/test_relax.py``
     checks it against matgl's ``PESCalculator`` on the same structures.
 
-    Two rewrites, both exact in exact arithmetic (float32 rounding differs only):
+    Three rewrites, all exact in exact arithmetic (float32 rounding differs only):
 
     * **Three-body block without the line graph.** matgl builds every triple ``(j, i, k)`` of
       bonds ``i->j``, ``i->k`` within the three-body cutoff (about 680 000 triples for eight
@@ -167,9 +250,20 @@ class FastM3GNetPES:
       (W_a v)_i + (W_b v)_j + W_c e_ij``, so the node parts are computed once per atom and
       gathered (about 40 % fewer multiply-adds per bond, no concatenated copy).
 
+    * **Matrix products through oneDNN** (``onednn``: None = where usable, the default). The
+      PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm, which on this
+      project's AMD EPYC machines (AVX-512) runs the model's shapes (bonds x 64 -> 64, 9 -> 64)
+      at about 60-85 GFLOP/s on one core; oneDNN's kernels do the same products at about
+      155-215 GFLOP/s (``benchmarks/gemm_rates.py``). Every linear layer on bonds, forward and
+      backward, goes through the custom operator ``dismai::onednn_linear`` (``x W^T + b``
+      and the input gradient ``g W``; no weight gradients). Same products, another summation
+      order: float32 rounding differs only. ``onednn_matmul_usable`` checks it once on a small
+      product; elsewhere (another device, dtype, a torch without oneDNN) ``F.linear`` is used.
+
     ``compile=True`` evaluates the same function through ``torch.compile`` (inductor's fused
-    C++ kernels; about 1.3x less CPU per force call on batches of 264-atom interfaces, see
-    ``benchmarks/relax_engine.py --compile``; float32 rounding differs, forces by ~1e-5 eV/Å).
+    C++ kernels around the oneDNN calls; about 1.15x less CPU per force call than the eager
+    path on 264-atom interfaces, see ``benchmarks/fast_pes_call.py --compile``; float32
+    rounding differs, forces by ~1e-5 eV/Å).
 
     Bond vectors come in as float64 (exact periodic images from the caller) and are rounded
     to float32 once; forces are ``-dE/dr`` through a per-atom displacement. Only the
@@ -177,7 +271,7 @@ class FastM3GNetPES:
     ``NotImplementedError`` names what differs, and callers then use matgl's own forward.
     """
 
-    def __init__(self, potential, compile: bool = False):
+    def __init__(self, potential, compile: bool = False, onednn: bool | None = None):
         import torch
         from matgl.layers._graph_convolution import M3GNetGraphConv
         from matgl.layers._three_body import ThreeBodyInteractions
@@ -246,6 +340,11 @@ class FastM3GNetPES:
         self._n_node = int(model.embedding.layer_node_embedding.embedding_dim)
         if units != 3 * self._n_node:
             raise NotImplementedError("edge update input is not [v_i, v_j, e_ij]")
+        self.onednn = onednn_matmul_usable(self.device, self.dtype) if onednn is None else bool(onednn)
+        if self.onednn and not onednn_matmul_usable(self.device, self.dtype):
+            raise NotImplementedError("oneDNN float32 matrix products are not usable here")
+        if self.onednn:
+            _onednn_linear_class()  # register the operator now (not inside a traced call)
         self.compiled = False
         self._forward = self._atomic
         if compile:
@@ -285,6 +384,27 @@ class FastM3GNetPES:
         self.compiled = True
 
     # ------------------------------------------------------------------ pieces
+    def _mm(self, x, w, b=None):
+        """``x W^T + b`` (``w``: (out, in)), through oneDNN where :attr:`onednn`."""
+        import torch.nn.functional as F
+
+        if not self.onednn:
+            return F.linear(x, w, b)
+        operator, function = _onednn_linear_class()  # module-level: the object stays deep-copyable
+        return (operator if self.compiled else function)(x, w, b)
+
+    def _seq(self, layers, x):
+        """Apply a matgl ``Sequential``/``MLP`` layer list with :meth:`_mm` for the linears."""
+        import torch
+
+        for mod in layers:
+            x = self._mm(x, mod.weight, mod.bias) if isinstance(mod, torch.nn.Linear) else mod(x)
+        return x
+
+    def _gated(self, mlp, x):
+        """matgl's ``GatedMLP.forward`` with :meth:`_mm` for the linears."""
+        return self._seq(mlp.layers, x) * self._seq(mlp.gates, x)
+
     def _gated_split(self, mlp, node_feat, src, dst, edge_feat):
         """``mlp(hstack([v[src], v[dst], e]))`` for matgl's GatedMLP without the concatenation:
         first layer ``W_a v_src + W_b v_dst + W_c e + bias`` with the node parts per atom."""
@@ -297,10 +417,13 @@ class FastM3GNetPES:
             lin = seq[0]
             w = lin.weight
             h = w.shape[0]
-            pq = F.linear(node_feat, torch.cat((w[:, :n], w[:, n:2 * n]), 0))  # (N, 2h): W_a v, W_b v
+            pq = self._mm(node_feat, torch.cat((w[:, :n], w[:, n:2 * n]), 0))  # (N, 2h): W_a v, W_b v
             pa = pq[:, :h] if lin.bias is None else pq[:, :h] + lin.bias
             x = pa.index_select(0, src) + pq[:, h:].index_select(0, dst)
-            if self.compiled:
+            if self.onednn:
+                x = x + self._mm(edge_feat, w[:, 2 * n:])
+                x = self._seq(list(seq)[1:], x)
+            elif self.compiled:
                 # matrix product and additions apart: inductor then adds them inside its fused
                 # element-wise kernels instead of copying the addend into the product's output
                 # first (aten.addmm on CPU), one pass over (E, 64) less per layer
@@ -335,6 +458,19 @@ class FastM3GNetPES:
         node_graph = node_graph.to(dev, torch.long)
         n_nodes = int(node_type.shape[0])
         vec0 = bond_vec.to(dev).to(dt)
+        mask = None
+        pad = (-int(src.shape[0])) % _BOND_BUCKET if self.onednn else 0
+        if pad:
+            # pad the bonds to a multiple of _BOND_BUCKET with inert bonds (atom 0 to itself,
+            # 2 cutoffs long, messages masked to exact zeros): oneDNN builds a kernel for each
+            # new row count (about 1.3 ms per product shape, ~13 ms per force call where the
+            # bond count changes at every relaxation step); this way the shapes repeat
+            far = 2.0 * float(self.model.cutoff)
+            src = torch.cat((src, src.new_zeros(pad)))
+            dst = torch.cat((dst, dst.new_zeros(pad)))
+            vec0 = torch.cat((vec0, vec0.new_tensor([far, 0.0, 0.0]).expand(pad, 3)))
+            mask = torch.ones((int(src.shape[0]), 1), dtype=dt, device=dev)
+            mask[-pad:] = 0.0
         if getattr(self.potential, "element_refs", None) is None:
             offsets = torch.zeros(n_graphs, dtype=dt, device=dev)
         elif offsets is None:
@@ -343,7 +479,7 @@ class FastM3GNetPES:
         disp = torch.zeros((n_nodes, 3), dtype=dt, device=dev, requires_grad=True)
         with torch.enable_grad():
             try:
-                atomic = self._forward(node_type, src, dst, vec0, disp)
+                atomic = self._forward(node_type, src, dst, vec0, disp, mask)
             except Exception as exc:
                 if not self.compiled:
                     raise
@@ -354,7 +490,7 @@ class FastM3GNetPES:
                     type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
                 self.compiled = False
                 self._forward = self._atomic
-                atomic = self._forward(node_type, src, dst, vec0, disp)
+                atomic = self._forward(node_type, src, dst, vec0, disp, mask)
             # per-graph sums outside the compiled graph (inductor miscompiles the scatter into a
             # buffer of one graph)
             energies = torch.zeros(n_graphs, dtype=atomic.dtype, device=dev).index_add(0, node_graph, atomic)
@@ -362,10 +498,13 @@ class FastM3GNetPES:
             (grad,) = torch.autograd.grad(energies.sum(), disp)
         return energies.detach(), -grad
 
-    def _atomic(self, node_type, src, dst, vec0, disp):
+    def _atomic(self, node_type, src, dst, vec0, disp, mask=None):
         """The model's per-atom outputs (N,) as a function of the per-atom displacement
         ``disp`` (what :meth:`energies_forces` sums per graph, scales and differentiates);
-        tensors already on the model's device and dtype."""
+        tensors already on the model's device and dtype. ``mask`` (E, 1): 1 for real bonds,
+        0 for padding bonds, whose node messages are then exact zeros (their three-body terms
+        already are: they lie beyond the three-body cutoff, where ``polynomial_cutoff`` is 0),
+        so they change no atom's features, energy or force."""
         import torch
         from matgl.utils.cutoff import polynomial_cutoff
 
@@ -382,20 +521,28 @@ class FastM3GNetPES:
                            1)  # (E, 10)
         mono = mono.index_select(1, self._pair_mono)  # (E, K) monomial of each pair
         evalk = mono * self._pair_coef  # (E, K) coefficient x monomial of the receiving bond
-        node_feat, edge_feat, _ = model.embedding(node_type, rbf, None)
+        emb = model.embedding
+        if getattr(emb, "ntypes_node", None) is not None and getattr(emb, "dim_edge_embedding", None) is not None \
+                and hasattr(emb.layer_edge_embedding, "layers"):
+            node_feat = emb.layer_node_embedding(node_type)
+            edge_feat = self._seq(emb.layer_edge_embedding.layers, rbf)
+        else:
+            node_feat, edge_feat, _ = emb(node_type, rbf, None)
         for t, (tb, gl) in enumerate(zip(model.three_body_interactions, model.graph_layers)):
             # three-body: moments per atom, evaluated per bond
             b = sbf * tb.update_network_atom(node_feat).index_select(0, dst)  # (E, ncol)
             moments = torch.zeros((n_nodes, mono.shape[1]), dtype=dt, device=dev)
             moments = moments.index_add(0, src, b.index_select(1, self._pair_col) * mono)  # (N, K)
             s = (moments.index_select(0, src) * evalk) @ self._fold - b * self._y_at_1
-            edge_feat = edge_feat + tb.update_network_bond(s * w3[:, None])
+            edge_feat = edge_feat + self._gated(tb.update_network_bond, s * w3[:, None])
             # graph convolution (M3GNetGraphConv.forward, include_state=False)
             conv = gl.conv
             edge_feat = edge_feat + self._gated_split(conv.edge_update_func, node_feat, src, dst,
-                                                      edge_feat) * conv.edge_weight_func(rbf)
+                                                      edge_feat) * self._seq([conv.edge_weight_func], rbf)
             mess = self._gated_split(conv.node_update_func, node_feat, src, dst,
-                                     edge_feat) * conv.node_weight_func(rbf)
+                                     edge_feat) * self._seq([conv.node_weight_func], rbf)
+            if mask is not None:
+                mess = mess * mask
             agg = dst if self._agg_dst[t] else src
             node_feat = node_feat + torch.zeros_like(node_feat).index_add(0, agg, mess)
         return model.final_layer(node_feat).view(-1)

@@ -5,6 +5,7 @@ sums into the destination atom again (see the module docstring for the bug)."""
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 from pathlib import Path
 
@@ -250,6 +251,81 @@ def test_compiled_fast_path_equals_matgl_calculator(fixed):
     # another batch size and other atom counts reuse the compiled code (dynamic shapes)
     de, df, _ = _fast_vs_calculator(fixed, _small_set()[1:3], fast=fast)
     assert de < 2e-4 and df < 2e-4
+
+
+def test_onednn_and_plain_matrix_products_both_equal_matgl_calculator(fixed):
+    """The matrix products through oneDNN (the default where it is usable) and through torch's
+    own ``F.linear`` (MKL here) give matgl's energies and forces alike, and each other's to
+    float32 rounding."""
+    plain = matgl_compat.FastM3GNetPES(fixed, onednn=False)
+    assert not plain.onednn
+    de, df, fm = _fast_vs_calculator(fixed, _small_set(), fast=plain)
+    assert fm > 1.0 and de < 2e-4 and df < 2e-4
+    if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+        pytest.skip("oneDNN float32 products are not usable on this machine")
+    fast = matgl_compat.FastM3GNetPES(fixed)
+    assert fast.onednn  # the default where usable
+    de, df, _ = _fast_vs_calculator(fixed, _small_set(), fast=fast)
+    assert de < 2e-4 and df < 2e-4
+
+
+def test_onednn_linear_value_and_input_gradient_equal_torch_linear():
+    """``dismai::onednn_linear``: x W^T + b and its input gradient g W equal F.linear's and
+    autograd's on the same numbers (float32 rounding), for the shapes the model uses; it asks
+    for no weight gradient."""
+    if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+        pytest.skip("oneDNN float32 products are not usable on this machine")
+    gen = torch.Generator().manual_seed(1)
+    for op, (rows, k, m, bias) in itertools.product(
+            matgl_compat._onednn_linear_class(), ((1000, 64, 64, True), (777, 9, 64, False), (13, 64, 128, True))):
+        w = torch.randn(m, k, generator=gen)
+        b = torch.randn(m, generator=gen) if bias else None
+        x = torch.randn(rows, k, generator=gen, requires_grad=True)
+        g = torch.randn(rows, m, generator=gen)
+        y = op(x, w, b)
+        (gx,) = torch.autograd.grad(y, x, g)
+        x_ref = x.detach().clone().requires_grad_(True)
+        y_ref = torch.nn.functional.linear(x_ref, w, b)
+        (gx_ref,) = torch.autograd.grad(y_ref, x_ref, g)
+        assert y.shape == y_ref.shape and gx.shape == gx_ref.shape
+        assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-4)
+        assert torch.allclose(gx, gx_ref, rtol=1e-5, atol=1e-4)
+
+
+def test_padding_bonds_changes_no_number(fixed, monkeypatch):
+    """With oneDNN products the bonds are padded to a multiple of _BOND_BUCKET with inert
+    bonds (so that oneDNN's kernels for each row count are reused between relaxation steps);
+    the energies and forces are exactly those without padding, and the padded call sees a row
+    count that is a multiple of the bucket."""
+    if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+        pytest.skip("oneDNN float32 products are not usable on this machine")
+    s = _small_set()[3]
+    src, dst, vec = _bonds(s, float(fixed.model.cutoff))
+    index = {el: i for i, el in enumerate(fixed.model.element_types)}
+    args = (torch.tensor([index[site.specie.symbol] for site in s]), torch.from_numpy(src), torch.from_numpy(dst),
+            torch.from_numpy(vec), torch.zeros(len(s), dtype=torch.long), 1)
+    fast = matgl_compat.FastM3GNetPES(fixed)
+    assert len(src) % matgl_compat._BOND_BUCKET != 0  # this structure needs padding
+    rows = []
+    atomic = fast._forward
+    fast._forward = lambda *a: rows.append(int(a[1].shape[0])) or atomic(*a)
+    e_pad, f_pad = fast.energies_forces(*args)
+    assert rows[-1] % matgl_compat._BOND_BUCKET == 0 and rows[-1] > len(src)
+    monkeypatch.setattr(matgl_compat, "_BOND_BUCKET", 1)
+    e, f = fast.energies_forces(*args)
+    assert rows[-1] == len(src)
+    assert torch.equal(e_pad, e) and torch.equal(f_pad, f)
+
+
+def test_onednn_refused_where_it_is_not_usable(fixed, monkeypatch):
+    """Where the oneDNN check fails (no oneDNN in the torch build, another device or dtype),
+    the default falls back to torch's own products and an explicit onednn=True says why."""
+    assert not matgl_compat.onednn_matmul_usable("cpu", torch.float64)
+    assert not matgl_compat.onednn_matmul_usable("meta", torch.float32)
+    monkeypatch.setattr(matgl_compat, "_ONEDNN_OK", False)
+    assert not matgl_compat.FastM3GNetPES(fixed).onednn
+    with pytest.raises(NotImplementedError, match="oneDNN float32 matrix products are not usable"):
+        matgl_compat.FastM3GNetPES(fixed, onednn=True)
 
 
 def test_compile_failure_falls_back_to_eager(fixed, monkeypatch, caplog):

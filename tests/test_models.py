@@ -70,7 +70,9 @@ def test_generator_outputs_fractional_coordinates_in_block_order():
     assert f.shape == (5, 12, 3) and f.dtype == np.float64 and f.min() >= 0 and f.max() <= 1
     rows = m.generate(2, seed=3)
     assert rows[0]["species"] == ["Cr"] * 4 + ["Fe"] * 8
-    np.testing.assert_array_equal(np.array(rows[0]["frac_coords"]), f[0] % 1.0)
+    # the same draw: a batch of 2 and a batch of 5 through the generator agree to float32
+    # rounding (the matrix-product blocking may depend on the batch size)
+    np.testing.assert_allclose(np.array(rows[0]["frac_coords"]), f[0] % 1.0, rtol=0, atol=1e-6)
     assert not np.array_equal(m.sample_frac(1, seed=4), f[:1])
 
 

@@ -87,18 +87,14 @@ def load_structures(args):
             f"fallback ({why}): {args.n} rattled (0.1 Å) 216-atom Si cells, seed {args.seed}")
 
 
-def _warm_worker(path: str, fast) -> None:
-    """On a Dask worker: what its first task would do once (the potential loaded and cached,
-    the evaluator built and, with --compile, compiled) on a 2-step relaxation of a small cell,
-    with the thread and memory settings of the engine's tasks."""
-    import torch
-
+def _warm_worker(potential_ref, fast) -> None:
+    """On a Dask worker: the engine's own shard task (``relax._relax_shard_task``: its thread
+    and memory settings, the potential loaded and cached, the evaluator built and, with
+    --compile, compiled) on a 2-step relaxation of a small cell, so that none of that one-time
+    work falls inside the timed run."""
     from dismai_data import relax
 
-    relax.keep_freed_memory()
-    torch.set_num_threads(1)
-    relax.relax_many(fallback_si(1, 99)[:1], potential=relax.load_potential(path), max_steps=2, progress=False,
-                     fast=fast)
+    relax._relax_shard_task([(0, "warm-up", fallback_si(1, 99)[0])], potential_ref, 0.05, 2, 1, None, 1, fast=fast)
 
 
 def main(argv=None) -> int:
@@ -152,32 +148,34 @@ def main(argv=None) -> int:
     batch = args.batch_size or -(-len(structures) // args.workers)
     stats: dict = {}
     setup = 0.0
+
+    def engine_run(scheduler=None):
+        return relax_many(structures, potential=potential, fmax=args.fmax, max_steps=args.max_steps,
+                          batch_size=batch, progress=False, optimizer=args.optimizer, fast=fast, stats=stats,
+                          scheduler=scheduler)
+
     if args.workers > 1:
         from distributed import Client
 
-        from dismai_data.relax import local_cluster
+        from dismai_data.relax import _potential_ref, local_cluster
 
         # the cluster and each worker's one-time work (imports, loading the potential, with
         # --compile the compilation) before the clock, as for the in-process warm-up: the
         # figure is the engine's throughput; the setup is printed and counted separately
         tw = time.perf_counter()
         with local_cluster(args.workers) as address, Client(address) as client:
-            client.run(_warm_worker, potential.dismai_path, fast)
+            client.run(_warm_worker, _potential_ref(potential), fast)
             setup = time.perf_counter() - tw
             cpu0 = sum(client.run(time.process_time).values())
             t0, c0 = time.perf_counter(), time.process_time()
-            batched = relax_many(structures, potential=potential, fmax=args.fmax, max_steps=args.max_steps,
-                                 batch_size=batch, progress=False, optimizer=args.optimizer,
-                                 fast=fast, stats=stats, scheduler=address)
+            batched = engine_run(address)
             t_b = time.perf_counter() - t0
             c_b = time.process_time() - c0 + sum(client.run(time.process_time).values()) - cpu0
         print(f"Dask setup (not timed): {setup:.1f} s wall (LocalCluster of {args.workers} one-thread workers, "
               f"each importing, loading the potential{' and compiling' if args.compile else ''})")
     else:
         t0, c0 = time.perf_counter(), time.process_time()
-        batched = relax_many(structures, potential=potential, fmax=args.fmax, max_steps=args.max_steps,
-                             batch_size=batch, progress=False, optimizer=args.optimizer,
-                             fast=fast, stats=stats)
+        batched = engine_run()
         t_b, c_b = time.perf_counter() - t0, time.process_time() - c0
     engine = ("matgl forward" if args.matgl_forward else
               "fast exact M3GNet path" + (" through torch.compile" if args.compile else ""))

@@ -112,6 +112,13 @@ _ONEDNN_OK = None
 _BOND_BUCKET = 256
 
 
+def _onednn_product(x, w, b):
+    """``x W^T + b`` by oneDNN (``w``: (out, in); contiguous copies where needed)."""
+    import torch
+
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w.contiguous(), b, "none", [], "")
+
+
 def _onednn_linear_class():
     """Register (once) the operator ``dismai::onednn_linear(x, w, b) = x W^T + b`` through
     oneDNN, with its input gradient ``g W`` (the weights are constants: no weight gradients),
@@ -128,7 +135,7 @@ def _onednn_linear_class():
     @torch.library.custom_op("dismai::onednn_linear", mutates_args=(),
                              schema="(Tensor x, Tensor w, Tensor? b) -> Tensor")
     def onednn_linear(x, w, b):
-        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w.contiguous(), b, "none", [], "")
+        return _onednn_product(x, w, b)
 
     @onednn_linear.register_fake
     def _(x, w, b):
@@ -152,13 +159,12 @@ def _onednn_linear_class():
         @staticmethod
         def forward(ctx, x, w, b):
             ctx.save_for_backward(w)
-            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w.contiguous(), b, "none", [], "")
+            return _onednn_product(x, w, b)
 
         @staticmethod
         def backward(ctx, grad):
             (w,) = ctx.saved_tensors
-            return (torch.ops.mkldnn._linear_pointwise(grad.contiguous(), w.t().contiguous(), None, "none", [], ""),
-                    None, None)
+            return _onednn_product(grad, w.t(), None), None, None
 
     _ONEDNN_LINEAR = (onednn_linear, OneDNNLinear.apply)
     return _ONEDNN_LINEAR
@@ -182,7 +188,7 @@ def onednn_matmul_usable(device=None, dtype=None) -> bool:
             x = torch.randn(37, 64, generator=gen)
             w = torch.randn(48, 64, generator=gen)
             b = torch.randn(48, generator=gen)
-            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+            y = _onednn_product(x, w, b)
             _ONEDNN_OK = bool(torch.allclose(y, torch.nn.functional.linear(x, w, b), rtol=1e-5, atol=1e-4))
         except Exception:  # no oneDNN, an unsupported CPU: plain torch products
             _ONEDNN_OK = False
@@ -340,9 +346,10 @@ class FastM3GNetPES:
         self._n_node = int(model.embedding.layer_node_embedding.embedding_dim)
         if units != 3 * self._n_node:
             raise NotImplementedError("edge update input is not [v_i, v_j, e_ij]")
-        self.onednn = onednn_matmul_usable(self.device, self.dtype) if onednn is None else bool(onednn)
-        if self.onednn and not onednn_matmul_usable(self.device, self.dtype):
+        usable = onednn_matmul_usable(self.device, self.dtype)
+        if onednn and not usable:
             raise NotImplementedError("oneDNN float32 matrix products are not usable here")
+        self.onednn = usable if onednn is None else bool(onednn)
         if self.onednn:
             _onednn_linear_class()  # register the operator now (not inside a traced call)
         self.compiled = False

@@ -259,8 +259,8 @@ class FastM3GNetPES:
     * **Matrix products through oneDNN** (``onednn``: None = where usable, the default). The
       PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm, which on this
       project's AMD EPYC machines (AVX-512) runs the model's shapes (bonds x 64 -> 64, 9 -> 64)
-      at about 60-85 GFLOP/s on one core; oneDNN's kernels do the same products at about
-      155-215 GFLOP/s (``benchmarks/gemm_rates.py``). Every linear layer on bonds, forward and
+      at 54-81 GFLOP/s on one core; oneDNN's kernels do the same products at 146-210 GFLOP/s,
+      1.9-2.9x faster (``benchmarks/gemm_rates.py``). Every linear layer on bonds, forward and
       backward, goes through the custom operator ``dismai::onednn_linear`` (``x W^T + b``
       and the input gradient ``g W``; no weight gradients). Same products, another summation
       order: float32 rounding differs only. ``onednn_matmul_usable`` checks it once on a small

@@ -208,16 +208,20 @@ def _normal_frame(lattice_matrix: np.ndarray) -> np.ndarray:
 
 
 def _planes(z: np.ndarray, tol: float = 0.6) -> list[np.ndarray]:
-    """Indices grouped into atomic planes along z (sorted; a gap > tol starts a new plane)."""
+    """Indices grouped into atomic planes along z (planes bottom to top; a gap > tol starts a new
+    plane). Within a plane the indices are ordered by z rounded to 1e-6 Å, then by index: atoms
+    of one flat plane share z up to the last bits, and ordering by raw z let those bits, which
+    differ between CPUs and BLAS builds, reorder them (and change the Tasker pick that follows)."""
     order = np.argsort(z, kind="stable")
     groups, cur = [], [order[0]]
     for i, j in zip(order[:-1], order[1:]):
         if z[j] - z[i] > tol:
-            groups.append(np.array(cur))
+            groups.append(cur)
             cur = []
         cur.append(j)
-    groups.append(np.array(cur))
-    return groups
+    groups.append(cur)
+    zr = np.round(z, 6)
+    return [np.array(sorted(g, key=lambda i: (zr[i], i))) for g in groups]
 
 
 def _plane_basis(bulk, hkl):
@@ -240,6 +244,12 @@ def _plane_basis(bulk, hkl):
     return prim, n, np.array([v1, v2])
 
 
+def _wrap(frac: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """Fractional coordinates into [-tol, 1 - tol): an atom on a cell face (0 or 1 up to rounding)
+    lands on the same face on every CPU, where ``% 1.0`` sends 1 - 1e-16 and 0 to opposite faces."""
+    return frac - np.floor(frac + tol)
+
+
 def _column(prim, sl: np.ndarray, n_copies: int = 14):
     """Cartesian coordinates (frame: sl[0] along x, in-plane xy, normal +z) and species of a stack
     of ``n_copies`` supercells of ``prim`` with in-plane vectors ``sl`` and the third vector the
@@ -258,11 +268,11 @@ def _column(prim, sl: np.ndarray, n_copies: int = 14):
     cand = vecs[ok][np.lexsort((np.linalg.norm(vecs[ok], axis=1), np.round(dn[ok], 6)))]
     s3 = cand[0]
     m = np.rint(np.array([sl[0], sl[1], s3]) @ np.linalg.inv(L)).astype(int)
-    sc = Structure.from_sites(prim.sites)
+    sc = Structure(prim.lattice, prim.species, _wrap(prim.frac_coords))
     sc.make_supercell(m)
     rot = _normal_frame(sc.lattice.matrix)
     mat = sc.lattice.matrix @ rot.T
-    base = sc.frac_coords % 1.0
+    base = _wrap(sc.frac_coords)
     cart, species = [], []
     for k in range(-1, n_copies):
         cart.append((base + [0, 0, k]) @ mat)
@@ -270,7 +280,7 @@ def _column(prim, sl: np.ndarray, n_copies: int = 14):
     cart = np.vstack(cart)
     lat2 = mat[:2].copy()
     fr = np.linalg.solve(lat2[:, :2].T, cart[:, :2].T).T
-    cart[:, :2] = np.mod(fr, 1.0) @ lat2[:, :2]
+    cart[:, :2] = _wrap(fr) @ lat2[:, :2]
     return cart, species, lat2
 
 
@@ -311,17 +321,33 @@ def zsl_match(lco_basis, lsc_basis, max_area: float = 260.0) -> dict:
     return {"film_vectors": best[1], "substrate_vectors": best[2], "record": best[3]}
 
 
-def _pick_spread(xy: np.ndarray, lat2: np.ndarray, k: int) -> list[int]:
-    """k of the points, chosen greedily farthest-point (periodic in-plane), starting from index 0."""
+def _pick_spread(xy: np.ndarray, lat2: np.ndarray, k: int, start: int = 0) -> list[int]:
+    """k of the points, chosen greedily farthest-point (periodic in-plane) from ``start``; a tie
+    (distances equal to 1e-6 Å, as symmetry-equivalent candidates are) goes to the lowest index,
+    never to rounding noise."""
     def d(i, j):
         diff = np.linalg.solve(lat2.T, xy[i] - xy[j])
         diff -= np.rint(diff)
         return float(np.linalg.norm(diff @ lat2))
-    chosen = [0]
+    chosen = [start]
     while len(chosen) < k:
         rest = [i for i in range(len(xy)) if i not in chosen]
-        chosen.append(max(rest, key=lambda i: (min(d(i, j) for j in chosen), -i)))
+        chosen.append(max(rest, key=lambda i: (round(min(d(i, j) for j in chosen), 6), -i)))
     return sorted(chosen)
+
+
+def _tasker_start(cart: np.ndarray, lat2: np.ndarray) -> int:
+    """Where the Tasker-2b pick of one surface Cl plane starts: of the plane's lowest atoms (z equal
+    to 1e-6 Å), the one farthest (periodic in-plane) from the lateral origin. Every start gives an
+    equivalent half-plane; this rule is fixed so that the pick is the same on every CPU and is the
+    one that ``references.json`` records (made before the plane order was CPU-independent, when
+    the start was whichever lowest atom rounding noise put first)."""
+    zr = np.round(cart[:, 2], 6)
+    low = np.flatnonzero(zr == zr.min())
+    f = np.linalg.solve(lat2.T, cart[low, :2].T).T
+    f -= np.rint(f)
+    r = np.round(np.linalg.norm(f @ lat2, axis=1), 6)
+    return int(low[np.lexsort((low, -r))[0]])
 
 
 def make_slabs(lco_bulk, lsc_bulk) -> dict:
@@ -356,8 +382,9 @@ def make_slabs(lco_bulk, lsc_bulk) -> dict:
     # Tasker 2b: of the 7 planes Cl | cat | Cl | cat | Cl | cat | Cl, each outer Cl plane keeps 9 of
     # its 18 Cl (laterally spread): the same as moving half of one surface's Cl to the other surface
     bot, top = keep[0], keep[-1]
-    bot_keep = bot[_pick_spread(cart[bot, :2], lateral[:, :2], len(bot) // 2)]
-    top_keep = top[_pick_spread(cart[top, :2], lateral[:, :2], len(top) // 2)]
+    lat2 = lateral[:, :2]
+    bot_keep = bot[_pick_spread(cart[bot, :2], lat2, len(bot) // 2, _tasker_start(cart[bot], lat2))]
+    top_keep = top[_pick_spread(cart[top, :2], lat2, len(top) // 2, _tasker_start(cart[top], lat2))]
     keep = [bot_keep] + keep[1:-1] + [top_keep]
     idx = np.concatenate(keep)
     z0 = cart[bot_keep, 2].mean()

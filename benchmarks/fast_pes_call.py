@@ -1,19 +1,21 @@
-"""CPU time of one batched force call of the fast exact M3GNet path, three ways, on the same
+"""CPU time of one batched force call of the fast exact M3GNet path, several ways, on the same
 inputs (``--n`` unrelaxed LSC-LCO interfaces of ``builders.interface.unrelaxed_interfaces``,
 one torch thread, calls alternated so that load from other work falls on each alike):
 
-* ``33 terms``: ``matgl_compat.FastM3GNetPES(potential, onednn=False)``: the three-body
+* ``33 terms``: ``FastM3GNetPES(potential, onednn=False, threebody_subset=False)``: the three-body
   moments carry only the 33 (column, monomial) terms whose coefficient is non-zero, matrix
   products through torch's ``F.linear`` (MKL's sgemm in this torch build);
 * ``90 terms``: the same object with all 9 x 10 terms (the zeros included), which is what it
   evaluated before the ~1e-17 residues of the coefficient solve were zeroed (it kept 33 to 90
   of them depending on the LAPACK thread count);
-* ``oneDNN``: ``FastM3GNetPES(potential)`` as the engine uses it, the matrix products
-  through oneDNN (``dismai::onednn_linear``) where it is usable;
-* ``--compile``: ``FastM3GNetPES(potential, compile=True)``, the engine's ``fast="compile"``
-  path (the same function through ``torch.compile(dynamic=True)``, inductor's C++ CPU
-  kernels, oneDNN products), and the same compiled with ``onednn=False``; the compile time
-  is printed and not counted.
+* ``oneDNN, all bonds``: ``FastM3GNetPES(potential, threebody_subset=False)``, the matrix
+  products through oneDNN (``dismai::onednn_linear``) where it is usable, the three-body
+  block on every bond;
+* ``engine (eager)``: ``FastM3GNetPES(potential)`` as the engine uses it: oneDNN products and
+  the three-body block on the bonds within the three-body cutoff only;
+* ``--compile``: the same two through ``torch.compile(dynamic=True)`` (inductor's C++ CPU
+  kernels around the oneDNN products): ``compiled, all bonds`` and ``engine (compiled)``, the
+  engine's ``fast="compile"`` path; the compile time is printed and not counted.
 
 Prints the thread CPU time per call (minimum and median over ``--repeats``), each one's
 speed-up over the 33-term eager call with F.linear products,
@@ -64,8 +66,8 @@ def main(argv=None) -> int:
     from dismai_data.matgl_compat import FastM3GNetPES
 
     potential = relax.load_potential()
-    new = FastM3GNetPES(potential, onednn=False)
-    full = FastM3GNetPES(potential, onednn=False)
+    new = FastM3GNetPES(potential, onednn=False, threebody_subset=False)
+    full = FastM3GNetPES(potential, onednn=False, threebody_subset=False)
     ncol = new._fold.shape[1]
     kern = torch.zeros(ncol, 10, dtype=new._pair_coef.dtype)
     kern[new._pair_col, new._pair_mono] = new._pair_coef
@@ -110,13 +112,14 @@ def main(argv=None) -> int:
 
     calls = {"33 terms": new.energies_forces, "90 terms": full.energies_forces}
     engine = FastM3GNetPES(potential)
-    print(f"oneDNN products usable here: {engine.onednn}")
+    print(f"oneDNN products usable here: {engine.onednn}; three-body block on the bonds within its cutoff: "
+          f"{engine._tb_subset} ({int((inputs[3].norm(dim=1) <= engine.threebody_cutoff).sum())} of "
+          f"{inputs[1].shape[0]} bonds)")
     if engine.onednn:
-        calls["oneDNN"] = engine.energies_forces
+        calls["oneDNN, all bonds"] = FastM3GNetPES(potential, threebody_subset=False).energies_forces
+    calls["engine (eager)"] = engine.energies_forces
     if args.compile:
-        for name, kw in (("compiled oneDNN", {}), ("compiled F.linear", {"onednn": False})):
-            if name == "compiled oneDNN" and not engine.onednn:
-                continue
+        for name, kw in (("compiled, all bonds", {"threebody_subset": False}), ("engine (compiled)", {})):
             compiled = FastM3GNetPES(potential, compile=True, **kw)
             t0 = time.perf_counter()
             compiled.energies_forces(*inputs, offsets=offsets)

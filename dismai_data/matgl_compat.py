@@ -256,6 +256,13 @@ class FastM3GNetPES:
       (W_a v)_i + (W_b v)_j + W_c e_ij``, so the node parts are computed once per atom and
       gathered (about 40 % fewer multiply-adds per bond, no concatenated copy).
 
+    * **Three-body block on the bonds within its cutoff only** (``threebody_subset``: None =
+      where exact, the default). Beyond the three-body cutoff (4 Å, the bond cutoff is 5 Å)
+      ``f = 0`` exactly, so a bond there adds nothing to the moments and the input of its
+      bond update is exactly 0, which the update (a gated MLP without bias, SiLU * sigmoid)
+      maps to exactly 0; the block (basis, moments, update) then runs on about half the bonds
+      and its updates are added to theirs. Checked once at construction (the update of a zero
+      input is compared with 0); otherwise the block runs on every bond.
     * **Matrix products through oneDNN** (``onednn``: None = where usable, the default). The
       PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm, which on this
       project's AMD EPYC machines (AVX-512) runs the model's shapes (bonds x 64 -> 64, 9 -> 64)
@@ -277,7 +284,8 @@ class FastM3GNetPES:
     ``NotImplementedError`` names what differs, and callers then use matgl's own forward.
     """
 
-    def __init__(self, potential, compile: bool = False, onednn: bool | None = None):
+    def __init__(self, potential, compile: bool = False, onednn: bool | None = None,
+                 threebody_subset: bool | None = None):
         import torch
         from matgl.layers._graph_convolution import M3GNetGraphConv
         from matgl.layers._three_body import ThreeBodyInteractions
@@ -353,6 +361,16 @@ class FastM3GNetPES:
         if self.onednn:
             _onednn_linear_class()  # register the operator now (not inside a traced call)
         self.compiled = False
+        # the three-body update of a bond beyond the three-body cutoff (input exactly 0) is
+        # exactly 0 when the gated MLP maps 0 to 0 (no bias, SiLU * sigmoid); then the block
+        # runs on the bonds within that cutoff only (see _atomic)
+        with torch.no_grad():
+            zero = torch.zeros((1, self.max_n * self.max_l), dtype=self.dtype, device=self.device)
+            exact = all(bool((self._gated(tb.update_network_bond, zero) == 0).all())
+                        for tb in model.three_body_interactions)
+        if threebody_subset and not exact:
+            raise NotImplementedError("the three-body update does not map 0 to 0: it runs on every bond")
+        self._tb_subset = exact if threebody_subset is None else bool(threebody_subset)
         self._forward = self._atomic
         if compile:
             self._compile()
@@ -483,10 +501,11 @@ class FastM3GNetPES:
         elif offsets is None:
             offsets = self.element_offsets(node_type, node_graph, n_graphs)
         offsets = offsets.to(dev).to(dt).reshape(n_graphs)
+        tb = self._threebody_bonds(vec0) if self._tb_subset else None
         disp = torch.zeros((n_nodes, 3), dtype=dt, device=dev, requires_grad=True)
         with torch.enable_grad():
             try:
-                atomic = self._forward(node_type, src, dst, vec0, disp, mask)
+                atomic = self._forward(node_type, src, dst, vec0, disp, mask, tb)
             except Exception as exc:
                 if not self.compiled:
                     raise
@@ -497,7 +516,7 @@ class FastM3GNetPES:
                     type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
                 self.compiled = False
                 self._forward = self._atomic
-                atomic = self._forward(node_type, src, dst, vec0, disp, mask)
+                atomic = self._forward(node_type, src, dst, vec0, disp, mask, tb)
             # per-graph sums outside the compiled graph (inductor miscompiles the scatter into a
             # buffer of one graph)
             energies = torch.zeros(n_graphs, dtype=atomic.dtype, device=dev).index_add(0, node_graph, atomic)
@@ -505,13 +524,37 @@ class FastM3GNetPES:
             (grad,) = torch.autograd.grad(energies.sum(), disp)
         return energies.detach(), -grad
 
-    def _atomic(self, node_type, src, dst, vec0, disp, mask=None):
+    def _threebody_bonds(self, vec0):
+        """Indices of the bonds within the three-body cutoff (float32 lengths, as :meth:`_atomic`
+        computes them at zero displacement; a margin of 1e-4 Å: a bond included beyond the
+        cutoff contributes exact zeros), padded with one bond beyond it to a multiple of
+        ``_BOND_BUCKET`` where oneDNN runs the products (repeating shapes); None where every
+        bond is within the cutoff."""
+        import torch
+
+        dist = torch.norm(vec0, dim=1)
+        inside = dist <= self.threebody_cutoff + 1e-4
+        far = torch.nonzero(~inside).reshape(-1)
+        if far.numel() == 0:
+            return None
+        idx = torch.nonzero(inside).reshape(-1)
+        pad = (-int(idx.shape[0])) % _BOND_BUCKET if self.onednn else 0
+        if pad:
+            idx = torch.cat((idx, far[:1].expand(pad)))
+        return idx
+
+    def _atomic(self, node_type, src, dst, vec0, disp, mask=None, tb_idx=None):
         """The model's per-atom outputs (N,) as a function of the per-atom displacement
         ``disp`` (what :meth:`energies_forces` sums per graph, scales and differentiates);
         tensors already on the model's device and dtype. ``mask`` (E, 1): 1 for real bonds,
         0 for padding bonds, whose node messages are then exact zeros (their three-body terms
         already are: they lie beyond the three-body cutoff, where ``polynomial_cutoff`` is 0),
-        so they change no atom's features, energy or force."""
+        so they change no atom's features, energy or force. ``tb_idx``: the bonds within the
+        three-body cutoff (:meth:`_threebody_bonds`; None: all bonds). The three-body block runs
+        on those only: beyond the cutoff ``polynomial_cutoff`` is exactly 0 (and flat), so such
+        a bond adds nothing to the moments, its update's input is exactly 0 and the update (a
+        gated MLP without bias, SiLU(0) * sigmoid(0) = 0) is exactly 0 -- what running the block
+        on every bond gives, on about half of them."""
         import torch
         from matgl.utils.cutoff import polynomial_cutoff
 
@@ -521,13 +564,19 @@ class FastM3GNetPES:
         dist = torch.norm(vec, dim=1)
         rbf = model.bond_expansion(dist)
         u = vec / dist[:, None]
-        w3 = polynomial_cutoff(dist, self.threebody_cutoff)
-        sbf = model.basis_expansion.sbf(dist) * w3[:, None]  # (E, ncol): sbf(r) f(r)
-        ux, uy, uz = u[:, 0], u[:, 1], u[:, 2]
+        # three-body quantities on the bonds within its cutoff (tb_idx) or on all of them
+        if tb_idx is None:
+            d3, u3, src3, dst3 = dist, u, src, dst
+        else:
+            d3, u3 = dist.index_select(0, tb_idx), u.index_select(0, tb_idx)
+            src3, dst3 = src.index_select(0, tb_idx), dst.index_select(0, tb_idx)
+        w3 = polynomial_cutoff(d3, self.threebody_cutoff)
+        sbf = model.basis_expansion.sbf(d3) * w3[:, None]  # (E3, ncol): sbf(r) f(r)
+        ux, uy, uz = u3[:, 0], u3[:, 1], u3[:, 2]
         mono = torch.stack([torch.ones_like(ux), ux, uy, uz, ux * ux, uy * uy, uz * uz, ux * uy, ux * uz, uy * uz],
-                           1)  # (E, 10)
-        mono = mono.index_select(1, self._pair_mono)  # (E, K) monomial of each pair
-        evalk = mono * self._pair_coef  # (E, K) coefficient x monomial of the receiving bond
+                           1)  # (E3, 10)
+        mono = mono.index_select(1, self._pair_mono)  # (E3, K) monomial of each pair
+        evalk = mono * self._pair_coef  # (E3, K) coefficient x monomial of the receiving bond
         emb = model.embedding
         if getattr(emb, "ntypes_node", None) is not None and getattr(emb, "dim_edge_embedding", None) is not None \
                 and hasattr(emb.layer_edge_embedding, "layers"):
@@ -537,11 +586,12 @@ class FastM3GNetPES:
             node_feat, edge_feat, _ = emb(node_type, rbf, None)
         for t, (tb, gl) in enumerate(zip(model.three_body_interactions, model.graph_layers)):
             # three-body: moments per atom, evaluated per bond
-            b = sbf * tb.update_network_atom(node_feat).index_select(0, dst)  # (E, ncol)
+            b = sbf * tb.update_network_atom(node_feat).index_select(0, dst3)  # (E3, ncol)
             moments = torch.zeros((n_nodes, mono.shape[1]), dtype=dt, device=dev)
-            moments = moments.index_add(0, src, b.index_select(1, self._pair_col) * mono)  # (N, K)
-            s = (moments.index_select(0, src) * evalk) @ self._fold - b * self._y_at_1
-            edge_feat = edge_feat + self._gated(tb.update_network_bond, s * w3[:, None])
+            moments = moments.index_add(0, src3, b.index_select(1, self._pair_col) * mono)  # (N, K)
+            s = (moments.index_select(0, src3) * evalk) @ self._fold - b * self._y_at_1
+            upd = self._gated(tb.update_network_bond, s * w3[:, None])
+            edge_feat = edge_feat + upd if tb_idx is None else edge_feat.index_add(0, tb_idx, upd)
             # graph convolution (M3GNetGraphConv.forward, include_state=False)
             conv = gl.conv
             edge_feat = edge_feat + self._gated_split(conv.edge_update_func, node_feat, src, dst,

@@ -317,6 +317,31 @@ def test_padding_bonds_changes_no_number(fixed, monkeypatch):
     assert torch.equal(e_pad, e) and torch.equal(f_pad, f)
 
 
+def test_threebody_block_on_bonds_within_its_cutoff_equals_every_bond(fixed):
+    """The three-body block on the bonds within the three-body cutoff only (the default) gives the
+    energies and forces of the block on every bond, and matgl's; a model whose bond update does
+    not map 0 to 0 (a bias added) runs it on every bond, and threebody_subset=True says why."""
+    structures = _small_set()
+    every = matgl_compat.FastM3GNetPES(fixed, threebody_subset=False)
+    subset = matgl_compat.FastM3GNetPES(fixed)
+    assert subset._tb_subset and not every._tb_subset
+    _, _, vec = _bonds(structures[3], float(fixed.model.cutoff))
+    tb = subset._threebody_bonds(torch.from_numpy(vec).float())
+    inside = int((np.linalg.norm(vec, axis=1) <= subset.threebody_cutoff).sum())
+    assert tb is not None and 0 < inside < len(vec)  # some bonds beyond 4 A: the subset is smaller
+    assert len(torch.unique(tb)) == inside + (len(tb) > inside)  # padded with one bond beyond it
+    de, df, fm = _fast_vs_calculator(fixed, structures, fast=subset)
+    assert fm > 1.0 and de < 2e-4 and df < 2e-4
+    de2, df2, _ = _fast_vs_calculator(fixed, structures, fast=every)
+    assert de2 < 2e-4 and df2 < 2e-4
+    biased = matgl_compat.fix_potential(_load())
+    lin = biased.model.three_body_interactions[0].update_network_bond.layers[0]
+    lin.bias = torch.nn.Parameter(torch.full((lin.out_features,), 0.1))
+    assert not matgl_compat.FastM3GNetPES(biased)._tb_subset
+    with pytest.raises(NotImplementedError, match="does not map 0 to 0"):
+        matgl_compat.FastM3GNetPES(biased, threebody_subset=True)
+
+
 def test_onednn_refused_where_it_is_not_usable(fixed, monkeypatch):
     """Where the oneDNN check fails (no oneDNN in the torch build, another device or dtype),
     the default falls back to torch's own products and an explicit onednn=True says why."""

@@ -494,8 +494,13 @@ class FastM3GNetPES:
             src = torch.cat((src, src.new_zeros(pad)))
             dst = torch.cat((dst, dst.new_zeros(pad)))
             vec0 = torch.cat((vec0, vec0.new_tensor([far, 0.0, 0.0]).expand(pad, 3)))
+        if self.onednn:
+            # a mask also where no padding was needed: the compiled graph is specialised on
+            # whether mask is None, and a step whose bond count happens to be a multiple of the
+            # bucket (one in 256) recompiled it (several CPU-seconds inside a relaxation)
             mask = torch.ones((int(src.shape[0]), 1), dtype=dt, device=dev)
-            mask[-pad:] = 0.0
+            if pad:
+                mask[-pad:] = 0.0
         if getattr(self.potential, "element_refs", None) is None:
             offsets = torch.zeros(n_graphs, dtype=dt, device=dev)
         elif offsets is None:
@@ -528,15 +533,15 @@ class FastM3GNetPES:
         """Indices of the bonds within the three-body cutoff (float32 lengths, as :meth:`_atomic`
         computes them at zero displacement; a margin of 1e-4 Å: a bond included beyond the
         cutoff contributes exact zeros), padded with one bond beyond it to a multiple of
-        ``_BOND_BUCKET`` where oneDNN runs the products (repeating shapes); None where every
-        bond is within the cutoff."""
+        ``_BOND_BUCKET`` where oneDNN runs the products (repeating shapes); all bonds where
+        none lies beyond the cutoff (never None: the compiled graph is specialised on that)."""
         import torch
 
         dist = torch.norm(vec0, dim=1)
         inside = dist <= self.threebody_cutoff + 1e-4
         far = torch.nonzero(~inside).reshape(-1)
-        if far.numel() == 0:
-            return None
+        if far.numel() == 0:  # (with oneDNN the bonds are already a multiple of the bucket)
+            return torch.arange(int(vec0.shape[0]), device=vec0.device)
         idx = torch.nonzero(inside).reshape(-1)
         pad = (-int(idx.shape[0])) % _BOND_BUCKET if self.onednn else 0
         if pad:

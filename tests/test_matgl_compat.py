@@ -232,7 +232,7 @@ def test_fast_path_equals_matgl_calculator(fixed):
     assert df < 2e-4
 
 
-def test_compiled_fast_path_equals_matgl_calculator(fixed):
+def test_compiled_fast_path_equals_matgl_calculator(fixed, monkeypatch):
     """The same fast path through torch.compile (inductor's fused kernels): matgl's energies and
     forces again, batched and with bonds shuffled; it compiles where a C++ compiler exists, and
     it leaves the caller's potential as it was (the compiled graph uses a private copy of the
@@ -248,9 +248,19 @@ def test_compiled_fast_path_equals_matgl_calculator(fixed):
     assert fast.model is not fixed.model
     assert all(p.requires_grad for p in fixed.model.parameters())
     assert not any(p.requires_grad for p in fast.model.parameters())
-    # another batch size and other atom counts reuse the compiled code (dynamic shapes)
+    # another batch size and other atom counts reuse the compiled code (dynamic shapes), and so
+    # does a call without padding bonds (a bond count that is a multiple of the bucket: once
+    # the mask was None then, and every such relaxation step recompiled)
+    from torch._dynamo.utils import counters
+
+    frames = counters["frames"]["total"]
     de, df, _ = _fast_vs_calculator(fixed, _small_set()[1:3], fast=fast)
     assert de < 2e-4 and df < 2e-4
+    monkeypatch.setattr(matgl_compat, "_BOND_BUCKET", 1)
+    de, df, _ = _fast_vs_calculator(fixed, _small_set()[3:4], fast=fast)
+    assert de < 2e-4 and df < 2e-4
+    if fast.compiled:
+        assert counters["frames"]["total"] == frames, "a call recompiled the graph"
 
 
 def test_onednn_and_plain_matrix_products_both_equal_matgl_calculator(fixed):
@@ -328,7 +338,7 @@ def test_threebody_block_on_bonds_within_its_cutoff_equals_every_bond(fixed):
     _, _, vec = _bonds(structures[3], float(fixed.model.cutoff))
     tb = subset._threebody_bonds(torch.from_numpy(vec).float())
     inside = int((np.linalg.norm(vec, axis=1) <= subset.threebody_cutoff).sum())
-    assert tb is not None and 0 < inside < len(vec)  # some bonds beyond 4 A: the subset is smaller
+    assert 0 < inside < len(vec)  # some bonds beyond 4 A: the subset is smaller
     assert len(torch.unique(tb)) == inside + (len(tb) > inside)  # padded with one bond beyond it
     de, df, fm = _fast_vs_calculator(fixed, structures, fast=subset)
     assert fm > 1.0 and de < 2e-4 and df < 2e-4

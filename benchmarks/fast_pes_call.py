@@ -107,6 +107,9 @@ def main(argv=None) -> int:
               f"{(r1.ru_stime - r0.ru_stime) / k:.3f} s, {(r1.ru_minflt - r0.ru_minflt) / k:.0f} minor faults "
               f"({args.n} interfaces, {inputs[1].shape[0]} bonds, load average {os.getloadavg()[0]:.2f})")
         return 0
+    from _cpu import cpu_line
+
+    print(cpu_line())
     print(f"{args.n} interfaces, {start} atoms, {inputs[1].shape[0]} bonds; three-body terms: "
           f"{len(new._pair_col)} (as shipped) vs {len(full._pair_col)}; load average {os.getloadavg()[0]:.2f}")
 

@@ -25,9 +25,11 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
+    from _cpu import cpu_line
     from dismai_data import matgl_compat
 
     torch.set_num_threads(1)
+    print(cpu_line())
     print(f"torch {torch.__version__}; BLAS {torch.backends.mkl.is_available() and 'MKL' or 'other'}; "
           f"oneDNN usable: {matgl_compat.onednn_matmul_usable('cpu', torch.float32)}")
     if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):

@@ -137,6 +137,9 @@ def main(argv=None) -> int:
     print(f"structures: {label}; atoms per structure {min(natoms)}-{max(natoms)}")
     print(f"potential: {potential.dismai_source}; device {potential.dismai_device}; torch threads {args.threads}; "
           f"fmax {args.fmax} eV/Å; max steps {args.max_steps}")
+    from _cpu import cpu_line
+
+    print(cpu_line())
     print(f"load average at start (1/5/15 min): {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} on {os.cpu_count()} CPUs")
 
     fast = False if args.matgl_forward else ("compile" if args.compile else True)

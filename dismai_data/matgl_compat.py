@@ -264,10 +264,11 @@ class FastM3GNetPES:
       and its updates are added to theirs. Checked once at construction (the update of a zero
       input is compared with 0); otherwise the block runs on every bond.
     * **Matrix products through oneDNN** (``onednn``: None = where usable, the default). The
-      PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm, which on this
-      project's AMD EPYC machines (AVX-512) runs the model's shapes (bonds x 64 -> 64, 9 -> 64)
-      at 54-81 GFLOP/s on one core; oneDNN's kernels do the same products at 146-210 GFLOP/s,
-      1.9-2.9x faster (``benchmarks/gemm_rates.py``). Every linear layer on bonds, forward and
+      PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm. On one of this
+      project's AMD EPYC dev machines (taken for Zen 5) MKL ran the model's shapes (bonds x
+      64 -> 64, 9 -> 64) at 54-81 GFLOP/s on one core and oneDNN's kernels at 146-210 GFLOP/s,
+      1.9-2.9x faster; on another (family 25 model 17, Zen 4) both ran at 45-86 GFLOP/s, oneDNN
+      1.0-1.5x faster (``benchmarks/gemm_rates.py``, which prints the CPU). Every linear layer on bonds, forward and
       backward, goes through the custom operator ``dismai::onednn_linear`` (``x W^T + b``
       and the input gradient ``g W``; no weight gradients). Same products, another summation
       order: float32 rounding differs only. ``onednn_matmul_usable`` checks it once on a small

@@ -173,7 +173,10 @@ def main(argv=None) -> int:
             t0, c0 = time.perf_counter(), time.process_time()
             batched = engine_run(address)
             t_b = time.perf_counter() - t0
-            c_b = time.process_time() - c0 + sum(client.run(time.process_time).values()) - cpu0
+            c_main = time.process_time() - c0
+            c_workers = sum(client.run(time.process_time).values()) - cpu0
+            c_b = c_main + c_workers
+        print(f"engine CPU: {c_workers:.1f} s in the workers, {c_main:.1f} s in this process (the client)")
         print(f"Dask setup (not timed): {setup:.1f} s wall (LocalCluster of {args.workers} one-thread workers, "
               f"each importing, loading the potential{' and compiling' if args.compile else ''})")
     else:

@@ -275,7 +275,7 @@ class FastM3GNetPES:
       product; elsewhere (another device, dtype, a torch without oneDNN) ``F.linear`` is used.
 
     ``compile=True`` evaluates the same function through ``torch.compile`` (inductor's fused
-    C++ kernels around the oneDNN calls; about 1.15x less CPU per force call than the eager
+    C++ kernels around the oneDNN calls; about 1.15-1.2x less CPU per force call than the eager
     path on 264-atom interfaces, see ``benchmarks/fast_pes_call.py --compile``; float32
     rounding differs, forces by ~1e-5 eV/Å).
 

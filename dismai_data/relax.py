@@ -14,10 +14,11 @@ Used by the interface builder and by the evaluation module (interface and a-Si t
   moved more than half the skin; every step keeps exactly the bonds within the model's
   cutoff, so the graph is the one ASE's calculator would build. The batched graph is
   evaluated with :class:`dismai_data.matgl_compat.FastM3GNetPES` (the same M3GNet function
-  and weights with less work: per-atom three-body moments instead of the line graph, split
-  first MLP layers, matrix products through oneDNN instead of MKL, which on this project's
-  AMD CPUs runs them 1.9-2.9x slower; equal to matgl's calculator in the tests);
-  ``fast="compile"`` evaluates that path through ``torch.compile`` (about 1.15x less CPU per
+  and weights with less work: per-atom three-body moments instead of the line graph on the
+  bonds within the three-body cutoff only, split first MLP layers, matrix products through
+  oneDNN instead of MKL, which ran them 1.9-2.9x slower on one of this project's AMD CPUs and
+  about as fast on another; equal to matgl's calculator in the tests);
+  ``fast="compile"`` evaluates that path through ``torch.compile`` (about 1.15-1.2x less CPU per
   call again, after a compilation per process); ``fast=False`` uses matgl's own forward.
 * :func:`relax_many` -- many structures: batched, checkpointed in parquet shards
   (resumable after a kill), optionally distributed with Dask, with a progress bar that

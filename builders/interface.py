@@ -321,18 +321,23 @@ def zsl_match(lco_basis, lsc_basis, max_area: float = 260.0) -> dict:
     return {"film_vectors": best[1], "substrate_vectors": best[2], "record": best[3]}
 
 
+def _inplane_lengths(dxy: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Lengths of in-plane vectors ``dxy`` (..., 2) taken periodic in the lateral cell ``lat2``
+    (each fractional component reduced to [-1/2, 1/2])."""
+    f = np.linalg.solve(lat2.T, dxy.reshape(-1, 2).T).T
+    f -= np.rint(f)
+    return np.linalg.norm(f @ lat2, axis=1).reshape(dxy.shape[:-1])
+
+
 def _pick_spread(xy: np.ndarray, lat2: np.ndarray, k: int, start: int = 0) -> list[int]:
     """k of the points, chosen greedily farthest-point (periodic in-plane) from ``start``; a tie
     (distances equal to 1e-6 Å, as symmetry-equivalent candidates are) goes to the lowest index,
     never to rounding noise."""
-    def d(i, j):
-        diff = np.linalg.solve(lat2.T, xy[i] - xy[j])
-        diff -= np.rint(diff)
-        return float(np.linalg.norm(diff @ lat2))
+    d = np.round(_inplane_lengths(xy[:, None, :] - xy[None, :, :], lat2), 6)
     chosen = [start]
     while len(chosen) < k:
         rest = [i for i in range(len(xy)) if i not in chosen]
-        chosen.append(max(rest, key=lambda i: (round(min(d(i, j) for j in chosen), 6), -i)))
+        chosen.append(max(rest, key=lambda i: (d[i, chosen].min(), -i)))
     return sorted(chosen)
 
 
@@ -344,9 +349,7 @@ def _tasker_start(cart: np.ndarray, lat2: np.ndarray) -> int:
     the start was whichever lowest atom rounding noise put first)."""
     zr = np.round(cart[:, 2], 6)
     low = np.flatnonzero(zr == zr.min())
-    f = np.linalg.solve(lat2.T, cart[low, :2].T).T
-    f -= np.rint(f)
-    r = np.round(np.linalg.norm(f @ lat2, axis=1), 6)
+    r = np.round(_inplane_lengths(cart[low, :2], lat2), 6)
     return int(low[np.lexsort((low, -r))[0]])
 
 

@@ -14,8 +14,11 @@ one torch thread, calls alternated so that load from other work falls on each al
 * ``engine (eager)``: ``FastM3GNetPES(potential)`` as the engine uses it: oneDNN products and
   the three-body block on the bonds within the three-body cutoff only;
 * ``--compile``: the same two through ``torch.compile(dynamic=True)`` (inductor's C++ CPU
-  kernels around the oneDNN products): ``compiled, all bonds`` and ``engine (compiled)``, the
-  engine's ``fast="compile"`` path; the compile time is printed and not counted.
+  kernels around the products): ``compiled, all bonds`` and ``engine (compiled)``, the
+  engine's ``fast="compile"`` path, whose products are torch's ``mm`` (MKL) on an Intel CPU and
+  oneDNN elsewhere (``matgl_compat.compiled_products_by_mkl``), and the other choice
+  (``compiled, oneDNN`` or ``compiled, torch mm``) where oneDNN is usable; the compile time is
+  printed and not counted.
 
 Prints the thread CPU time per call (minimum and median over ``--repeats``), each one's
 speed-up over the 33-term eager call with F.linear products,
@@ -63,6 +66,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from dismai_data import relax
     from dismai_data.builders.interface import unrelaxed_interfaces
+    from dismai_data import matgl_compat
     from dismai_data.matgl_compat import FastM3GNetPES
 
     potential = relax.load_potential()
@@ -122,7 +126,15 @@ def main(argv=None) -> int:
         calls["oneDNN, all bonds"] = FastM3GNetPES(potential, threebody_subset=False).energies_forces
     calls["engine (eager)"] = engine.energies_forces
     if args.compile:
-        for name, kw in (("compiled, all bonds", {"threebody_subset": False}), ("engine (compiled)", {})):
+        from dismai_data.matgl_compat import compiled_products_by_mkl
+
+        variants = [("compiled, all bonds", {"threebody_subset": False}), ("engine (compiled)", {})]
+        if engine.onednn:  # the other product choice of the compiled engine than its default
+            mkl = compiled_products_by_mkl()
+            variants.append(("compiled, oneDNN" if mkl else "compiled, torch mm", {"onednn": mkl}))
+            print(f"compiled engine's matrix products here: {'torch mm (MKL)' if mkl else 'oneDNN'} "
+                  f"(CPU vendor {matgl_compat.cpu_vendor() or 'unknown'})")
+        for name, kw in variants:
             compiled = FastM3GNetPES(potential, compile=True, **kw)
             t0 = time.perf_counter()
             compiled.energies_forces(*inputs, offsets=offsets)

@@ -63,7 +63,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fix_potential", "is_fixed", "LegacyM3GNetGraphConv", "FastM3GNetPES", "onednn_matmul_usable"]
+__all__ = ["fix_potential", "is_fixed", "LegacyM3GNetGraphConv", "FastM3GNetPES", "onednn_matmul_usable",
+           "compiled_products_by_mkl"]
 
 _LEGACY_CLASS = None
 
@@ -195,6 +196,37 @@ def onednn_matmul_usable(device=None, dtype=None) -> bool:
     return _ONEDNN_OK
 
 
+def cpu_vendor() -> str:
+    """The CPU vendor string of this machine (``GenuineIntel``, ``AuthenticAMD``, ...; from
+    ``/proc/cpuinfo``), or ``""`` where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def compiled_products_by_mkl() -> bool:
+    """True where a compiled :class:`FastM3GNetPES` runs its matrix products through torch's own
+    ``mm``/``addmm`` (MKL's sgemm in the PyPI CPU build) by default instead of oneDNN: an Intel
+    CPU and a torch with MKL. MKL is Intel's library and takes its fast kernels there: on the
+    Intel dev CPU (family 6 model 167) MKL and oneDNN ran the model's products at the same
+    149-160 GFLOP/s, and inductor then calls MKL directly, without the custom operator's Python
+    dispatch (about 70 microseconds for each of ~118 products), the padding of the bonds to
+    oneDNN's bucket and the contiguous copies the operator takes: 0.0990 against 0.1160 s of
+    CPU per compiled force call on one interface (minimum of 25; medians 0.1027 and 0.1197;
+    ``benchmarks/fast_pes_call.py --n 1 --repeats 25 --compile``), the same energy and forces. On AMD CPUs MKL ran
+    the same products 1.0-2.9x slower than oneDNN, so oneDNN stays the default there (and in
+    eager evaluation everywhere, where the two were equal on the Intel CPU). The choice
+    depends on the vendor only, so it is the same on every run of a machine."""
+    import torch
+
+    return torch.backends.mkl.is_available() and cpu_vendor() == "GenuineIntel"
+
+
 def _model_of(potential):
     return getattr(potential, "model", potential)
 
@@ -263,8 +295,8 @@ class FastM3GNetPES:
       maps to exactly 0; the block (basis, moments, update) then runs on about half the bonds
       and its updates are added to theirs. Checked once at construction (the update of a zero
       input is compared with 0); otherwise the block runs on every bond.
-    * **Matrix products through oneDNN** (``onednn``: None = where usable, the default). The
-      PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm. On one of this
+    * **Matrix products through oneDNN** (``onednn``: None = the default, oneDNN where usable,
+      except compiled on an Intel CPU: :func:`compiled_products_by_mkl`). The PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm. On one of this
       project's AMD EPYC dev machines (taken for Zen 5) MKL ran the model's shapes (bonds x
       64 -> 64, 9 -> 64) at 54-81 GFLOP/s on one core and oneDNN's kernels at 146-210 GFLOP/s,
       1.9-2.9x faster; on another (family 25 model 17, Zen 4) both ran at 45-86 GFLOP/s, oneDNN
@@ -275,9 +307,11 @@ class FastM3GNetPES:
       product; elsewhere (another device, dtype, a torch without oneDNN) ``F.linear`` is used.
 
     ``compile=True`` evaluates the same function through ``torch.compile`` (inductor's fused
-    C++ kernels around the oneDNN calls; about 1.15-1.2x less CPU per force call than the eager
-    path on 264-atom interfaces, see ``benchmarks/fast_pes_call.py --compile``; float32
-    rounding differs, forces by ~1e-5 eV/Å).
+    C++ kernels around the matrix products; float32 rounding differs, forces by ~1e-5 eV/Å).
+    Per force call on one 264-atom interface (``benchmarks/fast_pes_call.py --compile``) it
+    took about 1.15-1.2x less CPU than the eager path around oneDNN products on the AMD dev
+    CPUs, and 1.54x less (0.0990 against 0.1527 s) on the Intel one, where its products are
+    torch's own mm (MKL), which inductor calls directly.
 
     Bond vectors come in as float64 (exact periodic images from the caller) and are rounded
     to float32 once; forces are ``-dE/dr`` through a per-atom displacement. Only the
@@ -358,7 +392,9 @@ class FastM3GNetPES:
         usable = onednn_matmul_usable(self.device, self.dtype)
         if onednn and not usable:
             raise NotImplementedError("oneDNN float32 matrix products are not usable here")
-        self.onednn = usable if onednn is None else bool(onednn)
+        if onednn is None:  # the default: see compiled_products_by_mkl
+            onednn = usable and not (compile and compiled_products_by_mkl())
+        self.onednn = bool(onednn)
         if self.onednn:
             _onednn_linear_class()  # register the operator now (not inside a traced call)
         self.compiled = False

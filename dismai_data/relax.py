@@ -18,8 +18,11 @@ Used by the interface builder and by the evaluation module (interface and a-Si t
   bonds within the three-body cutoff only, split first MLP layers, matrix products through
   oneDNN instead of MKL, which ran them 1.9-2.9x slower on one of this project's AMD CPUs and
   about as fast on another; equal to matgl's calculator in the tests);
-  ``fast="compile"`` evaluates that path through ``torch.compile`` (about 1.15-1.2x less CPU per
-  call again, after a compilation per process); ``fast=False`` uses matgl's own forward.
+  ``fast="compile"`` evaluates that path through ``torch.compile`` (after a compilation per
+  process: about 1.15-1.2x less CPU per call again on the AMD dev CPUs; 1.54x on the Intel
+  one, where the compiled products are torch's own mm (MKL), which inductor calls without the
+  custom operator around oneDNN: ``matgl_compat.compiled_products_by_mkl``); ``fast=False``
+  uses matgl's own forward.
 * :func:`relax_many` -- many structures: batched, checkpointed in parquet shards
   (resumable after a kill), optionally distributed with Dask, with a progress bar that
   advances per finished structure.

@@ -232,14 +232,19 @@ def test_fast_path_equals_matgl_calculator(fixed):
     assert df < 2e-4
 
 
-def test_compiled_fast_path_equals_matgl_calculator(fixed, monkeypatch):
-    """The same fast path through torch.compile (inductor's fused kernels): matgl's energies and
-    forces again, batched and with bonds shuffled; it compiles where a C++ compiler exists, and
-    it leaves the caller's potential as it was (the compiled graph uses a private copy of the
-    model whose parameters need no gradient)."""
+@pytest.mark.parametrize("onednn", [True, False], ids=["oneDNN products", "torch mm products"])
+def test_compiled_fast_path_equals_matgl_calculator(fixed, monkeypatch, onednn):
+    """The same fast path through torch.compile (inductor's fused kernels), with either choice of
+    matrix products (the default depends on the CPU: compiled_products_by_mkl): matgl's energies
+    and forces again, batched and with bonds shuffled; it compiles where a C++ compiler exists,
+    and it leaves the caller's potential as it was (the compiled graph uses a private copy of
+    the model whose parameters need no gradient)."""
     import shutil
 
-    fast = matgl_compat.FastM3GNetPES(fixed, compile=True)
+    if onednn and not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+        pytest.skip("oneDNN float32 products are not usable on this machine")
+    fast = matgl_compat.FastM3GNetPES(fixed, compile=True, onednn=onednn)
+    assert fast.onednn is onednn
     de, df, fm = _fast_vs_calculator(fixed, _small_set(), fast=fast)
     assert fm > 1.0
     assert de < 2e-4 and df < 2e-4
@@ -350,6 +355,28 @@ def test_threebody_block_on_bonds_within_its_cutoff_equals_every_bond(fixed):
     assert not matgl_compat.FastM3GNetPES(biased)._tb_subset
     with pytest.raises(NotImplementedError, match="does not map 0 to 0"):
         matgl_compat.FastM3GNetPES(biased, threebody_subset=True)
+
+
+@pytest.mark.parametrize("vendor", ["GenuineIntel", "AuthenticAMD", ""])
+def test_default_products_by_cpu_vendor(fixed, monkeypatch, vendor):
+    """The default matrix products: oneDNN in eager evaluation wherever it is usable; compiled,
+    torch's own mm (MKL) on an Intel CPU with MKL and oneDNN on any other CPU (AMD, unknown)."""
+    monkeypatch.setattr(matgl_compat, "cpu_vendor", lambda: vendor)
+    usable = matgl_compat.onednn_matmul_usable("cpu", torch.float32)
+    mkl = torch.backends.mkl.is_available() and vendor == "GenuineIntel"
+    assert matgl_compat.compiled_products_by_mkl() is mkl
+    assert matgl_compat.FastM3GNetPES(fixed).onednn is usable
+    assert matgl_compat.FastM3GNetPES(fixed, compile=True).onednn is (usable and not mkl)
+    # an explicit choice wins over the vendor
+    assert matgl_compat.FastM3GNetPES(fixed, compile=True, onednn=False).onednn is False
+
+
+def test_cpu_vendor_reads_proc_cpuinfo():
+    vendor = matgl_compat.cpu_vendor()
+    if Path("/proc/cpuinfo").is_file() and "vendor_id" in Path("/proc/cpuinfo").read_text():
+        assert vendor and vendor in Path("/proc/cpuinfo").read_text()
+    else:
+        assert vendor == ""
 
 
 def test_onednn_refused_where_it_is_not_usable(fixed, monkeypatch):

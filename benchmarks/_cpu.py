@@ -12,15 +12,10 @@ import platform
 
 
 def cpu_line() -> str:
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break  # the first processor's block
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
+    from dismai_data.matgl_compat import cpu_fields
+
+    fields = cpu_fields()
+    if not fields:
         return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     flags = set(fields.get("flags", "").split())
     simd = "avx512f" if "avx512f" in flags else ("avx2" if "avx2" in flags else "no avx2")

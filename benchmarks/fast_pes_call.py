@@ -64,9 +64,8 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dismai_data import relax
+    from dismai_data import matgl_compat, relax
     from dismai_data.builders.interface import unrelaxed_interfaces
-    from dismai_data import matgl_compat
     from dismai_data.matgl_compat import FastM3GNetPES
 
     potential = relax.load_potential()
@@ -126,11 +125,9 @@ def main(argv=None) -> int:
         calls["oneDNN, all bonds"] = FastM3GNetPES(potential, threebody_subset=False).energies_forces
     calls["engine (eager)"] = engine.energies_forces
     if args.compile:
-        from dismai_data.matgl_compat import compiled_products_by_mkl
-
         variants = [("compiled, all bonds", {"threebody_subset": False}), ("engine (compiled)", {})]
         if engine.onednn:  # the other product choice of the compiled engine than its default
-            mkl = compiled_products_by_mkl()
+            mkl = matgl_compat.compiled_products_by_mkl()
             variants.append(("compiled, oneDNN" if mkl else "compiled, torch mm", {"onednn": mkl}))
             print(f"compiled engine's matrix products here: {'torch mm (MKL)' if mkl else 'oneDNN'} "
                   f"(CPU vendor {matgl_compat.cpu_vendor() or 'unknown'})")

@@ -64,7 +64,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["fix_potential", "is_fixed", "LegacyM3GNetGraphConv", "FastM3GNetPES", "onednn_matmul_usable",
-           "compiled_products_by_mkl"]
+           "compiled_products_by_mkl", "cpu_fields", "cpu_vendor"]
 
 _LEGACY_CLASS = None
 
@@ -196,17 +196,26 @@ def onednn_matmul_usable(device=None, dtype=None) -> bool:
     return _ONEDNN_OK
 
 
-def cpu_vendor() -> str:
-    """The CPU vendor string of this machine (``GenuineIntel``, ``AuthenticAMD``, ...; from
-    ``/proc/cpuinfo``), or ``""`` where it cannot be read."""
+def cpu_fields() -> dict[str, str]:
+    """The fields of the first processor in ``/proc/cpuinfo`` (``vendor_id``, ``model name``,
+    ``cpu family``, ``model``, ``flags``, ...), or ``{}`` where it cannot be read."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the end of the first processor's block
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return ""
+    return fields
+
+
+def cpu_vendor() -> str:
+    """The CPU vendor string of this machine (``GenuineIntel``, ``AuthenticAMD``, ...), or
+    ``""`` where it cannot be read."""
+    return cpu_fields().get("vendor_id", "")
 
 
 def compiled_products_by_mkl() -> bool:
@@ -214,14 +223,15 @@ def compiled_products_by_mkl() -> bool:
     ``mm``/``addmm`` (MKL's sgemm in the PyPI CPU build) by default instead of oneDNN: an Intel
     CPU and a torch with MKL. MKL is Intel's library and takes its fast kernels there: on the
     Intel dev CPU (family 6 model 167) MKL and oneDNN ran the model's products at the same
-    149-160 GFLOP/s, and inductor then calls MKL directly, without the custom operator's Python
-    dispatch (about 70 microseconds for each of ~118 products), the padding of the bonds to
-    oneDNN's bucket and the contiguous copies the operator takes: 0.0990 against 0.1160 s of
-    CPU per compiled force call on one interface (minimum of 25; medians 0.1027 and 0.1197;
-    ``benchmarks/fast_pes_call.py --n 1 --repeats 25 --compile``), the same energy and forces. On AMD CPUs MKL ran
-    the same products 1.0-2.9x slower than oneDNN, so oneDNN stays the default there (and in
-    eager evaluation everywhere, where the two were equal on the Intel CPU). The choice
-    depends on the vendor only, so it is the same on every run of a machine."""
+    149-160 GFLOP/s (``benchmarks/gemm_rates.py``), and inductor then calls MKL directly,
+    without the custom operator around oneDNN (one opaque call per product), the padding of
+    the bonds to oneDNN's bucket and the contiguous copies inductor makes for the operator:
+    0.0990 against 0.1160 s of CPU per compiled force call on one interface (minimum of 25;
+    medians 0.1027 and 0.1197; ``benchmarks/fast_pes_call.py --n 1 --repeats 25 --compile``),
+    the same energy and forces. On AMD CPUs MKL ran the same products 1.0-2.9x slower than
+    oneDNN, so oneDNN stays the default there (and in eager evaluation everywhere, where the
+    two were equal on the Intel CPU). The choice depends on the vendor only, so it is the
+    same on every run of a machine."""
     import torch
 
     return torch.backends.mkl.is_available() and cpu_vendor() == "GenuineIntel"
@@ -296,8 +306,8 @@ class FastM3GNetPES:
       and its updates are added to theirs. Checked once at construction (the update of a zero
       input is compared with 0); otherwise the block runs on every bond.
     * **Matrix products through oneDNN** (``onednn``: None = the default, oneDNN where usable,
-      except compiled on an Intel CPU: :func:`compiled_products_by_mkl`). The PyPI CPU build of torch sends float32 ``F.linear`` to MKL's sgemm. On one of this
-      project's AMD EPYC dev machines (taken for Zen 5) MKL ran the model's shapes (bonds x
+      except compiled on an Intel CPU: :func:`compiled_products_by_mkl`). The PyPI CPU build
+      of torch sends float32 ``F.linear`` to MKL's sgemm. On one of this project's AMD EPYC dev machines (taken for Zen 5) MKL ran the model's shapes (bonds x
       64 -> 64, 9 -> 64) at 54-81 GFLOP/s on one core and oneDNN's kernels at 146-210 GFLOP/s,
       1.9-2.9x faster; on another (family 25 model 17, Zen 4) both ran at 45-86 GFLOP/s, oneDNN
       1.0-1.5x faster (``benchmarks/gemm_rates.py``, which prints the CPU). Every linear layer on bonds, forward and

@@ -12,29 +12,26 @@ from typing import Any
 from .result import Counts, DatasetRef, EvaluationResult
 from .sources import EvaluationInputError, Reference, load_reference, read_predictions
 
-RECONSTRUCTION_TASKS = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
-GENERATION_DATASETS = RECONSTRUCTION_TASKS
-ALLOY_CONFIGS = ("300K_wide", "300K_narrow", "1500K_wide", "1500K_narrow")
-DISORDER_TASKS = ("interface", "a-si")
+from dismai_data import tasks as _tasks
+
+RECONSTRUCTION_TASKS = tuple(t.name for t in _tasks.TASKS.values() if t.kind == "reconstruction")
+GENERATION_DATASETS = tuple(t.dataset for t in _tasks.TASKS.values() if t.kind == "generation")
+ALLOY_CONFIGS = tuple(t.config for t in _tasks.TASKS.values() if t.kind == "alloy")
+DISORDER_TASKS = tuple(t.name for t in _tasks.TASKS.values() if t.kind in ("interface", "a-si"))
 
 
 def known_tasks() -> list[str]:
-    return (list(RECONSTRUCTION_TASKS) + [f"generation/{d}" for d in GENERATION_DATASETS]
-            + [f"alloy/{c}" for c in ALLOY_CONFIGS] + list(DISORDER_TASKS))
+    """Every task of the registry (:mod:`dismai_data.tasks`)."""
+    return _tasks.task_names()
 
 
 def parse_task(task: str) -> tuple[str, str, str | None]:
-    """``(kind, dataset, config)`` of a task name, or an error naming the field."""
-    t = (task or "").strip()
-    if t in RECONSTRUCTION_TASKS:
-        return "reconstruction", t, None
-    if t.startswith("generation/") and t.split("/", 1)[1] in GENERATION_DATASETS:
-        return "generation", t.split("/", 1)[1], None
-    if t.startswith("alloy/") and t.split("/", 1)[1]:
-        return "alloy", "alloy", t.split("/", 1)[1]
-    if t in DISORDER_TASKS:
-        return t, t, None
-    raise EvaluationInputError(f"unknown task {t!r}; known: {', '.join(known_tasks())}", field="task")
+    """``(kind, dataset, config)`` of a task name (from the registry), or an error naming the field."""
+    try:
+        t = _tasks.get(task)
+    except KeyError as exc:
+        raise EvaluationInputError(exc.args[0], field="task") from None
+    return t.kind, t.dataset, t.config
 
 
 def _dataset_ref(ref: Reference) -> DatasetRef:
@@ -75,6 +72,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     """
     t0 = time.perf_counter()
     kind, dataset, config = parse_task(task)
+    spec = _tasks.get(task)
     if lammps_potential is not None:
         from dismai_data.lammps import POTENTIALS
 
@@ -90,7 +88,10 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
         (outdir / "figures").mkdir(exist_ok=True)
     big = kind in ("alloy",) + DISORDER_TASKS
     preds = read_predictions(predictions, column=column, split=split, symmetry=not big)
-    ref = load_reference(reference, dataset, "train" if kind in ("alloy",) + DISORDER_TASKS else split, config)
+    # reconstruction and generation score against the split given (default: the registry's);
+    # the Dismai-Bench tasks always compare with the registry's split (train)
+    ref = load_reference(reference, dataset, split if kind in ("reconstruction", "generation")
+                         else spec.reference_split, config)
 
     relaxed = kind in DISORDER_TASKS and not no_relax
     relax_spec = _relax_spec(kind, ref, relax_weights, lammps_potential) if relaxed else None
@@ -103,7 +104,11 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     files: dict[str, str] = {}
     groups: dict[str, Any] = {}
     settings: dict[str, Any] = {"workers": workers, "scheduler": str(scheduler) if scheduler else None,
-                                "no_relax": no_relax}
+                                "no_relax": no_relax,
+                                "task": {"headline": spec.headline, "protocol": vars(spec.protocol),
+                                         "ranking": f"ranked by {spec.headline} ({spec.headline_spec.better}) when "
+                                                    f"it is defined and {spec.floor_metric} >= "
+                                                    f"{spec.min_accepted_fraction:g}"}}
     train_ref = None
 
     if kind == "reconstruction":
@@ -184,6 +189,11 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
                 if rec["id"] in per_row:
                     rec.update(per_row[rec["id"]])
 
+    for key, m in metrics.items():  # unit and description from the registry where the scorer left them blank
+        ms = spec.metric.get(key)
+        if ms is not None:
+            m.unit = m.unit or ms.unit
+            m.description = m.description or ms.description
     counts = Counts(submitted=submitted, accepted=accepted, failed=submitted - accepted,
                     percent_failed=(100.0 - 100.0 * accepted / submitted) if submitted else 0.0,
                     failure_reasons=dict(reasons))

@@ -7,10 +7,11 @@ from typing import Optional
 
 import typer
 
+from dismai_data import tasks as _tasks
+
 
 def evaluate(
-    task: str = typer.Option(..., "--task", help="Task: jarvis-supercon-3d, alexandria-ds-ab, perov-5, carbon-24 "
-                                                 "(reconstruction), generation/<dataset>, alloy/<config>, a-si, interface."),
+    task: str = typer.Option(..., "--task", help="Task (dismai_data.tasks): " + _tasks.help_text() + "."),
     predictions: str = typer.Option(..., "--predictions", help="Predictions: parquet/arrow file or folder, "
                                                                "extxyz, CIF/POSCAR folder, JARVIS-Leaderboard "
                                                                "CSV, or hub id owner/name@revision."),

@@ -59,7 +59,9 @@ class Baseline:
 
 
 def _alloy_tasks() -> list[str]:
-    return [f"alloy/{c}" for c in ("300K_narrow", "300K_wide", "1500K_narrow", "1500K_wide")]
+    from dismai_data import tasks
+
+    return [t.name for t in tasks.TASKS.values() if t.kind == "alloy"]
 
 
 BASELINES: list[Baseline] = [
@@ -118,21 +120,20 @@ BASELINES: list[Baseline] = [
                          "composition' is a tie broken by the seed), volume unchanged."),
 ]
 
-_SCALAR_KEYS = {
-    "alloy": ["d_cluster", "percent_with_vacancies"],
-    "interface": ["d_all", "d_Li", "d_Co", "d_Sc"],
-    "a-si": ["d_motif", "d_rdf", "d_angle"],
-    "reconstruction": ["match_rate", "rmse", "atomgen_score", "mae_a", "mae_b", "mae_c", "mae_alpha", "mae_beta",
-                       "mae_gamma", "kld_a", "kld_c", "validity", "novelty"],
-}
+def _scalar_keys(task: str) -> list[str]:
+    """The card's metrics of ``task``: the registry's leaderboard columns (headline first,
+    ``percent_failed`` last; :mod:`dismai_data.tasks`)."""
+    from dismai_data import tasks
+
+    cols = [k for k in tasks.get(task).columns if k != "percent_failed"]
+    return cols + ["percent_failed"]
 
 
 def _task_kind(task: str) -> str:
-    if task.startswith("alloy/"):
-        return "alloy"
-    if task in ("interface", "a-si"):
-        return task
-    return "reconstruction"
+    from dismai_data import tasks
+
+    kind = tasks.get(task).kind
+    return "reconstruction" if kind == "generation" else kind
 
 
 def _log(console, msg: str) -> None:
@@ -211,7 +212,7 @@ def _eval_results(b: Baseline, scores: dict):
         label = "" if s.get("relaxed", True) or kind in ("alloy", "reconstruction") else " (unrelaxed)"
         if s.get("subset"):
             label += f" (first {s['subset']} {split} rows)"
-        keys = _SCALAR_KEYS[kind] + ["percent_failed"]
+        keys = _scalar_keys(task)
         for k in keys:
             m = s["metrics"].get(k)
             if m is None or m.get("value") is None:
@@ -227,7 +228,7 @@ def _eval_results(b: Baseline, scores: dict):
 def _scores_table(scores: dict) -> str:
     lines = ["| task | metric | value | 95 % interval (bootstrap) |", "|---|---|---|---|"]
     for task, s in scores.items():
-        for k in _SCALAR_KEYS[_task_kind(task)] + ["percent_failed"]:
+        for k in _scalar_keys(task):
             m = s["metrics"].get(k)
             if m is None or m.get("value") is None:
                 continue

@@ -16,29 +16,17 @@ from urllib.parse import quote
 
 from jinja2 import Environment
 
+from dismai_data import tasks as _tasks
+
 from .rows import metrics_of
 
-RECON = [("match_rate", "match rate", "max"), ("rmse", "RMSE", "min")] + \
-    [(f"mae_{p}", f"MAE {s}", "min") for p, s in zip(("a", "b", "c", "alpha", "beta", "gamma"), "abcαβγ")] + \
-    [(f"kld_{p}", f"KLD {s}", "min") for p, s in zip(("a", "b", "c", "alpha", "beta", "gamma"), "abcαβγ")]
-FAILED = ("percent_failed", "% failed", "min")
-#: family -> [(metric key, column title, better)]; the first column ranks the table
-COLUMNS = {
-    "interface": [("d_all", "d_all", "min"), ("d_Li", "d_Li", "min"), ("d_Co", "d_Co", "min"),
-                  ("d_Sc", "d_Sc", "min"), FAILED],
-    "a-si": [("d_motif", "d_motif", "min"), ("d_rdf", "d_rdf", "min"), ("d_angle", "d_angle", "min"), FAILED],
-    "alloy": [("d_cluster", "d_cluster", "min"), ("percent_with_vacancies", "% with vacancies", "min"), FAILED],
-    "reconstruction": RECON,
-    "generation": [FAILED, ("validity_structural", "structural validity", "max"),
-                   ("validity_compositional", "compositional validity", "max"), ("uniqueness", "uniqueness", "max"),
-                   ("novelty", "novelty", "max"), ("coverage_recall", "coverage recall", "max"),
-                   ("coverage_precision", "coverage precision", "max")],
-}
-TITLES = {"interface": "interface (d_Li, d_Co, d_Sc, d_all, % failed)", "a-si": "a-Si (d_motif, d_rdf, d_angle)"}
+#: task -> [(metric key, column title, better)]; the first column is the headline that ranks the
+#: table (all from the task registry, :mod:`dismai_data.tasks`)
+COLUMNS = {t.name: [(k, t.metric[k].title, t.metric[k].better or "min") for k in t.columns]
+           for t in _tasks.TASKS.values()}
+TITLES = {t.name: t.description for t in _tasks.TASKS.values() if t.kind in ("interface", "a-si")}
 #: the axes of the rank chart and the metric each is ranked by
-DISMAI_AXES = [("interface", "d_all"), ("a-si", "d_motif"), ("alloy/300K_wide", "d_cluster"),
-               ("alloy/300K_narrow", "d_cluster"), ("alloy/1500K_wide", "d_cluster"),
-               ("alloy/1500K_narrow", "d_cluster")]
+DISMAI_AXES = _tasks.DISMAI_AXES
 COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#1b7c83", "#e16f24", "#6e7781"]
 
 SORTER = """document.querySelectorAll("table.lb").forEach(function(t){
@@ -69,6 +57,9 @@ submit with <code>dismai submit --task TASK --predictions FILE --model-name NAME
 {{ chart|safe }}
 <p class="muted small">One axis per Dismai dataset, ranked by its first metric (lower is better); the outer ring is
 rank 1. A model's best submission counts; a dataset without a score sits at the centre.</p>
+<p class="muted small" id="ranking-rule">Each table is ranked by its first column (the task's headline metric). A
+submission whose headline metric is undefined, or with fewer than {{ floor_pct }} % of its structures accepted, is
+listed after the ranked ones without a rank (–).</p>
 {% for t in tables %}<h2 id="task-{{ t.task }}">{{ t.title }}</h2>
 <table class="lb" data-task="{{ t.task }}"><thead><tr><th data-k="rank">rank</th><th data-k="model">model</th>
 {% for c in t.columns %}<th data-k="{{ c.key }}" title="{{ c.key }}">{{ c.title }}{% if c.better == 'max' %} ↑{% endif %}</th>{% endfor %}
@@ -88,13 +79,8 @@ th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{co
 
 
 def family(task: str) -> str:
-    if task in ("interface", "a-si"):
-        return task
-    if task.startswith("alloy/"):
-        return "alloy"
-    if task.startswith("generation/"):
-        return "generation"
-    return "reconstruction"
+    t = _tasks.TASKS.get(task)
+    return t.kind if t is not None else "reconstruction"
 
 
 def fmt(v) -> str:
@@ -120,27 +106,22 @@ def _cell(m: dict | None) -> dict:
     return {"v": repr(float(m["value"])), "text": fmt(m["value"]), "ci": ci}
 
 
-def _primary(row: dict, fam: str) -> float | None:
-    key, _, better = COLUMNS[fam][0]
-    m = metrics_of(row).get(key) or {}
-    v = m.get("value")
-    if v is None:
-        return None
-    return float(v) if better == "min" else -float(v)
+def _columns(task: str) -> list[tuple[str, str, str]]:
+    return COLUMNS.get(task) or [("percent_failed", "% failed", "min")]
 
 
-def ranked(rows: list[dict], task: str) -> list[tuple[int, dict]]:
-    """Scored rows of ``task``, best first, with their rank (ties share a rank)."""
-    fam = family(task)
+def ranked(rows: list[dict], task: str) -> list[tuple[int | None, dict]]:
+    """Scored rows of ``task`` in rank order, with their rank (ties share a rank). The
+    registry's rule (:func:`dismai_data.tasks.rank_order`): a row whose headline metric is
+    undefined or whose accepted fraction is under the task's floor has rank None and comes
+    after every ranked row."""
     scored = [r for r in rows if r["task"] == task and r["status"] == "scored"]
-    scored.sort(key=lambda r: (_primary(r, fam) is None, _primary(r, fam) or 0.0, r.get("scored_at") or ""))
-    out, prev, rank = [], object(), 0
-    for i, r in enumerate(scored, 1):
-        p = _primary(r, fam)
-        if p != prev:
-            rank, prev = i, p
-        out.append((rank, r))
-    return out
+    scored.sort(key=lambda r: r.get("scored_at") or "")
+    if task not in _tasks.TASKS:
+        return [(None, r) for r in scored]
+    ranks = _tasks.rank_order(task, [(metrics_of(r), r.get("n_submitted"), r.get("n_accepted")) for r in scored])
+    order = sorted(range(len(scored)), key=lambda i: (ranks[i] is None, ranks[i] or 0, i))
+    return [(ranks[i], scored[i]) for i in order]
 
 
 def task_order(tasks: set[str]) -> list[str]:
@@ -158,7 +139,8 @@ def rank_chart(rows: list[dict]) -> str:
     for task, _ in DISMAI_AXES:
         best: dict[str, int] = {}
         for rank, r in ranked(rows, task):
-            best.setdefault(r["model_name"], rank)
+            if rank is not None:
+                best.setdefault(r["model_name"], rank)
         n_on[task] = len(best)
         for model, rank in best.items():
             ranks.setdefault(model, {})[task] = rank
@@ -213,11 +195,11 @@ def render(rows: list[dict], queue: dict) -> str:
     tables = []
     for task in task_order({r["task"] for r in rows if r["status"] == "scored"}):
         fam = family(task)
-        cols = [{"key": k, "title": t, "better": b} for k, t, b in COLUMNS[fam]]
+        cols = [{"key": k, "title": t, "better": b} for k, t, b in _columns(task)]
         out = []
         for rank, r in ranked(rows, task):
             m = metrics_of(r)
-            out.append({"id": r["submission_id"], "rank": rank, "model_name": r["model_name"],
+            out.append({"id": r["submission_id"], "rank": "–" if rank is None else rank, "model_name": r["model_name"],
                         "model_repo": r.get("model_repo"), "notes": r.get("notes"),
                         "unrelaxed": fam in ("interface", "a-si") and not r.get("relaxed"),
                         "relaxation_note": r.get("relaxation_note") or "",
@@ -229,5 +211,5 @@ def render(rows: list[dict], queue: dict) -> str:
                         "date": (r.get("scored_at") or "")[:16].replace("T", " ")})
         tables.append({"task": task, "title": TITLES.get(task, task), "columns": cols, "rows": out})
     failed = [r for r in rows if r["status"] != "scored"]
-    return PAGE.render(tables=tables, failed=failed, chart=rank_chart(rows), queue=queue, script=SORTER,
+    return PAGE.render(floor_pct=f"{100 * _tasks.MIN_ACCEPTED_FRACTION:g}", tables=tables, failed=failed, chart=rank_chart(rows), queue=queue, script=SORTER,
                        n_scored=len(rows) - len(failed), n_failed=len(failed))

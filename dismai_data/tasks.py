@@ -1,0 +1,314 @@
+"""The task registry: every benchmark task defined once.
+
+A :class:`Task` names its dataset, config and reference split, the protocol its scores
+follow (clean-up, relaxation, sample count), its metrics (unit, direction, the reference
+file each reproduces) with one headline, and the ranking rule. ``evaluate()``, the
+``dismai evaluate`` help, the leaderboard page and the model cards read it; nothing else
+keeps a list of tasks or metric names.
+
+Ranking rule (:func:`rank_order`): a submission is *rankable* when its headline metric is
+defined (a finite number) and its accepted fraction (the task's ``floor_metric``) is at
+least ``min_accepted_fraction``. Rankable submissions are ordered by the headline; the
+others are listed after them without a rank, so a submission without its headline (for
+example 100 % failed) is never ranked above one that has it.
+
+Ground floor of the library: imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+#: Accepted fraction below which a submission is listed without a rank. The Dismai-Bench
+#: paper ranks models with up to 64.6 % failed (UniMat, interface), so the floor is low.
+MIN_ACCEPTED_FRACTION = 0.1
+
+DISMAI_BENCH = "ertekin-research-group/Dismai-Bench"
+ATOMBENCH = "atomgptlab/atombench_inverse"
+JARVIS_LB = "atomgptlab/jarvis_leaderboard"
+CDVAE = "txie-93/cdvae"
+LATTICE = ("a", "b", "c", "alpha", "beta", "gamma")
+_UNIT = {"a": "A", "b": "A", "c": "A", "alpha": "deg", "beta": "deg", "gamma": "deg"}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str
+    title: str
+    better: str  # "min" | "max" | "" (reported, not ranked)
+    unit: str = ""
+    description: str = ""
+    reference: str = ""  # repository file the number reproduces
+
+
+@dataclass(frozen=True)
+class Protocol:
+    cleanup: str
+    relaxation: str
+    samples: str
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # reconstruction | generation | alloy | a-si | interface
+    dataset: str
+    config: str | None
+    reference_split: str  # the split scores are computed against
+    protocol: Protocol
+    metrics: tuple[MetricSpec, ...]
+    headline: str
+    columns: tuple[str, ...]  # leaderboard columns, headline first
+    floor_metric: str = "accepted_fraction"  # accepted fraction the ranking floor applies to
+    min_accepted_fraction: float = MIN_ACCEPTED_FRACTION
+    dismai_axis: bool = False  # an axis of the leaderboard's rank chart
+    description: str = ""
+
+    @property
+    def metric(self) -> dict[str, MetricSpec]:
+        return {m.key: m for m in self.metrics}
+
+    @property
+    def headline_spec(self) -> MetricSpec:
+        return self.metric[self.headline]
+
+
+FAILED = MetricSpec("percent_failed", "% failed", "min", "%",
+                    "100 - 100 * accepted / submitted (submitted: structures read; reconstruction: reference rows)")
+
+_VAC = MetricSpec("percent_with_vacancies", "% with vacancies", "min", "%",
+                  "accepted structures with at least one vacant FCC site after the clean-up",
+                  f"{DISMAI_BENCH} benchmark/alloy/cluster_counts/get_alloy_metrics.py")
+
+
+def _alloy_metrics() -> tuple[MetricSpec, ...]:
+    count = f"{DISMAI_BENCH} benchmark/alloy/cluster_counts/utils/count.py, analyze_cluster_count.py"
+    return (
+        MetricSpec("d_cluster", "d_cluster", "min", "",
+                   "Euclidean distance of the average 45-number cluster-probability fingerprints (generated vs "
+                   "train), counts normalised per atom present and rounded to 5 decimals as the reference does",
+                   count + ", get_alloy_metrics.py"),
+        _VAC,
+        MetricSpec("d_cluster_per_site", "d_cluster per site", "", "",
+                   "variant: fingerprints normalised per lattice site (256) on the snapped occupation; not the "
+                   "reference's number when a structure has vacancies"),
+        MetricSpec("energy_mean", "mean CE energy", "", "eV/atom", "mean CE formation energy, accepted",
+                   count),
+        MetricSpec("wasserstein_energy", "W1 CE energy", "", "eV/atom",
+                   "1-D Wasserstein distance of CE energies, accepted vs train"),
+        FAILED,
+    )
+
+
+def _recon_metrics() -> tuple[MetricSpec, ...]:
+    pb = f"{ATOMBENCH} scripts/plot_error_distribution.py"
+    ms = [
+        MetricSpec("match_rate", "match rate", "max", "",
+                   "CSP (DiffCSP/CDVAE) match rate: StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3).fit over "
+                   "every reference row; rows failed or with the wrong composition count as unmatched",
+                   "jiaor17/DiffCSP scripts/compute_metrics.py"),
+        MetricSpec("rmse", "RMSE", "min", "(V/N)^(1/3)",
+                   "CSP RMSE: mean get_rms_dist(pred, target)[0] over matched pairs",
+                   "jiaor17/DiffCSP scripts/compute_metrics.py"),
+        MetricSpec("atomgen_score", "AtomGen", "min", "(V/N)^(1/3)",
+                   "JARVIS-Leaderboard AtomGen: mean get_rms_anonymous(pred, target)[0] over every pair where it "
+                   "is defined, whatever the predicted composition", f"{JARVIS_LB} jarvis_leaderboard/rebuild.py"),
+        MetricSpec("atomgen_pair_rate", "AtomGen pairs", "max", "",
+                   "fraction of reference rows entering atomgen_score", f"{JARVIS_LB} jarvis_leaderboard/rebuild.py"),
+        MetricSpec("wrong_composition_fraction", "wrong composition", "min", "",
+                   "fraction of reference rows whose parsed prediction has another composition or atom count"),
+        MetricSpec("atombench_match_rate", "AtomBench match rate", "max", "",
+                   "both reduced (primitive, then Niggli), StructureMatcher.get_rms_dist not None, over every "
+                   "parsed pair", pb),
+        MetricSpec("atombench_rmse", "AtomBench RMSE", "min", "(V/N)^(1/3) / V^(1/3)",
+                   "mean get_rms_dist(pred, target)[0] of the reduced pair divided again by the target's V^(1/3), "
+                   "as the reference code does", pb),
+    ]
+    for p in LATTICE:
+        ms.append(MetricSpec(f"atombench_mae_{p}", f"MAE {p}", "min", _UNIT[p],
+                             f"MAE of {p} after get_primitive_structure() then Niggli, every parsed pair", pb))
+    for p in LATTICE:
+        ms.append(MetricSpec(f"atombench_kld_{p}", f"KLD {p}", "min", "nats",
+                             f"scipy.stats.entropy(target, prediction) of the paired per-material {p} vectors "
+                             f"(each divided by its sum; no bins, no epsilon), every parsed pair", pb))
+    for p in LATTICE:
+        ms.append(MetricSpec(f"kld_histogram_{p}", f"KLD hist {p}", "", "nats",
+                             f"the AtomBench paper's text variant (not its code): 50-bin histograms of {p}, "
+                             "reference split vs accepted predictions, 1e-10 floor"))
+    ms.append(FAILED)
+    return tuple(ms)
+
+
+def _generation_metrics() -> tuple[MetricSpec, ...]:
+    return (
+        MetricSpec("coverage_recall", "coverage recall", "max", "",
+                   "fraction of reference-split structures matched by some accepted structure"),
+        MetricSpec("coverage_precision", "coverage precision", "max", "",
+                   "fraction of accepted structures matching some reference-split structure"),
+        MetricSpec("validity_structural", "structural validity", "max", "", "distances > 0.5 A, volume > 0.1 A^3"),
+        MetricSpec("validity_compositional", "compositional validity", "max", "", "SMACT charge neutrality"),
+        MetricSpec("uniqueness", "uniqueness", "max", ""), MetricSpec("novelty", "novelty", "max", ""),
+        MetricSpec("wasserstein_density", "W1 density", "min", "g/cm^3"),
+        MetricSpec("wasserstein_nelements", "W1 #elements", "min", ""),
+        FAILED,
+    )
+
+
+def _disorder_metrics(kind: str) -> tuple[MetricSpec, ...]:
+    if kind == "interface":
+        ref = f"{DISMAI_BENCH} benchmark/int/motif"
+        return tuple(MetricSpec(k, k, "min", "", f"Euclidean distance of average CrystalNN fingerprints ({k[2:]})",
+                                ref) for k in ("d_all", "d_Li", "d_Co", "d_Sc")) + (FAILED,)
+    ref = f"{DISMAI_BENCH} benchmark/a_Si"
+    return (MetricSpec("d_motif", "d_motif", "min", "", "average CrystalNN fingerprint distance", ref + "/motif"),
+            MetricSpec("d_rdf", "d_rdf", "min", "", "average RDF distance (vasppy normalisation)", ref + "/rdf"),
+            MetricSpec("d_angle", "d_angle", "min", "",
+                       "average bond-angle distribution distance, 0.5 degree bins closed on the right "
+                       "(pandas.cut)", ref + "/bond_angle/bin_bond_angles.py"),
+            FAILED)
+
+
+RECONSTRUCTION_DATASETS = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
+ALLOY_CONFIGS = ("300K_wide", "300K_narrow", "1500K_wide", "1500K_narrow")
+
+
+def _build() -> dict[str, Task]:
+    tasks: dict[str, Task] = {}
+    recon_cols = ("match_rate", "rmse", "atomgen_score", "wrong_composition_fraction", "atombench_match_rate",
+                  "atombench_rmse") + tuple(f"atombench_mae_{p}" for p in LATTICE) + tuple(
+                  f"atombench_kld_{p}" for p in LATTICE) + ("percent_failed",)
+    for d in RECONSTRUCTION_DATASETS:
+        jarvis = d == "jarvis-supercon-3d"
+        head = "atomgen_score" if jarvis else "match_rate"
+        cols = (head,) + tuple(c for c in recon_cols if c != head)
+        tasks[d] = Task(
+            d, "reconstruction", d, None, "test",
+            Protocol("none: structures scored as submitted; targets are the benchmark's own test rows",
+                     "none", "one prediction per test row (keyed by id)"),
+            _recon_metrics(), head, cols,
+            floor_metric="atomgen_pair_rate" if jarvis else "accepted_fraction",
+            description=("JARVIS-Leaderboard AtomGen task: ranked by the AtomGen score as the leaderboard publishes"
+                         if jarvis else "crystal structure prediction: ranked by the match rate"))
+    for d in RECONSTRUCTION_DATASETS:
+        tasks[f"generation/{d}"] = Task(
+            f"generation/{d}", "generation", d, None, "test",
+            Protocol("none", "none", "a set of generated structures (any number)"),
+            _generation_metrics(), "coverage_recall",
+            ("coverage_recall", "percent_failed", "validity_structural", "validity_compositional", "uniqueness",
+             "novelty", "coverage_precision"),
+            description="generation: coverage of the test split")
+    for c in ALLOY_CONFIGS:
+        tasks[f"alloy/{c}"] = Task(
+            f"alloy/{c}", "alloy", "alloy", c, "train",
+            Protocol("remove_atoms_not_on_lattice_cryingan.py: each reference FCC site takes the species of the "
+                     "nearest generated atom within 0.8 A (reference lattice as is; an empty site is a vacancy) "
+                     "and the atom is placed on the site; --alloy-cleanup diffcsp translates the reference "
+                     "lattice first (remove_atoms_not_on_lattice_diffcsp.py), none keeps the positions (the "
+                     "reference's CDVAE path counts around actual positions)",
+                     "none", "1000 generated structures in the paper"),
+            _alloy_metrics(), "d_cluster", ("d_cluster", "percent_with_vacancies", "percent_failed"),
+            dismai_axis=True, description="Dismai-Bench Fe-Ni-Cr alloy")
+    tasks["interface"] = Task(
+        "interface", "interface", "interface", None, "train",
+        Protocol("move apart (1.5 A rule, 100 iterations)", "M3GNet, positions only, fmax 0.05 eV/A",
+                 "1000 generated structures in the paper"),
+        _disorder_metrics("interface"), "d_all", ("d_all", "d_Li", "d_Co", "d_Sc", "percent_failed"),
+        dismai_axis=True, description="interface (d_Li, d_Co, d_Sc, d_all, % failed)")
+    tasks["a-si"] = Task(
+        "a-si", "a-si", "a-si", None, "train",
+        Protocol("move apart (1.5 A rule, 100 iterations)", "LAMMPS (the dataset's potential), positions only, "
+                 "fmax 0.05 eV/A", "1000 generated structures in the paper"),
+        _disorder_metrics("a-si"), "d_motif", ("d_motif", "d_rdf", "d_angle", "percent_failed"),
+        dismai_axis=True, description="a-Si (d_motif, d_rdf, d_angle)")
+    return tasks
+
+
+TASKS: dict[str, Task] = _build()
+#: axes of the leaderboard's rank chart: (task, headline)
+DISMAI_AXES: list[tuple[str, str]] = [(t, TASKS[t].headline) for t in
+                                      ["interface", "a-si"] + [f"alloy/{c}" for c in ALLOY_CONFIGS]]
+
+
+def task_names() -> list[str]:
+    return list(TASKS)
+
+
+def get(name: str) -> Task:
+    """The task, or ``KeyError`` naming the known ones."""
+    t = (name or "").strip()
+    if t not in TASKS:
+        raise KeyError(f"unknown task {t!r}; known: {', '.join(TASKS)}")
+    return TASKS[t]
+
+
+def _value(metrics: dict, key: str) -> float | None:
+    m = metrics.get(key)
+    v = m.get("value") if isinstance(m, dict) else getattr(m, "value", m)
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def accepted_fraction(task: Task | str, metrics: dict, n_submitted: int | None = None,
+                      n_accepted: int | None = None) -> float | None:
+    """The fraction the ranking floor applies to (``task.floor_metric``)."""
+    t = get(task) if isinstance(task, str) else task
+    if t.floor_metric != "accepted_fraction":
+        return _value(metrics, t.floor_metric)
+    if n_submitted:
+        return (n_accepted or 0) / n_submitted
+    pf = _value(metrics, "percent_failed")
+    return None if pf is None else 1.0 - pf / 100.0
+
+
+def rankable(task: Task | str, metrics: dict, n_submitted: int | None = None,
+             n_accepted: int | None = None) -> bool:
+    t = get(task) if isinstance(task, str) else task
+    if _value(metrics, t.headline) is None:
+        return False
+    f = accepted_fraction(t, metrics, n_submitted, n_accepted)
+    return f is not None and f >= t.min_accepted_fraction
+
+
+def rank_key(task: Task | str, metrics: dict, n_submitted: int | None = None,
+             n_accepted: int | None = None) -> tuple:
+    """Sort key: rankable submissions first, by the headline (best first); then the rest."""
+    t = get(task) if isinstance(task, str) else task
+    if not rankable(t, metrics, n_submitted, n_accepted):
+        return (1, 0.0)
+    v = _value(metrics, t.headline)
+    return (0, v if t.headline_spec.better == "min" else -v)
+
+
+def rank_order(task: Task | str, entries: list[tuple[dict, int | None, int | None]]) -> list[int | None]:
+    """Ranks (1 = best, ties share) of ``(metrics, n_submitted, n_accepted)`` entries in
+    the given order; ``None`` for an entry that is not rankable."""
+    t = get(task) if isinstance(task, str) else task
+    keys = [rank_key(t, *e) for e in entries]
+    order = sorted(range(len(entries)), key=lambda i: keys[i])
+    ranks: list[int | None] = [None] * len(entries)
+    prev, rank = None, 0
+    for pos, i in enumerate(order, 1):
+        if keys[i][0] == 1:
+            continue
+        if keys[i] != prev:
+            rank, prev = pos, keys[i]
+        ranks[i] = rank
+    return ranks
+
+
+def help_text() -> str:
+    """One line per task for ``dismai evaluate --help``."""
+    kinds: dict[str, list[str]] = {}
+    for t in TASKS.values():
+        kinds.setdefault(t.kind, []).append(t.name)
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in kinds.items())
+
+
+__all__ = ["Task", "MetricSpec", "Protocol", "TASKS", "DISMAI_AXES", "MIN_ACCEPTED_FRACTION", "get", "task_names",
+           "rankable", "rank_key", "rank_order", "accepted_fraction", "help_text"]

@@ -13,7 +13,8 @@
   the reference computation). Equal to vasppy to <= 1e-8 (tested).
 * :func:`bond_angle_distribution` — neighbours from ``CrystalNN(distance_cutoffs=None,
   x_diff_weight=0, porous_adjustment=False)``, all angles between pairs of neighbour
-  bonds of each atom, 0-180° in 0.5° bins, normalised to sum 1.
+  bonds of each atom, 0-180° in 0.5° bins closed on the right (``pandas.cut`` with
+  ``include_lowest``, as the reference's ``bin_bond_angles.py``), normalised to sum 1.
 * :func:`crystalnn_fingerprints` / :func:`site_fingerprint` — the 61-number matminer
   ``CrystalNNFingerprint`` ("ops" preset: CrystalNN weights and wt x order parameters per
   CN 1-24); the interface variant adds oxidation states, ``cation_anion=True`` and
@@ -118,6 +119,8 @@ def bond_angle_distribution_reference(structure, bin_width: float = ANGLE_BIN) -
     """The library reference of :func:`bond_angle_distribution` (pymatgen CrystalNN per site)."""
     from pymatgen.analysis.local_env import CrystalNN
 
+    from .crystalnn import _pair_angles, angle_histogram
+
     cnn = CrystalNN(distance_cutoffs=None, x_diff_weight=0, porous_adjustment=False)
     angles = []
     with warnings.catch_warnings():
@@ -127,14 +130,8 @@ def bond_angle_distribution_reference(structure, bin_width: float = ANGLE_BIN) -
             vecs = np.array([d["site"].coords - site.coords for d in nn])
             if len(vecs) < 2:
                 continue
-            u = vecs / np.linalg.norm(vecs, axis=1)[:, None]
-            cos = np.clip(u @ u.T, -1.0, 1.0)
-            iu = np.triu_indices(len(u), 1)
-            angles.append(np.degrees(np.arccos(cos[iu])))
-    nb = int(round(180.0 / bin_width))
-    a = np.concatenate(angles) if angles else np.zeros(0)
-    h = np.histogram(a, bins=nb, range=(0.0, 180.0))[0].astype(float)
-    return h / h.sum() if h.sum() else h
+            angles.append(_pair_angles(vecs, bin_width))
+    return angle_histogram(np.concatenate(angles) if angles else np.zeros(0), bin_width)
 
 
 def crystalnn_fingerprints_reference(structure, indices=None) -> np.ndarray:

@@ -21,11 +21,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote
 
 import anyio
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSON
 
 from dismai_data.hub import xet
 from dismai_data.hub.auth import Auth, User
+from dismai_data.hub.limits import LIST_BODY, MAX_ITEMS, SMALL_BODY, object_body, only_fields, parse_json, typed
 from dismai_data.hub.storage import (
     HEX64,
     HubError,
@@ -47,6 +49,83 @@ BINARY_SUFFIXES = {".parquet", ".arrow", ".png", ".jpg", ".jpeg", ".gif", ".bin"
                    ".npy", ".npz", ".zip", ".gz", ".bz2", ".xz", ".zst", ".tar", ".h5", ".pkl", ".onnx", ".msgpack"}
 
 
+COMMIT_LINE_FIELDS = {"header": {"summary", "description", "parentCommit"}, "file": {"path", "content", "encoding"},
+                      "lfsFile": {"path", "algo", "oid", "size"}, "deletedFile": {"path"}, "deletedFolder": {"path"}}
+PR_REFUSAL = ("pull requests and discussions are not supported by this hub (no refs/pr/N, no discussion threads, "
+              "no merge): push to a branch instead (create_branch, then revision=BRANCH) and let the repo's owner "
+              "merge it")
+
+
+class JSONResponse(_StarletteJSON):
+    """JSON with non-ASCII escaped (a lone surrogate can never fail the UTF-8 encoding) and
+    non-finite floats as null (never an exception while answering)."""
+
+    def render(self, content) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+        except ValueError:
+            return json.dumps(json_safe(content), ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+_SPACES = "this hub stores Spaces as file repos and runs none"
+CREATE_REFUSED = {"template": _SPACES, "hardware": _SPACES, "sleepTimeSeconds": _SPACES, "secrets": _SPACES,
+                  "variables": _SPACES, "volumes": _SPACES,
+                  "resourceGroupId": "resource groups (Enterprise access control) are not supported by this hub",
+                  "region": "this hub has one storage region"}
+SETTINGS_REFUSED = {"discussionsDisabled": "this hub has no discussions",
+                    "xetEnabled": "Xet uploads are always on", "gatedNotificationsMode": "no repo here is gated"}
+# query parameters each listing honours (see list_repos); the others named in LIST_REFUSED are refused
+LIST_PARAMS = {
+    "model": {"author", "search", "filter", "gated", "pipeline_tag", "sort", "limit", "full", "cardData", "expand",
+              "expand[]"},
+    "dataset": {"author", "search", "filter", "gated", "sort", "limit", "full", "expand", "expand[]"},
+    "space": {"author", "search", "filter", "sort", "limit", "full", "expand", "expand[]"},
+}
+LIST_REFUSED = {"apps": "this hub runs no apps", "inference": "this hub serves no inference",
+                "inference_provider": "this hub serves no inference",
+                "num_parameters": "this hub does not count model parameters",
+                "config": "this hub does not parse config.json in listings",
+                "datasets": "this hub does not track which datasets a Space uses",
+                "models": "this hub does not track which models a Space uses",
+                "linked": "this hub does not track which repos a Space uses"}
+SORT_KEYS = ("lastModified", "createdAt", "downloads", "likes", "trendingScore")
+LIST_DEFAULT = ("_id", "id", "author", "sha", "lastModified", "private", "gated", "disabled", "downloads", "likes",
+                "tags", "createdAt", "modelId", "pipeline_tag", "library_name", "sdk")
+EXPAND_COMMON = frozenset({"author", "cardData", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
+                           "lastModified", "likes", "private", "sha", "siblings", "tags", "trendingScore",
+                           "usedStorage"})
+EXPAND_BY_TYPE = {"model": frozenset({"pipeline_tag", "library_name"}), "dataset": frozenset(),
+                  "space": frozenset({"sdk"})}
+
+
+def json_safe(v, budget: list | None = None):
+    """YAML data as JSON: dates and other scalars as text, non-finite floats as None. At most
+    200000 values: YAML aliases can make a small card expand exponentially (ValueError then).
+    Depth is bounded by yaml's own recursion (RecursionError, caught by the caller)."""
+    import datetime
+    import math
+
+    budget = budget if budget is not None else [200_000]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError("data expands to too many values")
+    if isinstance(v, dict):
+        return {str(k): json_safe(x, budget) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set)):
+        return [json_safe(x, budget) for x in v]
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, str):
+        return v if v.isascii() else v.encode("utf-8", "replace").decode("utf-8")
+    if v is None or isinstance(v, (bool, int)):
+        return v
+    if isinstance(v, (datetime.date, datetime.datetime, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
 class FastFileResponse(FileResponse):
     chunk_size = 1024 * 1024
 
@@ -60,6 +139,11 @@ def _header_safe(text: str) -> str:
 def error_response(exc: HubError) -> Response:
     headers = {"X-Error-Code": _header_safe(exc.code), "X-Error-Message": _header_safe(exc.message), **exc.headers}
     return JSONResponse({"error": exc.message, "code": exc.code, **exc.extra}, status_code=exc.status, headers=headers)
+
+
+def _parents(path: str):
+    parts = path.split("/")
+    return ("/".join(parts[:i]) for i in range(1, len(parts)))
 
 
 def _truthy(v: str | None) -> bool:
@@ -118,6 +202,11 @@ class HubApp:
             response = await self.dispatch(request)
         except HubError as exc:
             response = error_response(exc)
+        except ClientDisconnect:  # the client went away mid-body: nobody to answer
+            return
+        except RecursionError:  # a parser recursed on hostile input that no limit above caught
+            log.warning("recursion limit on %s %s", request.method, request.url.path)
+            response = error_response(HubError(400, "NestingTooDeep", "request is nested too deeply to parse"))
         except Exception as exc:  # a bug: log it, answer 500 with a code
             log.exception("internal error on %s %s", request.method, request.url.path)
             response = error_response(HubError(500, "InternalError", f"{type(exc).__name__}: {exc}"))
@@ -166,6 +255,19 @@ class HubApp:
     def visible(self, key: RepoKey, meta: dict, user: User | None) -> bool:
         return not meta["private"] or (user is not None and user.may_read(key.ns))
 
+    def repo_id_visible(self, repo_id, user: User | None, repo_type: str = "dataset") -> bool:
+        """Whether ``user`` may see the repo ``ns/name`` (False when it is gone or private to them)."""
+        if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+            return False
+        key = RepoKey(repo_type, *repo_id.split("/"))
+        meta = self.storage.repo_meta(key)
+        return meta is not None and self.visible(key, meta, user)
+
+    def visible_rows(self, rows: list[dict], user: User | None) -> list[dict]:
+        """Leaderboard rows whose predictions repo ``user`` may see: a predictions repo made
+        private (or deleted) after scoring takes its rows off the page and the API."""
+        return [r for r in rows if self.repo_id_visible(r.get("predictions_repo"), user)]
+
     async def read_body(self, request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -177,12 +279,19 @@ class HubApp:
                 raise HubError(413, "PayloadTooLarge", f"request body is over the limit of {limit} bytes")
         return bytes(buf)
 
-    async def json_body(self, request: Request, limit: int = 16 * 1024 * 1024):
+    async def json_body(self, request: Request, limit: int = SMALL_BODY):
+        """The JSON body, size-limited before parsing and depth-limited (limits.parse_json)."""
         raw = await self.read_body(request, limit)
-        try:
-            return json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HubError(400, "InvalidJson", f"request body is not JSON: {exc}") from exc
+        return parse_json(raw or b"{}")
+
+    @staticmethod
+    def only_params(request: Request, allowed: set[str], what: str, why: dict[str, str] | None = None) -> None:
+        """400 UnsupportedParameter for a query parameter this endpoint does not implement."""
+        for k in request.query_params.keys():
+            if k not in allowed:
+                reason = (why or {}).get(k, "this hub does not implement it, and ignoring it would change the answer")
+                raise HubError(400, "UnsupportedParameter", f"{what}: query parameter {k!r} is not supported: "
+                                                            f"{reason}", extra={"parameter": k})
 
     # ------------------------------------------------------------------ routing
     async def dispatch(self, request: Request) -> Response:
@@ -247,6 +356,8 @@ class HubApp:
             return await self.create_repo(request)
         if segs == ["repos", "delete"] and m == "DELETE":
             return await self.delete_repo(request)
+        if segs == ["repos", "move"] and m == "POST":
+            return await self.move_repo(request)
         if len(segs) == 1 and segs[0] in TYPES and m == "GET":
             return self.list_repos(request, TYPES[segs[0]])
         if len(segs) >= 3 and segs[0] in TYPES:
@@ -281,6 +392,15 @@ class HubApp:
                 return self.list_commits(request, key, rest[1])
             if op == "settings" and len(rest) == 1 and m == "PUT":
                 return await self.settings(request, key)
+            if op == "super-squash" and len(rest) == 2 and m == "POST":
+                return await self.super_squash(request, key, rest[1])
+            if op == "discussions":
+                self.repo(key, self.user(request))
+                raise HubError(400, "NotSupported", PR_REFUSAL)
+            if op == "lfs-files":
+                self.repo(key, self.user(request))
+                raise HubError(400, "NotSupported", "listing, deleting and duplicating LFS files across repos is not "
+                                                    "supported by this hub (stored blobs are shared by content)")
         raise HubError(404, "EndpointNotFound", f"no API endpoint {m} /api/{'/'.join(segs)}")
 
     # ------------------------------------------------------------------ leaderboard
@@ -295,11 +415,15 @@ class HubApp:
             code, out = await anyio.to_thread.run_sync(service.submit, self, user, body, ep)
             return JSONResponse(out, status_code=code)
         if len(segs) == 2 and segs[0] == "submissions" and m == "GET":
-            return JSONResponse(await anyio.to_thread.run_sync(service.status, self, segs[1], ep))
+            out = await anyio.to_thread.run_sync(service.status, self, segs[1], ep)
+            if not self.repo_id_visible(out.get("predictions_repo"), self.user_or_none(request)):
+                raise HubError(404, "SubmissionNotFound", f"no submission {segs[1]!r}")
+            return JSONResponse(out)
         if segs in ([], [""]) and m == "GET":
             from dismai_data.leaderboard.queue import Queue
 
             rows = await anyio.to_thread.run_sync(service.leaderboard_rows, self.storage)
+            rows = self.visible_rows(rows, self.user_or_none(request))
             queue = Queue(self.storage.root).counts() if (self.storage.root / "leaderboard").is_dir() else {}
             return JSONResponse({"rows": service.rows_json(rows), "queue": queue})
         raise HubError(404, "EndpointNotFound", f"no API endpoint {m} /api/leaderboard/{'/'.join(segs)}")
@@ -317,8 +441,9 @@ class HubApp:
     async def validate_yaml(self, request: Request) -> Response:
         import yaml
 
-        body = await self.json_body(request)
-        content = body.get("content") if isinstance(body, dict) else None
+        body = object_body(await self.json_body(request, LIST_BODY), "validate-yaml body")
+        only_fields(body, {"content", "repoType"}, "validate-yaml")
+        content = body.get("content")
         if not isinstance(content, str):
             raise HubError(400, "InvalidYaml", "'content' must be a string")
         # The client sends the whole card; only a leading "---" block is metadata. A card
@@ -329,7 +454,9 @@ class HubApp:
             text = content[3:end] if end >= 0 else content[3:]
         try:
             data = yaml.safe_load(text) if text.strip() else {}
-        except yaml.YAMLError as exc:
+            json_safe(data)  # too deep or too many values once aliases are expanded: refused like bad YAML
+        except (yaml.YAMLError, RecursionError, ValueError) as exc:
+            exc = str(exc)[:300] if not isinstance(exc, RecursionError) else "nested too deeply"
             return JSONResponse({"errors": [{"message": f"invalid YAML: {exc}"}], "warnings": []}, status_code=400,
                                 headers={"X-Error-Code": "InvalidYaml", "X-Error-Message": "invalid YAML metadata"})
         if data is not None and not isinstance(data, dict):
@@ -339,42 +466,66 @@ class HubApp:
         return JSONResponse({"errors": [], "warnings": []})
 
     async def create_repo(self, request: Request) -> Response:
+        """``create_repo``: ``private`` (bool) or ``visibility`` (public|private) as the clients send
+        it; Space-only and paid-plan fields are refused by name, never dropped."""
         user = self.user(request)
-        body = await self.json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-            raise HubError(400, "InvalidRequest", "body must be {name, organization?, type?, private?}")
+        body = object_body(await self.json_body(request), "create_repo body")
+        only_fields(body, {"name", "organization", "type", "private", "visibility", "sdk"}, "create_repo",
+                    CREATE_REFUSED)
+        name = typed(body, "name", str, "create_repo", required=True)
+        ns = typed(body, "organization", str, "create_repo") or None
         if user is None:
             raise HubError(401, "Unauthorized", "a write token is required to create a repository")
-        name = body["name"]
-        ns = body.get("organization") or None
-        if not isinstance(ns, (str, type(None))):
-            raise HubError(400, "InvalidRequest", "organization must be a string")
         if "/" in name:
             ns, name = name.split("/", 1)
         ns = ns or user.name
-        t = body.get("type") or "model"
+        t = typed(body, "type", str, "create_repo") or "model"
         if t not in TYPES.values():
             raise HubError(400, "InvalidRepoType", f"unknown repo type {t!r}")
+        private = self._visibility(body, "create_repo", t)
+        sdk = typed(body, "sdk", str, "create_repo")
+        if sdk is not None and t != "space":
+            raise HubError(400, "UnsupportedField", "create_repo: field 'sdk' is only for Spaces", extra={"field": "sdk"})
         self.require_write(user, ns)
         key = RepoKey(t, ns, name)
         url = f"{self.endpoint(request)}/{key.url_prefix}{key.id}"
         try:
-            await anyio.to_thread.run_sync(self.storage.create_repo, key, bool(body.get("private")), user.name)
+            await anyio.to_thread.run_sync(lambda: self.storage.create_repo(key, bool(private), user.name,
+                                                                            {"sdk": sdk} if sdk else None))
         except HubError as exc:
             if exc.status == 409:  # huggingface_hub's exist_ok=True reads the url of the 409 answer
                 exc.extra = {"url": url, "name": key.id}
             raise
         return JSONResponse({"url": url, "name": key.id, "id": key.id})
 
+    @staticmethod
+    def _visibility(body: dict, what: str, repo_type: str) -> bool | None:
+        """True/False from ``private`` or ``visibility`` (None when neither is given); 400 on a
+        wrong type, an unknown value, 'protected' (a Space setting) or the two disagreeing."""
+        private = typed(body, "private", bool, what)
+        vis = typed(body, "visibility", str, what)
+        if vis is not None:
+            if vis == "protected":
+                raise HubError(400, "UnsupportedField", f"{what}: visibility 'protected' (a public Space with private "
+                                                        "files) is not supported by this hub", extra={"field": "visibility"})
+            if vis not in ("public", "private"):
+                raise HubError(400, "InvalidRequest", f"{what}: visibility must be 'public' or 'private', not {vis!r}",
+                               extra={"field": "visibility"})
+            if private is not None and private != (vis == "private"):
+                raise HubError(400, "InvalidRequest", f"{what}: 'private' and 'visibility' disagree",
+                               extra={"field": "visibility"})
+            return vis == "private"
+        return private
+
     async def delete_repo(self, request: Request) -> Response:
         user = self.user(request)
-        body = await self.json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-            raise HubError(400, "InvalidRequest", "body must be {name, organization?, type?}")
-        name, ns = body["name"], body.get("organization")
-        t = body.get("type") or "model"
-        if not isinstance(ns, (str, type(None))) or t not in TYPES.values():
-            raise HubError(400, "InvalidRequest", "organization must be a string and type model|dataset|space")
+        body = object_body(await self.json_body(request), "delete_repo body")
+        only_fields(body, {"name", "organization", "type"}, "delete_repo")
+        name = typed(body, "name", str, "delete_repo", required=True)
+        ns = typed(body, "organization", str, "delete_repo")
+        t = typed(body, "type", str, "delete_repo") or "model"
+        if t not in TYPES.values():
+            raise HubError(400, "InvalidRepoType", f"unknown repo type {t!r}")
         if "/" in name:
             ns, name = name.split("/", 1)
         ns = ns or (user.name if user else "")
@@ -383,37 +534,178 @@ class HubApp:
         await anyio.to_thread.run_sync(self.storage.delete_repo, key)
         return JSONResponse({})
 
+    async def move_repo(self, request: Request) -> Response:
+        """``move_repo``: rename or transfer; a write token of both namespaces is needed."""
+        user = self.user(request)
+        body = object_body(await self.json_body(request), "move_repo body")
+        only_fields(body, {"fromRepo", "toRepo", "type"}, "move_repo")
+        src, dst = (typed(body, f, str, "move_repo", required=True) for f in ("fromRepo", "toRepo"))
+        t = typed(body, "type", str, "move_repo") or "model"
+        if t not in TYPES.values():
+            raise HubError(400, "InvalidRepoType", f"unknown repo type {t!r}")
+        for f, v in (("fromRepo", src), ("toRepo", dst)):
+            if v.count("/") != 1:
+                raise HubError(400, "InvalidRepoName", f"move_repo: {f} {v!r} is not namespace/name", extra={"field": f})
+        skey, dkey = RepoKey(t, *src.split("/")), RepoKey(t, *dst.split("/"))
+        self.repo(skey, user, write=True)
+        self.require_write(user, dkey.ns)
+        await anyio.to_thread.run_sync(self.storage.move_repo, skey, dkey)
+        return JSONResponse({"url": f"{self.endpoint(request)}/{dkey.url_prefix}{dkey.id}"})
+
     async def settings(self, request: Request, key: RepoKey) -> Response:
+        """``update_repo_settings``: ``private`` or ``visibility``; ``gated`` only as False (no
+        repo here is gated); anything else is refused by name."""
         user = self.user(request)
         self.repo(key, user, write=True)
-        body = await self.json_body(request)
-        if isinstance(body, dict) and "private" in body:
-            await anyio.to_thread.run_sync(self.storage.set_private, key, bool(body["private"]))
+        body = object_body(await self.json_body(request), "settings body")
+        only_fields(body, {"private", "visibility", "gated"}, "update_repo_settings", SETTINGS_REFUSED)
+        if body.get("gated", False) is not False:
+            raise HubError(400, "UnsupportedField", "update_repo_settings: gated repos (access requests) are not "
+                                                    "supported by this hub; only gated=False is accepted",
+                           extra={"field": "gated"})
+        private = self._visibility(body, "update_repo_settings", key.type)
+        if private is None and "gated" not in body:
+            raise HubError(400, "InvalidRequest", "update_repo_settings: no setting given")
+        if private is not None:
+            await anyio.to_thread.run_sync(self.storage.set_private, key, private)
         return JSONResponse({})
 
-    def list_repos(self, request: Request, t: str) -> Response:
+    async def super_squash(self, request: Request, key: RepoKey, branch: str) -> Response:
+        """``super_squash_history``: the branch becomes one parentless commit with its current tree."""
         user = self.user(request)
+        self.repo(key, user, write=True)
+        body = object_body(await self.json_body(request), "super-squash body")
+        only_fields(body, {"message"}, "super_squash_history")
+        message = typed(body, "message", str, "super_squash_history") or f"Super-squash branch '{branch}'"
+        cid = await anyio.to_thread.run_sync(self.storage.super_squash, key, branch, user.name, message)
+        return JSONResponse({"commitId": cid})
+
+    # ------------------------------------------------------------------ listing and info
+    def repo_tags(self, key: RepoKey, card: dict | None) -> list[str]:
+        """Tags as the Hub derives them from the card: ``tags`` as they are, ``license:X``,
+        ``language:X``, the dataset card's categories, and for models ``dataset:X``,
+        ``pipeline_tag`` and ``library_name``."""
+        if not isinstance(card, dict):
+            return []
+
+        def items(v):
+            return [str(x) for x in (v if isinstance(v, list) else [v]) if isinstance(x, (str, int, float))]
+
+        out = items(card.get("tags")) if card.get("tags") is not None else []
+        keys = ["license", "language"] + (["task_categories", "task_ids", "size_categories", "multilinguality",
+                                           "language_creators"] if key.type == "dataset" else [])
+        for k in keys:
+            if card.get(k) is not None:
+                out += [f"{k}:{v}" for v in items(card[k])]
+        if key.type == "model":
+            if card.get("datasets") is not None:
+                out += [f"dataset:{v}" for v in items(card["datasets"])]
+            for k in ("pipeline_tag", "library_name"):
+                if isinstance(card.get(k), str):
+                    out.append(card[k])
+        return list(dict.fromkeys(out))
+
+    def repo_record(self, key: RepoKey, meta: dict, rev: str | None = None) -> dict:
+        """Every property this hub knows of a repo at ``rev`` (the listing and repo info pick from it)."""
+        try:
+            cid, tree = self.storage.tree(key, rev)
+            date = self.storage.commit_obj(key, cid)["date"]
+        except HubError:
+            if rev is not None:
+                raise
+            cid, tree, date = None, {}, meta["created"]
+        card = self.card_data(tree["README.md"]["blob"]) if "README.md" in tree else None
+        siblings = []
+        for path in sorted(tree):
+            e = tree[path]
+            j = file_entry_json(path, e)
+            s = {"rfilename": path, "size": e["size"], "blobId": j["oid"]}
+            if e["lfs"]:
+                s["lfs"] = {"size": e["size"], "sha256": e["blob"], "pointerSize": j["lfs"]["pointerSize"]}
+            siblings.append(s)
+        rec = {"_id": hashlib.sha1(key.id.encode()).hexdigest()[:24], "id": key.id, "author": key.ns, "sha": cid,
+               "lastModified": date, "createdAt": meta["created"], "private": meta["private"], "gated": False,
+               "disabled": False, "downloads": 0, "downloadsAllTime": 0, "likes": 0, "trendingScore": 0,
+               "tags": self.repo_tags(key, card), "cardData": card, "siblings": siblings,
+               "usedStorage": sum(e["size"] for e in tree.values())}
+        if key.type == "model":
+            rec["modelId"] = key.id
+            for k in ("pipeline_tag", "library_name"):
+                if isinstance((card or {}).get(k), str):
+                    rec[k] = card[k]
+        if key.type == "space":
+            rec["sdk"] = meta.get("sdk")
+        return rec
+
+    def expand(self, request: Request, rec: dict, t: str, what: str) -> dict | None:
+        """Only the ``expand`` properties asked for (and ``id``), or None when none were asked;
+        a property this hub does not have is refused by name."""
+        asked = request.query_params.getlist("expand") + request.query_params.getlist("expand[]")
+        if not asked:
+            return None
+        known = EXPAND_COMMON | EXPAND_BY_TYPE[t]
+        for a in asked:
+            if a not in known:
+                raise HubError(400, "UnsupportedParameter", f"{what}: expand={a!r} is not supported by this hub "
+                                                            f"(supported: {', '.join(sorted(known))})",
+                               extra={"parameter": "expand"})
+        return {"_id": rec["_id"], "id": rec["id"], **{a: rec.get(a) for a in asked}}
+
+    def list_repos(self, request: Request, t: str) -> Response:
+        """``list_models``/``list_datasets``/``list_spaces``: author, search (every term),
+        filter (every tag), gated, pipeline_tag, sort (descending), limit, full, cardData,
+        expand; other parameters are refused by name."""
+        user = self.user(request)
+        self.only_params(request, LIST_PARAMS[t], f"list_{t}s", LIST_REFUSED)
         q = request.query_params
-        author, search = q.get("author"), (q.get("search") or "").lower()
-        out = []
-        for key, meta in self.storage.list_repos(t):
-            if not self.visible(key, meta, user) or (author and key.ns != author) or (search and search not in key.id.lower()):
-                continue
-            try:
-                cid = self.storage.resolve(key, "main")
-                date = self.storage.commit_obj(key, cid)["date"]
-            except HubError:
-                cid, date = None, meta["created"]
-            out.append({"_id": hashlib.sha1(key.id.encode()).hexdigest()[:24], "id": key.id, "author": key.ns,
-                        "sha": cid, "lastModified": date, "private": meta["private"], "gated": False,
-                        "disabled": False, "downloads": 0, "likes": 0, "tags": [], "createdAt": meta["created"]})
+        author = q.get("author")
+        searches = [s.lower() for s in q.getlist("search") if s]
+        filters = q.getlist("filter")
+        gated = q.get("gated")
+        if gated is not None and gated.lower() not in ("true", "false"):
+            raise HubError(400, "InvalidRequest", f"gated must be true or false, not {gated!r}",
+                           extra={"parameter": "gated"})
+        sort = q.get("sort")
+        if sort is not None and sort not in SORT_KEYS:
+            raise HubError(400, "UnsupportedParameter", f"sort={sort!r} is not supported (supported: "
+                                                        f"{', '.join(SORT_KEYS)})", extra={"parameter": "sort"})
         limit = q.get("limit")
-        if limit and limit.isdigit():
-            out = out[:int(limit)]
+        if limit is not None and not (limit.isascii() and limit.isdigit()):
+            raise HubError(400, "InvalidRequest", f"limit must be a non-negative integer, not {limit!r}",
+                           extra={"parameter": "limit"})
+        full, card_too = _truthy(q.get("full")), _truthy(q.get("cardData"))
+        if (full or card_too) and (q.getlist("expand") or q.getlist("expand[]")):
+            raise HubError(400, "InvalidRequest", "expand cannot be combined with full or cardData")
+        recs = []
+        for key, meta in self.storage.list_repos(t):
+            if not self.visible(key, meta, user) or (author and key.ns != author) or \
+                    any(s not in key.id.lower() for s in searches) or (gated or "").lower() == "true":
+                continue
+            rec = self.repo_record(key, meta)
+            if any(f not in rec["tags"] for f in filters) or \
+                    (q.get("pipeline_tag") is not None and rec.get("pipeline_tag") != q.get("pipeline_tag")):
+                continue
+            recs.append(rec)
+        if sort:
+            recs.sort(key=lambda r: r[sort], reverse=True)
+        if limit is not None:
+            recs = recs[:int(limit)]
+        out = []
+        for rec in recs:
+            picked = self.expand(request, rec, t, f"list_{t}s")
+            if picked is None:
+                picked = {k: rec[k] for k in LIST_DEFAULT if k in rec}
+                if full:
+                    picked.update(siblings=rec["siblings"], cardData=rec["cardData"], sha=rec["sha"])
+                if card_too:
+                    picked["cardData"] = rec["cardData"]
+            out.append(picked)
         return JSONResponse(out)
 
     @functools.lru_cache(maxsize=256)
     def card_data(self, blob: str) -> dict | None:
+        """The README's YAML front matter as JSON-safe data (dates as ISO text, non-finite
+        numbers as null), or None when there is none or it does not parse."""
         import yaml
 
         try:
@@ -427,68 +719,91 @@ class HubApp:
             return None
         try:
             data = yaml.safe_load(text[3:end])
-        except yaml.YAMLError:
+            return json_safe(data) if isinstance(data, dict) else None
+        except (yaml.YAMLError, RecursionError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
 
     async def repo_info(self, request: Request, key: RepoKey, rev: str | None) -> Response:
+        """``model_info``/``dataset_info``/``repo_info``: ``blobs`` (files_metadata: sizes and LFS
+        info, which this hub always gives) and ``expand``; ``securityStatus`` is refused."""
         user = self.user(request)
         meta = self.repo(key, user)
-        cid, tree = self.storage.tree(key, rev)
-        commit = self.storage.commit_obj(key, cid)
-        siblings = []
-        for path in sorted(tree):
-            e = tree[path]
-            s = {"rfilename": path, "size": e["size"], "blobId": file_entry_json(path, e)["oid"]}
-            if e["lfs"]:
-                s["lfs"] = {"size": e["size"], "sha256": e["blob"], "pointerSize": file_entry_json(path, e)["lfs"]["pointerSize"]}
-            siblings.append(s)
-        card = self.card_data(tree["README.md"]["blob"]) if "README.md" in tree else None
-        info = {"_id": hashlib.sha1(key.id.encode()).hexdigest()[:24], "id": key.id, "author": key.ns, "sha": cid,
-                "lastModified": commit["date"], "createdAt": meta["created"], "private": meta["private"],
-                "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [],
-                "cardData": card, "siblings": siblings, "usedStorage": sum(e["size"] for e in tree.values())}
-        if key.type == "model":
-            info["modelId"] = key.id
-        return JSONResponse(info)
+        self.only_params(request, {"blobs", "expand", "expand[]"}, "repo_info",
+                         {"securityStatus": "this hub does not scan files for malware"})
+        rec = await anyio.to_thread.run_sync(self.repo_record, key, meta, rev or "main")
+        picked = self.expand(request, rec, key.type, "repo_info")
+        if picked is None:
+            picked = {k: v for k, v in rec.items() if k not in ("downloadsAllTime", "trendingScore")}
+        return JSONResponse(picked)
 
     # ------------------------------------------------------------------ reading files
+    def _expand_entries(self, key: RepoKey, cid: str, entries: list[dict]) -> list[dict]:
+        """``expand=True`` of tree and paths-info: each entry's ``lastCommit`` (the Hub adds
+        a malware-scan status too; this hub scans nothing, so the client reads None)."""
+        last = self.storage.last_commits(key, cid, [e["path"] for e in entries])
+        for e in entries:
+            if e["path"] in last:
+                e["lastCommit"] = last[e["path"]]
+        return entries
+
     async def tree(self, request: Request, key: RepoKey, rev: str, path: str) -> Response:
+        """``list_repo_tree``: ``recursive`` and ``expand`` (lastCommit of each entry)."""
         user = self.user(request)
         self.repo(key, user)
+        self.only_params(request, {"recursive", "expand"}, "list_repo_tree")
         cid, tree = self.storage.tree(key, rev)
         path = path.strip("/")
         entries = list_tree(tree, path, _truthy(request.query_params.get("recursive")))
         if entries is None:
             raise HubError(404, "EntryNotFound", f"folder {path!r} not found at {rev!r} in {key.id}",
                            {"X-Repo-Commit": cid})
+        if _truthy(request.query_params.get("expand")):
+            entries = await anyio.to_thread.run_sync(self._expand_entries, key, cid, entries)
         return JSONResponse(entries, headers={"X-Repo-Commit": cid})
 
     async def paths_info(self, request: Request, key: RepoKey, rev: str) -> Response:
         user = self.user(request)
         self.repo(key, user)
-        raw = await self.read_body(request, 16 * 1024 * 1024)
+        self.only_params(request, set(), "get_paths_info")
+        raw = await self.read_body(request, LIST_BODY)
         ctype = request.headers.get("content-type", "")
         if "json" in ctype:
-            try:
-                body = json.loads(raw or b"{}")
-                paths = body.get("paths", [])
-            except (ValueError, AttributeError) as exc:
-                raise HubError(400, "InvalidJson", "body must be {paths: [...]}") from exc
+            body = object_body(parse_json(raw or b"{}", "paths-info body"), "paths-info body")
+            only_fields(body, {"paths", "expand"}, "get_paths_info")
+            paths = body.get("paths", [])
+            expand = body.get("expand", False)
+            if not isinstance(expand, bool):
+                raise HubError(400, "InvalidRequest", "get_paths_info: expand must be a boolean",
+                               extra={"field": "expand"})
         else:
-            paths = parse_qs(raw.decode("utf-8", "replace")).get("paths", [])
+            try:
+                form = parse_qs(raw.decode("utf-8", "strict"), keep_blank_values=True, strict_parsing=False,
+                                max_num_fields=MAX_ITEMS + 2)
+            except UnicodeDecodeError:
+                raise HubError(400, "InvalidRequest", "paths-info form is not UTF-8") from None
+            except ValueError as exc:
+                raise HubError(400, "InvalidRequest", f"paths-info form: {exc}") from None
+            only_fields(form, {"paths", "expand"}, "get_paths_info")
+            paths = form.get("paths", [])
+            expand = _truthy((form.get("expand") or ["false"])[-1])
         if isinstance(paths, str):
             paths = [paths]
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise HubError(400, "InvalidRequest", "get_paths_info: paths must be a list of strings",
+                           extra={"field": "paths"})
+        if len(paths) > MAX_ITEMS:
+            raise HubError(400, "TooManyItems", f"get_paths_info: at most {MAX_ITEMS} paths a request")
         cid, tree = self.storage.tree(key, rev)
+        folders = {f for q in tree for f in _parents(q)}
         out = []
         for p in paths:
-            if not isinstance(p, str):
-                continue
             p = p.strip("/")
             if p in tree:
                 out.append(file_entry_json(p, tree[p]))
-            elif p == "" or any(q.startswith(p + "/") for q in tree):
+            elif p == "" or p in folders:
                 out.append({"type": "directory", "oid": folder_oid(tree, p + "/" if p else ""), "path": p})
+        if expand:
+            out = await anyio.to_thread.run_sync(self._expand_entries, key, cid, out)
         return JSONResponse(out, headers={"X-Repo-Commit": cid})
 
     async def resolve(self, request: Request, key: RepoKey, rev: str, path: str) -> Response:
@@ -514,18 +829,25 @@ class HubApp:
     async def preupload(self, request: Request, key: RepoKey, rev: str) -> Response:
         user = self.user(request)
         self.repo(key, user, write=True)
-        body = await self.json_body(request)
-        files = body.get("files") if isinstance(body, dict) else None
+        self.only_params(request, set(), "preupload", {"create_pr": PR_REFUSAL})
+        body = object_body(await self.json_body(request, LIST_BODY), "preupload body")
+        only_fields(body, {"files"}, "preupload", {
+            "gitIgnore": "this hub does not apply .gitignore rules to uploads (shouldIgnore is always false)"})
+        files = body.get("files")
         if not isinstance(files, list):
             raise HubError(400, "InvalidRequest", "body must be {files: [{path, sample, size}]}")
+        if len(files) > MAX_ITEMS:
+            raise HubError(400, "TooManyItems", f"preupload: at most {MAX_ITEMS} files a request")
         try:
             _, tree = self.storage.tree(key, rev)
         except HubError:
             _, tree = self.storage.tree(key, "main")
         out = []
         for f in files:
-            if not isinstance(f, dict) or not isinstance(f.get("size"), int) or f["size"] < 0:
+            if not isinstance(f, dict) or not isinstance(f.get("size"), int) or isinstance(f["size"], bool) \
+                    or f["size"] < 0 or not isinstance(f.get("sample", ""), str):
                 raise HubError(400, "InvalidRequest", "each file needs a path, a base64 sample and an integer size")
+            only_fields(f, {"path", "sample", "size"}, "preupload file")
             path = check_path(f.get("path"))
             if f["size"] > self.max_upload:
                 raise HubError(413, "PayloadTooLarge",
@@ -551,18 +873,23 @@ class HubApp:
         user = self.user(request)
         self.repo(key, user, write=True)
         if _truthy(request.query_params.get("create_pr")):
-            raise HubError(400, "NotSupported", "pull requests are not supported by this hub")
+            raise HubError(400, "NotSupported", PR_REFUSAL)
+        self.only_params(request, {"create_pr"}, "create_commit",
+                         {"hot_reload": "hot reloading is for running Spaces; this hub runs none"})
         raw = await self.read_body(request, int(self.max_upload * 1.34) + 16 * 1024 * 1024)
         ops, header = await anyio.to_thread.run_sync(self._parse_commit, raw, key, branch, user)
         if header is None:
             raise HubError(400, "MalformedNdjson", "commit payload has no header line")
+        only_fields(header, {"summary", "description", "parentCommit"}, "commit header")
         parent = header.get("parentCommit")
         if parent is not None and not (isinstance(parent, str) and re.fullmatch(r"[0-9a-f]{40}", parent)):
             raise HubError(400, "InvalidRequest", "parentCommit must be a 40-hex commit sha")
-        summary = header.get("summary") or "Upload files"
+        summary = typed(header, "summary", str, "commit header") or "Upload files"
+        description = typed(header, "description", str, "commit header") or ""
+        if len(summary) > 10_000 or len(description) > 1_000_000:
+            raise HubError(400, "InvalidRequest", "commit summary (10000 characters) or description (1000000) too long")
         cid = await anyio.to_thread.run_sync(
-            lambda: self.storage.commit(key, branch, ops, user.name, str(summary), str(header.get("description") or ""),
-                                        parent_commit=parent))
+            lambda: self.storage.commit(key, branch, ops, user.name, summary, description, parent_commit=parent))
         return JSONResponse({"commitOid": cid, "commitUrl": f"{self.endpoint(request)}/{key.url_prefix}{key.id}/commit/{cid}",
                              "pullRequestUrl": None, "success": True})
 
@@ -574,14 +901,19 @@ class HubApp:
             if not line.strip():
                 continue
             try:
-                item = json.loads(line)
+                item = parse_json(line, f"commit payload line {n}")
                 k, v = item["key"], item["value"]
-                if not isinstance(v, dict):
+                if not isinstance(v, dict) or not isinstance(k, str) or len(item) != 2:
                     raise TypeError("value is not an object")
-            except (ValueError, KeyError, TypeError) as exc:
+            except HubError as exc:
+                raise HubError(400, "MalformedNdjson" if exc.code == "InvalidJson" else exc.code, exc.message) from None
+            except (KeyError, TypeError) as exc:
                 raise HubError(400, "MalformedNdjson", f"commit payload line {n} is not a {{key, value}} JSON object: "
-                                                       f"{exc}") from exc
+                                                       f"{exc}") from None
+            only_fields(v, COMMIT_LINE_FIELDS.get(k, set(v)), f"commit payload line {n} ({k})")
             if k == "header":
+                if header is not None:
+                    raise HubError(400, "MalformedNdjson", f"line {n}: a second header line")
                 header = v
             elif k == "file":
                 path = check_path(v.get("path"))
@@ -604,15 +936,18 @@ class HubApp:
                         head_blobs = {e["blob"] for e in tree.values()}
                     except HubError:
                         head_blobs = set()
-                if not self.storage.has_blob(oid) or not (oid in head_blobs or self.owner_marker(user.name, oid).exists()):
+                if not self.storage.has_blob(oid) or not (oid in head_blobs or self.owner_marker(user.name, oid).exists()
+                                                          or self.storage.repo_has_blob(key, oid)):
                     raise HubError(400, "LfsObjectNotFound",
                                    f"the content of {path!r} (sha256 {oid}) was never uploaded")
                 size = self.storage.blob_path(oid).stat().st_size
-                if v.get("size") is not None and v.get("size") != size:
+                if v.get("size") is not None and (type(v.get("size")) is not int or v.get("size") != size):
                     raise HubError(400, "SizeMismatch", f"lfsFile {path!r} says {v.get('size')} bytes, blob has {size}")
                 ops.append({"op": "add", "path": path, "blob": oid, "size": size, "oid": oid, "lfs": True})
             elif k in ("deletedFile", "deletedFolder"):
-                path = check_path(str(v.get("path", "")).rstrip("/"))
+                if not isinstance(v.get("path"), str):
+                    raise HubError(400, "MalformedNdjson", f"line {n}: {k} needs a string 'path'")
+                path = check_path(v["path"].rstrip("/"))
                 ops.append({"op": "delete" if k == "deletedFile" else "delete_folder", "path": path})
             else:
                 raise HubError(400, "MalformedNdjson", f"line {n}: unknown key {k!r}")
@@ -651,9 +986,15 @@ class HubApp:
 
     async def lfs_batch(self, request: Request, key: RepoKey) -> Response:
         user = self.user(request)
-        body = await self.json_body(request)
+        body = await self.json_body(request, LIST_BODY)
         if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
             raise HubError(400, "InvalidRequest", "LFS batch body must have 'objects'")
+        only_fields(body, {"operation", "transfers", "objects", "hash_algo", "ref"}, "LFS batch")
+        if body.get("hash_algo", "sha256") != "sha256":
+            raise HubError(400, "UnsupportedField", "LFS batch: only hash_algo 'sha256' is supported",
+                           extra={"field": "hash_algo"})
+        if len(body["objects"]) > MAX_ITEMS:
+            raise HubError(400, "TooManyItems", f"LFS batch: at most {MAX_ITEMS} objects a request")
         op = body.get("operation")
         self.repo(key, user, write=(op == "upload"))
         if op != "upload":
@@ -713,18 +1054,19 @@ class HubApp:
     async def create_tag(self, request: Request, key: RepoKey, rev: str) -> Response:
         user = self.user(request)
         self.repo(key, user, write=True)
-        body = await self.json_body(request)
-        tag = body.get("tag") if isinstance(body, dict) else None
-        if not isinstance(tag, str):
-            raise HubError(400, "InvalidRequest", "body must be {tag, message?}")
-        cid = await anyio.to_thread.run_sync(self.storage.create_tag, key, tag, rev, str(body.get("message") or ""))
+        body = object_body(await self.json_body(request), "create_tag body")
+        only_fields(body, {"tag", "message"}, "create_tag")
+        tag = typed(body, "tag", str, "create_tag", required=True)
+        message = typed(body, "message", str, "create_tag") or ""
+        cid = await anyio.to_thread.run_sync(self.storage.create_tag, key, tag, rev, message)
         return JSONResponse({"name": tag, "ref": f"refs/tags/{tag}", "targetCommit": cid})
 
     async def create_branch(self, request: Request, key: RepoKey, branch: str) -> Response:
         user = self.user(request)
         self.repo(key, user, write=True)
-        body = await self.json_body(request)
-        start = body.get("startingPoint") if isinstance(body, dict) else None
+        body = object_body(await self.json_body(request), "create_branch body")
+        only_fields(body, {"startingPoint"}, "create_branch")
+        start = typed(body, "startingPoint", str, "create_branch")
         cid = await anyio.to_thread.run_sync(self.storage.create_branch, key, branch, start)
         return JSONResponse({"name": branch, "ref": f"refs/heads/{branch}", "targetCommit": cid})
 
@@ -738,6 +1080,7 @@ class HubApp:
     def list_refs(self, request: Request, key: RepoKey) -> Response:
         user = self.user(request)
         self.repo(key, user)
+        self.only_params(request, {"include_prs"}, "list_repo_refs")
         refs = self.storage.refs(key)
         out = {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": c}
                             for b, c in sorted(refs["branches"].items())],
@@ -749,10 +1092,24 @@ class HubApp:
         return JSONResponse(out)
 
     def list_commits(self, request: Request, key: RepoKey, rev: str) -> Response:
+        """``list_repo_commits``: ``expand[]=formatted`` adds the title and message as HTML."""
         user = self.user(request)
         self.repo(key, user)
-        out = [{"id": c["id"], "authors": [{"user": c["author"]}], "date": c["date"], "title": c["title"],
-                "message": c["message"], "parents": c["parents"]} for c in self.storage.history(key, rev)]
+        self.only_params(request, {"expand[]", "expand"}, "list_repo_commits")
+        asked = request.query_params.getlist("expand[]") + request.query_params.getlist("expand")
+        if any(a != "formatted" for a in asked):
+            raise HubError(400, "UnsupportedParameter", "list_repo_commits: only expand[]=formatted is supported",
+                           extra={"parameter": "expand[]"})
+        out = []
+        for c in self.storage.history(key, rev):
+            item = {"id": c["id"], "authors": [{"user": c["author"]}], "date": c["date"], "title": c["title"],
+                    "message": c["message"], "parents": c["parents"]}
+            if asked:
+                import html
+
+                item["formatted"] = {"title": html.escape(c["title"]),
+                                     "message": html.escape(c["message"]).replace("\n", "<br>")}
+            out.append(item)
         return JSONResponse(out)
 
 

@@ -416,7 +416,7 @@ class Storage:
                         out.append((key, meta))
         return out
 
-    def create_repo(self, key: RepoKey, private: bool, owner: str) -> None:
+    def create_repo(self, key: RepoKey, private: bool, owner: str, extra: dict | None = None) -> None:
         if key.type not in REPO_TYPES:
             raise HubError(400, "InvalidRepoType", f"unknown repo type {key.type!r}")
         for part in (key.ns, key.name):
@@ -434,7 +434,67 @@ class Storage:
             atomic_write(d / "refs.json", json.dumps({"branches": {"main": cid}, "tags": {}}).encode(), self.tmp_dir)
             # repo.json last: the repo exists only once it is complete
             atomic_write(d / "repo.json", json.dumps({"private": bool(private), "created": now_iso(),
-                                                      "owner": owner}).encode(), self.tmp_dir)
+                                                      "owner": owner, **(extra or {})}).encode(), self.tmp_dir)
+
+    def move_repo(self, src: RepoKey, dst: RepoKey) -> None:
+        """Rename ``src`` to ``dst`` (one rename of its folder, under both repo locks, taken in
+        a fixed order so two opposite moves cannot deadlock)."""
+        for part in (dst.ns, dst.name):
+            if not NAME_RE.match(part) or ".." in part or part.endswith(".git"):
+                raise HubError(400, "InvalidRepoName", f"invalid repo name {dst.id!r}")
+        if src == dst:
+            raise HubError(400, "InvalidRepoName", "move_repo: fromRepo and toRepo are the same")
+        first, second = sorted((src, dst), key=lambda k: (k.ns, k.name))
+        with self.lock(first), self.lock(second):
+            if self.repo_meta(src) is None:
+                raise HubError(404, "RepoNotFound", f"repository {src.id} not found")
+            if self.repo_meta(dst) is not None:
+                raise HubError(409, "RepoExists", f"{dst.type} repo {dst.id} already exists")
+            d = self.repo_dir(dst)
+            trash = Path(tempfile.mkdtemp(dir=self.tmp_dir, prefix="moved."))
+            os.replace(d, trash / "empty")  # the folder the lock made for dst (holds only .lock)
+            os.replace(self.repo_dir(src), d)
+            _fsync_dir(d.parent)
+            _fsync_dir(self.repo_dir(src).parent)
+            shutil.rmtree(trash, ignore_errors=True)
+        with self._cache_guard:
+            for k in [k for k in self._commit_cache if k[0] in (src, dst)]:
+                del self._commit_cache[k]
+
+    def super_squash(self, key: RepoKey, branch: str, author: str, message: str) -> str:
+        """Replace the history of ``branch`` by one parentless commit with its current tree
+        (older commits stay readable by sha, as on the Hub until garbage collection)."""
+        with self.lock(key):
+            refs = self.refs(key)
+            head = refs["branches"].get(branch)
+            if head is None:
+                raise HubError(404, "RevisionNotFound", f"branch {branch!r} not found in {key.id}")
+            tree = self.commit_obj(key, head)["tree"]
+            cid = self._write_commit(key, [], tree, author, message, "")
+            refs["branches"][branch] = cid
+            self._write_refs(key, refs)
+            return cid
+
+    def last_commits(self, key: RepoKey, cid: str, paths: list[str], max_commits: int = 2000) -> dict[str, dict]:
+        """{path: {id, title, date}} of the newest commit from ``cid`` back that changed each
+        file, or any file under each folder, in ``paths`` (the tree's ``expand`` answer)."""
+        todo = set(paths)
+        out: dict[str, dict] = {}
+        n = 0
+        while cid and todo and n < max_commits:
+            c = self.commit_obj(key, cid)
+            parent = self.commit_obj(key, c["parents"][0])["tree"] if c["parents"] else {}
+            tree = c["tree"]
+            changed = {p for p in tree if p not in parent or parent[p]["blob"] != tree[p]["blob"]}
+            changed |= {p for p in parent if p not in tree}
+            info = {"id": c["id"], "title": c["title"], "date": c["date"]}
+            for p in list(todo):
+                if p in changed or any(q.startswith(p + "/") for q in changed):
+                    out[p] = info
+                    todo.discard(p)
+            cid = c["parents"][0] if c["parents"] else None
+            n += 1
+        return out
 
     def delete_repo(self, key: RepoKey) -> None:
         with self.lock(key):
@@ -571,6 +631,14 @@ class Storage:
             refs["branches"][branch] = cid
             self._write_refs(key, refs)
             return cid
+
+    def repo_has_blob(self, key: RepoKey, sha256: str) -> bool:
+        """Whether any commit of the repo (any branch, tag or squashed history) holds ``sha256``:
+        a CommitOperationCopy may name an LFS file of an old revision of the repo itself."""
+        for f in (self.repo_dir(key) / "commits").glob("*.json"):
+            if any(e["blob"] == sha256 for e in self.commit_obj(key, f.stem)["tree"].values()):
+                return True
+        return False
 
     def create_branch(self, key: RepoKey, branch: str, start: str | None) -> str:
         check_ref_name(branch)

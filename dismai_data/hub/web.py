@@ -157,8 +157,10 @@ class Web:
         from dismai_data.leaderboard import page, service
         from dismai_data.leaderboard.queue import STATES, Queue
 
+        user = self.hub.user_or_none(request)
+
         def build():
-            rows = service.leaderboard_rows(self.hub.storage)
+            rows = self.hub.visible_rows(service.leaderboard_rows(self.hub.storage), user)
             root = self.hub.storage.root / "leaderboard"
             queue = Queue(self.hub.storage.root).counts() if root.is_dir() else {s: 0 for s in STATES}
             return page.render(rows, queue)
@@ -265,8 +267,11 @@ class Web:
             text = st.read_blob(tree["README.md"]["blob"]).decode("utf-8", "replace")
             meta_text, body = split_card(text)
             card_data = self.hub.card_data(tree["README.md"]["blob"])
-            card_html = render_markdown(body, f"{base}/resolve/{quote(sha, safe='')}/", f"{base}/tree/{quote(sha, safe='')}/",
-                                        set(tree))
+            try:
+                card_html = render_markdown(body, f"{base}/resolve/{quote(sha, safe='')}/",
+                                            f"{base}/tree/{quote(sha, safe='')}/", set(tree))
+            except (RecursionError, ValueError):  # a hostile card must not break the page: show it as text
+                card_html = f"<pre class=\"mono\">{html.escape(body[:200_000])}</pre>"
         preview = self._preview(tree, card_data) if key.type == "dataset" else []
         return CARD.render(card=card_html, meta=meta_text, preview=preview)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 
+from dismai_data.hub.server import SORT_KEYS
+
 
 def _p(name: str, where: str = "path", example=None, schema=None, required=None) -> dict:
     d = {"name": name, "in": where, "required": where == "path" if required is None else required,
@@ -49,13 +51,22 @@ def openapi_document() -> dict:
         "/api/repos/create": {"post": _op("Create a repository", body=_json({
             "type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "organization": {"type": "string"},
-                "type": {"type": "string", "enum": ["model", "dataset", "space"]}, "private": {"type": "boolean"}}}))},
+                "type": {"type": "string", "enum": ["model", "dataset", "space"]}, "private": {"type": "boolean"},
+                "visibility": {"type": "string", "enum": ["public", "private"]}, "sdk": {"type": "string"}}}))},
+        "/api/repos/move": {"post": _op("Rename or transfer a repository", body=_json({
+            "type": "object", "required": ["fromRepo", "toRepo"], "properties": {
+                "fromRepo": {"type": "string"}, "toRepo": {"type": "string"}, "type": {"type": "string"}}}))},
         "/api/repos/delete": {"delete": _op("Delete a repository", body=_json({
             "type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "organization": {"type": "string"}, "type": {"type": "string"}}}))},
         "/api/{repo_type}": {"get": _op("List repositories", [REPO[0], _p("author", "query"), _p("search", "query"),
+                                                              _p("filter", "query"), _p("sort", "query", schema={
+                                                                  "type": "string", "enum": list(SORT_KEYS)}),
+                                                              _p("full", "query", schema={"type": "boolean"}),
+                                                              _p("expand", "query"),
                                                               _p("limit", "query", schema={"type": "integer"})])},
-        repo_base: {"get": _op("Repository info at main", REPO)},
+        repo_base: {"get": _op("Repository info at main", REPO + [_p("blobs", "query", schema={"type": "boolean"}),
+                                                                  _p("expand", "query")])},
         repo_base + "/revision/{revision}": {"get": _op("Repository info at a revision", REPO + [REV])},
         repo_base + "/tree/{revision}": {"get": _op("List files", REPO + [REV, _p(
             "recursive", "query", schema={"type": "boolean"}), _p("expand", "query", schema={"type": "boolean"})])},
@@ -84,7 +95,11 @@ def openapi_document() -> dict:
                                                                          schema={"type": "boolean"})])},
         repo_base + "/commits/{revision}": {"get": _op("Commit history", REPO + [REV])},
         repo_base + "/settings": {"put": _op("Repository settings", REPO, body=_json({
-            "type": "object", "properties": {"private": {"type": "boolean"}}}))},
+            "type": "object", "properties": {"private": {"type": "boolean"}, "visibility": {
+                "type": "string", "enum": ["public", "private"]}, "gated": {"type": "boolean"}}}))},
+        repo_base + "/super-squash/{revision}": {"post": _op("Squash a branch's history into one commit", REPO + [REV],
+                                                             body=_json({"type": "object", "properties": {
+                                                                 "message": {"type": "string"}}}))},
         "/{namespace}/{name}/resolve/{revision}/{path}": {"get": {**_op("Download a model file", file_params),
                                                                   "responses": raw_ok}},
         "/datasets/{namespace}/{name}/resolve/{revision}/{path}": {"get": {

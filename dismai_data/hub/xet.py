@@ -156,7 +156,11 @@ def decompress_chunk(compression: int, payload: bytes, size: int) -> bytes:
             data = payload
         elif compression in (1, 2):
             if payload[:4] == b"\x04\x22\x4d\x18":
-                data = lz4.frame.decompress(payload)
+                # bounded: a small frame can expand 255-fold, never past what the header declares
+                d = lz4.frame.LZ4FrameDecompressor()
+                data = d.decompress(bytes(payload), max_length=size + 1)
+                if len(data) > size:
+                    raise XetFormatError("InvalidXorb", f"chunk decompresses past the {size} bytes its header says")
             else:
                 data = lz4.block.decompress(payload, uncompressed_size=size)
             if compression == 2:
@@ -188,6 +192,8 @@ def walk_xorb(buf: bytes | memoryview) -> list[ChunkInfo]:
         usize = int.from_bytes(buf[pos + 5:pos + 8], "little")
         if version != 0:
             raise XetFormatError("InvalidXorb", f"chunk {len(chunks)}: unknown version {version}")
+        if usize > MAX_CHUNK_BYTES:
+            raise XetFormatError("InvalidXorb", f"chunk {len(chunks)}: {usize} bytes, over the {MAX_CHUNK_BYTES} limit")
         if pos + 8 + csize > n:
             raise XetFormatError("InvalidXorb", f"chunk {len(chunks)} runs past the end of the xorb")
         chunks.append(ChunkInfo(pos + 8, csize, ctype, usize))

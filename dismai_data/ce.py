@@ -279,6 +279,29 @@ def cluster_counts(occs: np.ndarray, lattice: Lattice | None = None) -> np.ndarr
     return out[0] if single else out
 
 
+def cluster_counts_per_atom(occs: np.ndarray, lattice: Lattice | None = None, decimals: int | None = 5
+                            ) -> np.ndarray:
+    """:func:`cluster_counts` normalised as the Dismai-Bench reference counts them
+    (``benchmark/alloy/cluster_counts/utils/count.py`` ``count_clusters``): divided by the
+    number of atoms present (``AtomSum = len(struc)``; vacant sites are not atoms) instead
+    of the number of sites, then rounded to ``decimals`` (``np.around(..., decimals=5)``).
+    Without vacancies it differs from :func:`cluster_counts` only by the rounding."""
+    lat = lattice if lattice is not None else reference_lattice()
+    occs = np.asarray(occs, dtype=np.int8)
+    single = occs.ndim == 1
+    occs2 = occs[None] if single else occs
+    n_atoms = (occs2 >= 0).sum(axis=1).astype(np.float64)[:, None]
+    pc = pair_counts(occs2, lat).astype(np.float64)
+    out = np.empty((len(occs2), 46))
+    out[:, 0] = 1.0
+    out[:, 1:4] = np.stack([(occs2 == x).sum(axis=1) for x in range(3)], axis=1) / n_atoms
+    cols = [pc[:, s, a, b] for s in range(N_SHELLS) for a, b in PAIRS]
+    out[:, 4:] = np.stack(cols, axis=1) / n_atoms
+    if decimals is not None:
+        out[:, 1:] = np.around(out[:, 1:], decimals=decimals)
+    return out[0] if single else out
+
+
 def formation_energy(occs: np.ndarray, lattice: Lattice | None = None,
                      ce: ClusterExpansion | None = None) -> np.ndarray | float:
     """CE formation energy, eV/atom (per reference site), of one or many occupations."""

@@ -47,6 +47,7 @@ class Protocol:
     cleanup: str
     relaxation: str
     samples: str
+    cleanup_id: str = ""  # the evaluation's option value for this clean-up (alloys: cryingan/diffcsp/none)
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,12 @@ def _alloy_metrics() -> tuple[MetricSpec, ...]:
                    "train), counts normalised per atom present and rounded to 5 decimals as the reference does",
                    count + ", get_alloy_metrics.py"),
         _VAC,
+        MetricSpec("percent_wrong_composition", "% wrong composition", "", "%",
+                   "readable Cr/Fe/Ni structures whose composition is not Cr51 Fe154 Ni51 (scored all the same, "
+                   "as the reference does)"),
         MetricSpec("d_cluster_per_site", "d_cluster per site", "", "",
-                   "variant: fingerprints normalised per lattice site (256) on the snapped occupation; not the "
-                   "reference's number when a structure has vacancies"),
+                   "variant: the project's alignment (one atom per site, > 50 unassigned left out), fingerprints "
+                   "normalised per lattice site (256), not rounded; not the reference's number with vacancies"),
         MetricSpec("energy_mean", "mean CE energy", "", "eV/atom", "mean CE formation energy, accepted",
                    count),
         MetricSpec("wasserstein_energy", "W1 CE energy", "", "eV/atom",
@@ -206,7 +210,7 @@ def _build() -> dict[str, Task]:
                      "and the atom is placed on the site; --alloy-cleanup diffcsp translates the reference "
                      "lattice first (remove_atoms_not_on_lattice_diffcsp.py), none keeps the positions (the "
                      "reference's CDVAE path counts around actual positions)",
-                     "none", "1000 generated structures in the paper"),
+                     "none", "1000 generated structures in the paper", cleanup_id="cryingan"),
             _alloy_metrics(), "d_cluster", ("d_cluster", "percent_with_vacancies", "percent_failed"),
             dismai_axis=True, description="Dismai-Bench Fe-Ni-Cr alloy")
     tasks["interface"] = Task(

@@ -54,7 +54,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
              out: str | os.PathLike | None = None, workers: int = 1, scheduler: Any = None,
              no_relax: bool = False, generic: bool = True, figures: bool = True,
              relax_weights: str | os.PathLike | None = None, novelty_classes: bool = True,
-             lammps_potential: str | None = None) -> EvaluationResult:
+             lammps_potential: str | None = None, alloy_cleanup: str | None = None) -> EvaluationResult:
     """Score ``predictions`` for ``task`` against the reference dataset.
 
     ``reference``: a folder written by ``dismai build`` (default:
@@ -69,6 +69,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     dataset was built with (its ``build_info.json`` ``parameters.potential``; else
     ``sw-vink``; ``lammps_potential`` overrides; ``relax_weights`` switches a-si to that
     M3GNet potential). ``no_relax=True`` scores the structures unrelaxed (labelled so).
+    ``alloy_cleanup``: the alloys' clean-up (``cryingan``, ``diffcsp`` or ``none``; default:
+    the task registry's, :mod:`dismai_data.tasks`).
     """
     t0 = time.perf_counter()
     kind, dataset, config = parse_task(task)
@@ -155,8 +157,14 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
         else:
             from .alloy import evaluate_alloy
 
+            from .alloy import CLEANUPS
+
+            cleanup = alloy_cleanup or spec.protocol.cleanup_id
+            if cleanup not in CLEANUPS:
+                raise EvaluationInputError(f"unknown alloy clean-up {cleanup!r}; known: {', '.join(CLEANUPS)}",
+                                           field="alloy_cleanup")
             res = evaluate_alloy(preds, ref, workers=workers, scheduler=scheduler, outdir=outdir, label=label,
-                                 figures=figures)
+                                 figures=figures, cleanup=cleanup)
         metrics, table = res["metrics"], res["table"]
         settings.update(res["settings"])
         files.update(res.get("files", {}))

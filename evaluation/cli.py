@@ -38,6 +38,10 @@ def evaluate(
     lammps_potential: Optional[str] = typer.Option(None, "--lammps-potential",
                                                    help="a-si: LAMMPS potential (sw-vink, sw, tersoff) instead of "
                                                         "the one recorded in the reference's build_info.json."),
+    alloy_cleanup: Optional[str] = typer.Option(None, "--alloy-cleanup",
+                                                help="alloy: clean-up before counting: cryingan (reference "
+                                                     "lattice as is, the registry's default), diffcsp (translated "
+                                                     "onto the atom nearest the origin) or none (positions kept)."),
 ):
     """Score predictions for a benchmark task; print the result JSON."""
     from dismai_data.errors import DismaiError
@@ -48,7 +52,7 @@ def evaluate(
         result = run(task, predictions, column=column, split=split, reference=reference, out=out,
                      workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic,
                      relax_weights=relax_weights, novelty_classes=not no_novelty_classes,
-                     lammps_potential=lammps_potential)
+                     lammps_potential=lammps_potential, alloy_cleanup=alloy_cleanup)
     except DismaiError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -126,11 +126,42 @@ def test_alloy_row_failures(reference, train_rows, tmp_path):
 
     t = pd.read_csv(tmp_path / "o" / "rows.csv").set_index("id")
     assert t.loc["ok", "status"] == "accepted"
-    assert "atom count" in t.loc["short", "reason"]
     assert "Cu" in t.loc["copper", "reason"]
-    assert "composition" in t.loc["composition", "reason"]
-    assert "unassigned" in t.loc["holes", "reason"] and t.loc["holes", "n_unassigned"] == 60
-    assert r.counts.failed == 4 and r.counts.percent_failed == pytest.approx(80.0)
+    # the reference (remove_atoms_not_on_lattice_cryingan.py, count.py) rejects none of these: 3 atoms
+    # missing are 3 vacancies, 60 atoms off the lattice leave 60 vacancies, another composition is scored
+    assert t.loc["short", "status"] == "accepted" and t.loc["short", "n_vacancies"] == 3
+    assert t.loc["holes", "status"] == "accepted" and t.loc["holes", "n_vacancies"] == 60
+    assert t.loc["composition", "status"] == "accepted" and bool(t.loc["composition", "wrong_composition"])
+    assert t.loc["holes", "n_unassigned"] == 60  # the per-site variant leaves it out (> 50 unassigned)
+    assert r.counts.failed == 1 and r.counts.percent_failed == pytest.approx(20.0)
+    assert r.metrics["percent_with_vacancies"].value == pytest.approx(50.0)
+    assert r.metrics["percent_wrong_composition"].value == pytest.approx(50.0)  # short and composition
+    assert r.metrics["d_cluster"].n == 4 and r.metrics["d_cluster_per_site"].n == 3
+
+
+def test_alloy_cleanup_options(reference, train_rows, tmp_path):
+    """diffcsp translates the reference lattice onto the atom nearest the origin; none keeps positions."""
+    row = train_rows[1]
+    frac = np.asarray(row["frac_coords"])
+    cell = np.asarray(row["lattice"])
+    shifted = make_row(row["species"], (frac + np.array([0.03, 0.02, -0.025])) % 1.0, cell, "shift", symmetry=False)
+    p = tmp_path / "shift.parquet"
+    pq.write_table(rows_to_table([shifted]), p)
+    scores = {}
+    for cleanup in ("cryingan", "diffcsp", "none"):
+        r = evaluate("alloy/300K_wide", str(p), reference=str(reference), figures=False, alloy_cleanup=cleanup)
+        scores[cleanup] = r
+        assert r.settings["cleanup"] == cleanup and r.counts.failed == 0
+    # a 0.63 A shift: the fixed reference lattice still finds every atom within 0.8 A; diffcsp and none
+    # give the unshifted structure's fingerprint exactly
+    fp0 = ce.fingerprint_from_counts(ce.cluster_counts_per_atom(ce.occupation_from_row(row)[0]))
+    for c in ("diffcsp", "none"):
+        assert scores[c].metrics["percent_with_vacancies"].value == 0.0
+    assert scores["diffcsp"].metrics["d_cluster"].value == pytest.approx(scores["none"].metrics["d_cluster"].value,
+                                                                         abs=1e-12)
+    assert fp0.shape == (45,)
+    with pytest.raises(Exception, match="clean-up"):
+        evaluate("alloy/300K_wide", str(p), reference=str(reference), figures=False, alloy_cleanup="snap")
 
 
 def _mc_rows(temperature, seed, prefix, n_keep=6):

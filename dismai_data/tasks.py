@@ -130,11 +130,12 @@ def _recon_metrics() -> tuple[MetricSpec, ...]:
                    "as the reference code does", pb),
     ]
     for p in LATTICE:
-        ms.append(MetricSpec(f"atombench_mae_{p}", f"MAE {p}", "min", _UNIT[p],
-                             f"MAE of {p} after get_primitive_structure() then Niggli, every parsed pair", pb))
+        ms.append(MetricSpec(f"mae_{p}", f"MAE {p}", "min", _UNIT[p],
+                             f"AtomBench code: MAE of {p} after get_primitive_structure() then Niggli, every "
+                             "parsed pair (any composition)", pb))
     for p in LATTICE:
-        ms.append(MetricSpec(f"atombench_kld_{p}", f"KLD {p}", "min", "nats",
-                             f"scipy.stats.entropy(target, prediction) of the paired per-material {p} vectors "
+        ms.append(MetricSpec(f"kld_{p}", f"KLD {p}", "min", "nats",
+                             f"AtomBench code: scipy.stats.entropy(target, prediction) of the paired per-material {p} vectors "
                              f"(each divided by its sum; no bins, no epsilon), every parsed pair", pb))
     for p in LATTICE:
         ms.append(MetricSpec(f"kld_histogram_{p}", f"KLD hist {p}", "", "nats",
@@ -180,20 +181,17 @@ ALLOY_CONFIGS = ("300K_wide", "300K_narrow", "1500K_wide", "1500K_narrow")
 def _build() -> dict[str, Task]:
     tasks: dict[str, Task] = {}
     recon_cols = ("match_rate", "rmse", "atomgen_score", "wrong_composition_fraction", "atombench_match_rate",
-                  "atombench_rmse") + tuple(f"atombench_mae_{p}" for p in LATTICE) + tuple(
-                  f"atombench_kld_{p}" for p in LATTICE) + ("percent_failed",)
+                  "atombench_rmse") + tuple(f"mae_{p}" for p in LATTICE) + tuple(
+                  f"kld_{p}" for p in LATTICE) + ("percent_failed",)
     for d in RECONSTRUCTION_DATASETS:
-        jarvis = d == "jarvis-supercon-3d"
-        head = "atomgen_score" if jarvis else "match_rate"
-        cols = (head,) + tuple(c for c in recon_cols if c != head)
         tasks[d] = Task(
             d, "reconstruction", d, None, "test",
-            Protocol("none: structures scored as submitted; targets are the benchmark's own test rows",
-                     "none", "one prediction per test row (keyed by id)"),
-            _recon_metrics(), head, cols,
-            floor_metric="atomgen_pair_rate" if jarvis else "accepted_fraction",
-            description=("JARVIS-Leaderboard AtomGen task: ranked by the AtomGen score as the leaderboard publishes"
-                         if jarvis else "crystal structure prediction: ranked by the match rate"))
+            Protocol("none: structures scored as submitted; targets are the benchmark's own test rows (never a "
+                     "target column of the predictions)", "none", "one prediction per test row (keyed by id)"),
+            _recon_metrics(), "match_rate", recon_cols,
+            description="crystal structure prediction: ranked by the match rate"
+                        + ("; atomgen_score is the number JARVIS-Leaderboard publishes" if d == "jarvis-supercon-3d"
+                           else ""))
     for d in RECONSTRUCTION_DATASETS:
         tasks[f"generation/{d}"] = Task(
             f"generation/{d}", "generation", d, None, "test",

@@ -129,7 +129,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
             f = res["figure"]
             p = lattice_histograms(f["target"], f["pred"], f["edges"], f["kld"],
                                    outdir / "figures" / "lattice_parameters.png",
-                                   f"{label}: Niggli lattice parameters, target vs predicted")
+                                   f"{label}: primitive + Niggli lattice parameters (AtomBench), target vs predicted")
             files["figure_lattice_parameters"] = str(p)
         accepted_rows = _accepted_rows(preds, table)
     elif kind == "generation":

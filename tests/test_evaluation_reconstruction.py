@@ -92,7 +92,11 @@ def test_self_score_is_perfect(reference, jarvis_rows, tmp_path):
     assert len(table) == N_TEST and set(table.status) == {"accepted"}
     assert (out / "figures" / "lattice_parameters.png").stat().st_size > 1000
     assert r.relaxed is False and "settings" in json.loads((out / "result.json").read_text())
-    assert r.settings["kld"]["bins"] == 50 and r.settings["kld"]["epsilon"] == 1e-10
+    assert r.settings["kld_histogram"]["bins"] == 50 and r.settings["kld_histogram"]["epsilon"] == 1e-10
+    for p in ("a", "b", "c", "alpha", "beta", "gamma"):
+        assert m[f"kld_histogram_{p}"].value == 0.0
+    assert m["atombench_match_rate"].value == 1.0 and m["atombench_rmse"].value < 1e-6
+    assert m["wrong_composition_fraction"].value == 0.0 and m["atomgen_pair_rate"].value == 1.0
 
 
 def test_perturbed_and_shuffled_score_worse(reference, jarvis_rows, tmp_path):
@@ -113,12 +117,14 @@ def test_perturbed_and_shuffled_score_worse(reference, jarvis_rows, tmp_path):
     rs = _run(reference, _write(shuffled, tmp_path / "shuf.parquet"), tmp_path / "s")
     assert rs.metrics["match_rate"].value < 0.25
     assert rs.counts.failed > 0  # wrong compositions for their ids
-    # a randomised lattice distribution gives a large KLD
+    # a randomised lattice distribution: a large histogram KLD (the paper's text); the paired
+    # entropy of AtomBench's code is small (it compares per-material vectors normalised to sum 1)
     rng = np.random.default_rng(3)
     rand = [make_row(r["species"], r["frac_coords"], np.asarray(r["lattice"]) * rng.uniform(0.7, 1.6), r["id"])
             for r in test]
     rr = _run(reference, _write(rand, tmp_path / "rand.parquet"), tmp_path / "r")
-    assert rr.metrics["kld_a"].value > 0.5 and rr.metrics["mae_a"].value > 0.2
+    assert rr.metrics["kld_histogram_a"].value > 0.5 and rr.metrics["mae_a"].value > 0.2
+    assert 0.005 < rr.metrics["kld_a"].value < 0.1 and rr.metrics["kld_a"].n == 12
 
 
 def test_jarvis_csv_equals_parquet(reference, jarvis_rows, tmp_path):
@@ -178,7 +184,11 @@ def test_row_level_failures_have_reasons(reference, jarvis_rows, tmp_path):
     assert res.counts.percent_failed == pytest.approx(100 * 8 / N_TEST)
     # failed rows count as unmatched; accepted ones are perfect
     assert res.metrics["match_rate"].value == pytest.approx((N_TEST - 8) / N_TEST)
-    assert res.metrics["mae_a"].value == 0.0 and res.metrics["mae_a"].n == N_TEST - 8
+    # AtomBench and AtomGen use every parsed pair: the absurd cell (4), the wrong count (5) and the wrong
+    # composition (6) parse; rows 5 and 6 have the wrong composition
+    assert res.metrics["mae_a"].n == N_TEST - 5 and res.metrics["mae_a"].value > 1000
+    assert res.metrics["wrong_composition_fraction"].value == pytest.approx(2 / N_TEST)
+    assert res.metrics["atomgen_pair_rate"].value >= (N_TEST - 8) / N_TEST
 
 
 @pytest.mark.parametrize("case", ["duplicate", "empty", "missing_column", "unknown_ids", "wrong_task",

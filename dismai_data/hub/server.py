@@ -268,16 +268,36 @@ class HubApp:
         private (or deleted) after scoring takes its rows off the page and the API."""
         return [r for r in rows if self.repo_id_visible(r.get("predictions_repo"), user)]
 
-    async def read_body(self, request: Request, limit: int) -> bytes:
+    async def read_body(self, request: Request, limit: int) -> bytearray:
+        """The body, refused (413) past ``limit`` before it is read when Content-Length says so,
+        else as soon as it grows past it. With a Content-Length the buffer is allocated once and
+        filled in place (growing a bytearray chunk by chunk cost 0.3 s of the event loop's CPU
+        per 200 MB of Xet upload)."""
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        n = int(declared) if declared and declared.isascii() and declared.isdigit() else None
+        if n is not None and n > limit:
             raise HubError(413, "PayloadTooLarge", f"request body of {declared} bytes is over the limit of {limit}")
+        if n is not None:
+            buf = bytearray(n)
+            view = memoryview(buf)
+            pos = 0
+            try:
+                async for chunk in request.stream():
+                    if pos + len(chunk) > n:
+                        raise HubError(400, "InvalidRequest", "request body is longer than its Content-Length")
+                    view[pos:pos + len(chunk)] = chunk
+                    pos += len(chunk)
+            finally:
+                view.release()
+            if pos != n:
+                raise HubError(400, "InvalidRequest", f"request body ended after {pos} of {n} bytes")
+            return buf
         buf = bytearray()
         async for chunk in request.stream():
             buf += chunk
             if len(buf) > limit:
                 raise HubError(413, "PayloadTooLarge", f"request body is over the limit of {limit} bytes")
-        return bytes(buf)
+        return buf
 
     async def json_body(self, request: Request, limit: int = SMALL_BODY):
         """The JSON body, size-limited before parsing and depth-limited (limits.parse_json)."""

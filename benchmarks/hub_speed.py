@@ -1,0 +1,102 @@
+"""Both hub speed goals from one run, on one hub over loopback:
+
+1. ``upload_folder`` of a 200 MB folder through Xet (stock client): MB/s, goal >= 100;
+2. cold ``load_dataset`` of a 70 MB parquet dataset from the hub against
+   ``load_dataset("parquet", data_dir=...)`` on the same files in the same process (its own
+   fresh cache): the ratio, goal <= 1.5x.
+
+    python benchmarks/hub_speed.py [--upload-mb 200] [--load-mb 70] [--profile]
+
+The load is timed in a fresh process after one warm-up load_dataset of a tiny dataset from
+the hub (the first call of a process pays about 1 s of lazy imports, both paths alike).
+``--profile`` writes where the hub-side load spends its time to ./hub_speed_profile.txt
+(cProfile of the client process: the top functions by cumulative time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hub_load_dataset import make_dataset  # noqa: E402
+from hub_upload import client, start_hub  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--upload-mb", type=float, default=200)
+    ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--load-mb", type=float, default=70)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hub-speed-") as tmp:
+        tmp = Path(tmp)
+        up = tmp / "up"
+        (up / "data").mkdir(parents=True)
+        per = int(args.upload_mb * 1e6 / args.files)
+        for i in range(args.files):
+            (up / "data" / f"part-{i:03d}.bin").write_bytes(os.urandom(per))
+        up_total = sum(p.stat().st_size for p in up.rglob("*") if p.is_file())
+        ds = tmp / "ds"
+        ds_size = make_dataset(ds, args.load_mb / 1.2)  # make_dataset writes about 1.2x the MB asked
+        warm = tmp / "warm"
+        make_dataset(warm, 0.05)
+        proc, url, token = start_hub(tmp / "store")
+        try:
+            r_up = client(url, token, tmp / "home-up", f"""
+            import json, time
+            from huggingface_hub import HfApi
+            api = HfApi()
+            api.create_repo("dismai/speed-up")
+            t0 = time.perf_counter()
+            api.upload_folder(repo_id="dismai/speed-up", folder_path={str(up)!r})
+            print(json.dumps({{"seconds": time.perf_counter() - t0}}))
+            """)
+            client(url, token, tmp / "home-pub", f"""
+            import json
+            from huggingface_hub import HfApi
+            api = HfApi()
+            for name, folder in (("dismai/speed-load", {str(ds)!r}), ("dismai/speed-warm", {str(warm)!r})):
+                api.create_repo(name, repo_type="dataset")
+                api.upload_folder(repo_id=name, repo_type="dataset", folder_path=folder)
+                api.create_tag(name, tag="v1.0", repo_type="dataset")
+            print(json.dumps({{}}))
+            """)
+            prof = "import cProfile, pstats, io; pr = cProfile.Profile()" if args.profile else "pr = None"
+            r = client(url, token, tmp / "home-load", f"""
+            import json, time, io
+            import datasets
+            {prof}
+            datasets.load_dataset("dismai/speed-warm", revision="v1.0")  # lazy imports of the first call
+            datasets.load_dataset("parquet", data_dir={str(warm / 'data')!r}, cache_dir={str(tmp / 'c0')!r})
+            t0 = time.perf_counter()
+            local = datasets.load_dataset("parquet", data_dir={str(ds / 'data')!r}, cache_dir={str(tmp / 'c1')!r})
+            t_local = time.perf_counter() - t0
+            if pr: pr.enable()
+            t0 = time.perf_counter()
+            hub = datasets.load_dataset("dismai/speed-load", revision="v1.0")
+            t_hub = time.perf_counter() - t0
+            if pr:
+                pr.disable()
+                s = io.StringIO(); pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(40)
+                open({str(Path.cwd() / 'hub_speed_profile.txt')!r}, "w").write(s.getvalue())
+            assert {{k: hub[k].num_rows for k in hub}} == {{k: local[k].num_rows for k in local}}
+            print(json.dumps({{"local": t_local, "hub": t_hub, "rows": sum(hub[k].num_rows for k in hub)}}))
+            """)
+        finally:
+            proc.terminate()
+            proc.wait()
+    up_rate = up_total / 1e6 / r_up["seconds"]
+    print(f"upload_folder through Xet: {up_total / 1e6:.0f} MB in {args.files} files, {r_up['seconds']:.2f} s = "
+          f"{up_rate:.0f} MB/s (goal >= 100 MB/s)")
+    print(f"cold load_dataset from the hub: {ds_size / 1e6:.1f} MB parquet, {r['rows']} rows: {r['hub']:.3f} s; "
+          f"load_dataset('parquet', data_dir=...) on the same files {r['local']:.3f} s: "
+          f"ratio {r['hub'] / r['local']:.2f}x (goal <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -154,6 +154,20 @@ def _generation_metrics() -> tuple[MetricSpec, ...]:
         MetricSpec("validity_structural", "structural validity", "max", "", "distances > 0.5 A, volume > 0.1 A^3"),
         MetricSpec("validity_compositional", "compositional validity", "max", "", "SMACT charge neutrality"),
         MetricSpec("uniqueness", "uniqueness", "max", ""), MetricSpec("novelty", "novelty", "max", ""),
+        MetricSpec("cdvae_validity_struct", "CDVAE struct. validity", "max", "",
+                   "distances >= 0.5 A (padded distance matrix), volume >= 0.1 A^3", CDVAE + " scripts/eval_utils.py"),
+        MetricSpec("cdvae_validity_comp", "CDVAE comp. validity", "max", "", "CDVAE's SMACT rule",
+                   CDVAE + " scripts/eval_utils.py"),
+        MetricSpec("cdvae_validity_all", "CDVAE validity", "max", "", "both", CDVAE + " scripts/compute_metrics.py"),
+        MetricSpec("cdvae_cov_recall", "CDVAE COV-R", "max", "",
+                   "CrystalNN ops + magpie fingerprints within the dataset's cutoffs (Perov-5, Carbon-24: 0.2 / 4)",
+                   CDVAE + " scripts/eval_utils.py compute_cov"),
+        MetricSpec("cdvae_cov_precision", "CDVAE COV-P", "max", "", "as cdvae_cov_recall, over generated",
+                   CDVAE + " scripts/eval_utils.py compute_cov"),
+        MetricSpec("cdvae_wdist_density", "CDVAE W1 density", "min", "g/cm^3", "valid vs reference split",
+                   CDVAE + " scripts/compute_metrics.py"),
+        MetricSpec("cdvae_wdist_nelements", "CDVAE W1 #elements", "min", "", "valid vs reference split",
+                   CDVAE + " scripts/compute_metrics.py"),
         MetricSpec("wasserstein_density", "W1 density", "min", "g/cm^3"),
         MetricSpec("wasserstein_nelements", "W1 #elements", "min", ""),
         FAILED,
@@ -174,6 +188,8 @@ def _disorder_metrics(kind: str) -> tuple[MetricSpec, ...]:
             FAILED)
 
 
+#: CDVAE's COV cutoffs (txie-93/cdvae scripts/compute_metrics.py COV_Cutoffs) for the datasets it has them for
+CDVAE_COV_CUTOFFS = {"perov-5": {"struc": 0.2, "comp": 4.0}, "carbon-24": {"struc": 0.2, "comp": 4.0}}
 RECONSTRUCTION_DATASETS = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
 ALLOY_CONFIGS = ("300K_wide", "300K_narrow", "1500K_wide", "1500K_narrow")
 
@@ -198,7 +214,7 @@ def _build() -> dict[str, Task]:
             Protocol("none", "none", "a set of generated structures (any number)"),
             _generation_metrics(), "coverage_recall",
             ("coverage_recall", "percent_failed", "validity_structural", "validity_compositional", "uniqueness",
-             "novelty", "coverage_precision"),
+             "novelty", "coverage_precision", "cdvae_validity_all", "cdvae_cov_recall", "cdvae_cov_precision"),
             description="generation: coverage of the test split")
     for c in ALLOY_CONFIGS:
         tasks[f"alloy/{c}"] = Task(

@@ -196,6 +196,14 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
             for rec in table:
                 if rec["id"] in per_row:
                     rec.update(per_row[rec["id"]])
+        if kind == "generation":
+            from .cdvae import cdvae_metrics
+
+            ok = {r["id"] for r in table if r["status"] == "accepted"}
+            c = cdvae_metrics([it.row if it.ok and it.id in ok else None for it in preds.items], ref.rows, dataset,
+                              workers=workers, scheduler=scheduler)
+            metrics.update(c["metrics"])
+            settings["cdvae"] = c["settings"]
 
     for key, m in metrics.items():  # unit and description from the registry where the scorer left them blank
         ms = spec.metric.get(key)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, Field
 
 #: Version of the evaluation code (bumped whenever a number it reports can change).
-EVALUATION_VERSION = "0.1.0"
+EVALUATION_VERSION = "0.2.0"
 #: Version of the JSON layout of :class:`EvaluationResult`.
 RESULT_SCHEMA_VERSION = 1
 

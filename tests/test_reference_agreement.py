@@ -490,3 +490,226 @@ def test_atombench_equals_plot_error_distribution(jarvis_case, jarvis_result):
     assert round(m["atombench_rmse"].value, 6) == r["mean_normalized_cartesian_rms"]
     print("atombench: largest lattice difference", worst, "match rate", r["_match_rate"], "rmse",
           r["_mean_normalized_cartesian_rms"])
+
+
+# --------------------------------------------------------------------------------- CDVAE generation
+# txie-93/cdvae @ f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea
+# scripts/eval_utils.py: smact_validity (verbatim but for SMACT 4's neutral_ratios return value, marked),
+# structure_validity, compute_cov, filter_fps (verbatim);
+# cdvae/common/data_utils.py StandardScaler.transform (verbatim, as a function);
+# scripts/compute_metrics.py: Crystal (verbatim but for the chemical_symbols lookup through pymatgen),
+# GenEval.get_validity / get_density_wdist / get_num_elem_wdist (ADAPTED: every valid crystal instead of
+# 1000 drawn without a seed).
+def cdvae_smact_validity(comp, count, use_pauling_test=True, include_alloys=True):
+    import itertools
+
+    import smact
+    from pymatgen.core import Element
+    from smact.screening import pauling_test
+
+    elem_symbols = tuple([Element.from_Z(elem).symbol for elem in comp])
+    space = smact.element_dictionary(elem_symbols)
+    smact_elems = [e[1] for e in space.items()]
+    electronegs = [e.pauling_eneg for e in smact_elems]
+    ox_combos = [e.oxidation_states for e in smact_elems]
+    if len(set(elem_symbols)) == 1:
+        return True
+    if include_alloys:
+        is_metal_list = [elem_s in smact.metals for elem_s in elem_symbols]
+        if all(is_metal_list):
+            return True
+    threshold = np.max(count)
+    compositions = []
+    for ox_states in itertools.product(*ox_combos):
+        stoichs = [(c,) for c in count]
+        # ADAPTED: CDVAE ran SMACT 2, whose neutral_ratios returned (bool, ratios); SMACT 4.0.2 returns the ratios
+        cn_r = smact.neutral_ratios(ox_states, stoichs=stoichs, threshold=threshold)
+        cn_e = len(cn_r) > 0
+        if cn_e:
+            if use_pauling_test:
+                try:
+                    electroneg_OK = pauling_test(ox_states, electronegs)
+                except TypeError:
+                    electroneg_OK = True
+            else:
+                electroneg_OK = True
+            if electroneg_OK:
+                for ratio in cn_r:
+                    compositions.append(tuple([elem_symbols, ox_states, ratio]))
+    compositions = [(i[0], i[2]) for i in compositions]
+    compositions = list(set(compositions))
+    if len(compositions) > 0:
+        return True
+    else:
+        return False
+
+
+def cdvae_structure_validity(crystal, cutoff=0.5):
+    dist_mat = crystal.distance_matrix
+    dist_mat = dist_mat + np.diag(np.ones(dist_mat.shape[0]) * (cutoff + 10.))
+    if dist_mat.min() < cutoff or crystal.volume < 0.1:
+        return False
+    else:
+        return True
+
+
+def cdvae_scaler_transform(X, means, stds, replace_nan_token=0.):
+    X = np.array(X).astype(float)
+    transformed_with_nan = (X - means) / stds
+    return np.where(np.isnan(transformed_with_nan), replace_nan_token, transformed_with_nan)
+
+
+class CdvaeCrystal:
+    def __init__(self, crys_array_dict):
+        from collections import Counter
+
+        from matminer.featurizers.composition.composite import ElementProperty
+        from matminer.featurizers.site.fingerprint import CrystalNNFingerprint
+        from pymatgen.core import Composition
+        from pymatgen.core import Lattice as PLattice
+
+        self.frac_coords = crys_array_dict['frac_coords']
+        self.atom_types = crys_array_dict['atom_types']
+        self.lengths = crys_array_dict['lengths']
+        self.angles = crys_array_dict['angles']
+        # get_structure
+        if min(self.lengths.tolist()) < 0:
+            self.constructed = False
+        else:
+            try:
+                self.structure = Structure(
+                    lattice=PLattice.from_parameters(*(self.lengths.tolist() + self.angles.tolist())),
+                    species=self.atom_types, coords=self.frac_coords, coords_are_cartesian=False)
+                self.constructed = True
+            except Exception:
+                self.constructed = False
+            if self.structure.volume < 0.1:
+                self.constructed = False
+        # get_composition
+        elem_counter = Counter(self.atom_types)
+        composition = [(elem, elem_counter[elem]) for elem in sorted(elem_counter.keys())]
+        elems, counts = list(zip(*composition))
+        counts = np.array(counts)
+        counts = counts / np.gcd.reduce(counts)
+        self.elems = elems
+        self.comps = tuple(counts.astype('int').tolist())
+        # get_validity
+        self.comp_valid = cdvae_smact_validity(self.elems, self.comps)
+        self.struct_valid = cdvae_structure_validity(self.structure) if self.constructed else False
+        self.valid = self.comp_valid and self.struct_valid
+        # get_fingerprints
+        comp = Composition(elem_counter)
+        self.comp_fp = ElementProperty.from_preset('magpie').featurize(comp)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fp = CrystalNNFingerprint.from_preset("ops")
+                site_fps = [fp.featurize(self.structure, i) for i in range(len(self.structure))]
+        except Exception:
+            self.valid = False
+            self.comp_fp = None
+            self.struct_fp = None
+            return
+        self.struct_fp = np.array(site_fps).mean(axis=0)
+
+
+def cdvae_compute_cov(crys, gt_crys, struc_cutoff, comp_cutoff, means, stds, num_gen_crystals=None):
+    from scipy.spatial.distance import cdist
+
+    struc_fps = [c.struct_fp for c in crys]
+    comp_fps = [c.comp_fp for c in crys]
+    gt_struc_fps = [c.struct_fp for c in gt_crys]
+    gt_comp_fps = [c.comp_fp for c in gt_crys]
+    if num_gen_crystals is None:
+        num_gen_crystals = len(struc_fps)
+    filtered = [(s, c) for s, c in zip(struc_fps, comp_fps) if s is not None and c is not None]  # filter_fps
+    struc_fps, comp_fps = [s for s, _ in filtered], [c for _, c in filtered]
+    comp_fps = cdvae_scaler_transform(comp_fps, means, stds)
+    gt_comp_fps = cdvae_scaler_transform(gt_comp_fps, means, stds)
+    struc_pdist = cdist(np.array(struc_fps), np.array(gt_struc_fps))
+    comp_pdist = cdist(np.array(comp_fps), np.array(gt_comp_fps))
+    struc_recall_dist = struc_pdist.min(axis=0)
+    struc_precision_dist = struc_pdist.min(axis=1)
+    comp_recall_dist = comp_pdist.min(axis=0)
+    comp_precision_dist = comp_pdist.min(axis=1)
+    cov_recall = np.mean(np.logical_and(struc_recall_dist <= struc_cutoff, comp_recall_dist <= comp_cutoff))
+    cov_precision = np.sum(np.logical_and(struc_precision_dist <= struc_cutoff,
+                                          comp_precision_dist <= comp_cutoff)) / num_gen_crystals
+    return cov_recall, cov_precision
+
+
+def _cdvae_dict(row):
+    from pymatgen.core import Lattice as PLattice
+
+    lat = PLattice(np.asarray(row["lattice"], float))
+    return {"frac_coords": np.asarray(row["frac_coords"], float), "atom_types": list(row["atomic_numbers"]),
+            "lengths": np.array(lat.abc), "angles": np.array(lat.angles)}
+
+
+def test_cdvae_generation_metrics_equal_reference(tmp_path):
+    """Perov-5 test rows as the reference split; generated: copies, perturbed, species swapped,
+    a duplicate, overlapping atoms (structurally invalid), a lone metal, an all-metal cell and
+    NaCl2 (compositionally invalid)."""
+    import json
+    import zipfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+    from scipy.stats import wasserstein_distance
+
+    from dismai_data.evaluation import evaluate
+    from dismai_data.evaluation.cdvae import COMP_SCALER_MEANS, COMP_SCALER_STDS
+    from dismai_data.io import row_from_poscar
+    from dismai_data.structure import make_row, rows_to_table
+
+    root_dir = Path(__file__).resolve().parents[1]
+    with zipfile.ZipFile(root_dir / "builders" / "raw" / "perov5" / "perov5_atomgen_split.json.zip") as z:
+        d = json.loads(z.read(z.namelist()[0]))
+    test = [row_from_poscar(p, i) for i, p in sorted(d["test"].items())[:14]]
+    train = [row_from_poscar(p, i) for i, p in sorted(d["train"].items())[:6]]
+    root = tmp_path / "perov-5"
+    (root / "data").mkdir(parents=True)
+    pq.write_table(rows_to_table(test), root / "data" / "test-00000-of-00001.parquet")
+    pq.write_table(rows_to_table(train), root / "data" / "train-00000-of-00001.parquet")
+    (root / "build_info.json").write_text(json.dumps({"name": "perov-5", "version": "1.0.0"}))
+    rng = np.random.default_rng(1)
+    gen = []
+    for k, r in enumerate(test[:8]):
+        sp, fr, lat = list(r["species"]), np.asarray(r["frac_coords"]), np.asarray(r["lattice"])
+        if k % 4 == 1:
+            fr = (fr + rng.normal(0, 0.02, fr.shape)) % 1.0
+        if k % 4 == 2:
+            sp = [sp[-1]] + sp[1:-1] + [sp[0]]
+        if k % 4 == 3:
+            fr = fr.copy()
+            fr[1] = fr[0] + 0.01  # two atoms 0.04 A apart: structurally invalid
+        gen.append(make_row(sp, fr, lat, f"g{k}", symmetry=False))
+    gen.append(dict(gen[1], id="dup"))
+    gen.append(make_row(["Fe"], [[0, 0, 0]], np.eye(3) * 2.4, "lone", symmetry=False))
+    gen.append(make_row(["Fe", "Ni"], [[0, 0, 0], [0.5, 0.5, 0.5]], np.eye(3) * 2.9, "metal", symmetry=False))
+    gen.append(make_row(["Na", "Cl", "Cl"], [[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0.5]], np.eye(3) * 5.0, "NaCl2",
+                        symmetry=False))  # not charge balanced: compositionally invalid
+    p = tmp_path / "gen.parquet"
+    pq.write_table(rows_to_table(gen), p)
+    r = evaluate("generation/perov-5", str(p), reference=str(root), figures=False, novelty_classes=False)
+    m = r.metrics
+
+    gen_c = [CdvaeCrystal(_cdvae_dict(g)) for g in gen]
+    gt_c = [CdvaeCrystal(_cdvae_dict(t)) for t in test]
+    ref = {"cdvae_validity_struct": np.array([c.struct_valid for c in gen_c]).mean(),
+           "cdvae_validity_comp": np.array([c.comp_valid for c in gen_c]).mean(),
+           "cdvae_validity_all": np.array([c.valid for c in gen_c]).mean()}
+    ref["cdvae_cov_recall"], ref["cdvae_cov_precision"] = cdvae_compute_cov(
+        gen_c, gt_c, 0.2, 4, COMP_SCALER_MEANS, COMP_SCALER_STDS)
+    valid = [c for c in gen_c if c.valid]
+    ref["cdvae_wdist_density"] = wasserstein_distance([c.structure.density for c in valid],
+                                                      [c.structure.density for c in gt_c])
+    ref["cdvae_wdist_nelements"] = wasserstein_distance([len(set(c.structure.species)) for c in valid],
+                                                        [len(set(c.structure.species)) for c in gt_c])
+    assert 0 < ref["cdvae_validity_struct"] < 1 and 0 < ref["cdvae_validity_comp"] < 1
+    assert 0 < ref["cdvae_cov_recall"] < 1
+    worst = 0.0
+    for k, v in ref.items():
+        worst = max(worst, abs(m[k].value - float(v)))
+        assert abs(m[k].value - float(v)) <= TOL, (k, m[k].value, v)
+    print("cdvae: largest difference", worst, {k: float(v) for k, v in ref.items()})

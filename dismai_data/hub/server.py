@@ -379,7 +379,7 @@ class HubApp:
         if segs == ["repos", "move"] and m == "POST":
             return await self.move_repo(request)
         if len(segs) == 1 and segs[0] in TYPES and m == "GET":
-            return self.list_repos(request, TYPES[segs[0]])
+            return await anyio.to_thread.run_sync(self.list_repos, request, TYPES[segs[0]])
         if len(segs) >= 3 and segs[0] in TYPES:
             key = RepoKey(TYPES[segs[0]], segs[1], segs[2])
             rest = segs[3:]
@@ -625,8 +625,9 @@ class HubApp:
                     out.append(card[k])
         return list(dict.fromkeys(out))
 
-    def repo_record(self, key: RepoKey, meta: dict, rev: str | None = None) -> dict:
-        """Every property this hub knows of a repo at ``rev`` (the listing and repo info pick from it)."""
+    def repo_record(self, key: RepoKey, meta: dict, rev: str | None = None, files: bool = True) -> dict:
+        """Every property this hub knows of a repo at ``rev`` (the listing and repo info pick from
+        it); without ``files`` no ``siblings``/``usedStorage`` (a listing asks for them rarely)."""
         try:
             cid, tree = self.storage.tree(key, rev)
             date = self.storage.commit_obj(key, cid)["date"]
@@ -636,7 +637,7 @@ class HubApp:
             cid, tree, date = None, {}, meta["created"]
         card = self.card_data(tree["README.md"]["blob"]) if "README.md" in tree else None
         siblings = []
-        for path in sorted(tree):
+        for path in sorted(tree) if files else ():
             e = tree[path]
             j = file_entry_json(path, e)
             s = {"rfilename": path, "size": e["size"], "blobId": j["oid"]}
@@ -646,8 +647,9 @@ class HubApp:
         rec = {"_id": hashlib.sha1(key.id.encode()).hexdigest()[:24], "id": key.id, "author": key.ns, "sha": cid,
                "lastModified": date, "createdAt": meta["created"], "private": meta["private"], "gated": False,
                "disabled": False, "downloads": 0, "downloadsAllTime": 0, "likes": 0, "trendingScore": 0,
-               "tags": self.repo_tags(key, card), "cardData": card, "siblings": siblings,
-               "usedStorage": sum(e["size"] for e in tree.values())}
+               "tags": self.repo_tags(key, card), "cardData": card}
+        if files:
+            rec.update(siblings=siblings, usedStorage=sum(e["size"] for e in tree.values()))
         if key.type == "model":
             rec["modelId"] = key.id
             for k in ("pipeline_tag", "library_name"):
@@ -696,12 +698,14 @@ class HubApp:
         full, card_too = _truthy(q.get("full")), _truthy(q.get("cardData"))
         if (full or card_too) and (q.getlist("expand") or q.getlist("expand[]")):
             raise HubError(400, "InvalidRequest", "expand cannot be combined with full or cardData")
+        asked = set(q.getlist("expand") + q.getlist("expand[]"))
+        files = full or bool(asked & {"siblings", "usedStorage"})
         recs = []
         for key, meta in self.storage.list_repos(t):
             if not self.visible(key, meta, user) or (author and key.ns != author) or \
                     any(s not in key.id.lower() for s in searches) or (gated or "").lower() == "true":
                 continue
-            rec = self.repo_record(key, meta)
+            rec = self.repo_record(key, meta, files=files)
             if any(f not in rec["tags"] for f in filters) or \
                     (q.get("pipeline_tag") is not None and rec.get("pipeline_tag") != q.get("pipeline_tag")):
                 continue

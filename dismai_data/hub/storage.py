@@ -487,11 +487,14 @@ class Storage:
             tree = c["tree"]
             changed = {p for p in tree if p not in parent or parent[p]["blob"] != tree[p]["blob"]}
             changed |= {p for p in parent if p not in tree}
+            touched = set(changed)  # the changed files and every folder above them
+            for q in changed:
+                parts = q.split("/")
+                touched.update("/".join(parts[:i]) for i in range(1, len(parts)))
             info = {"id": c["id"], "title": c["title"], "date": c["date"]}
-            for p in list(todo):
-                if p in changed or any(q.startswith(p + "/") for q in changed):
-                    out[p] = info
-                    todo.discard(p)
+            for p in todo & touched:
+                out[p] = info
+            todo -= touched
             cid = c["parents"][0] if c["parents"] else None
             n += 1
         return out

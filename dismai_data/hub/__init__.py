@@ -9,6 +9,14 @@
 Modules: ``server`` (ASGI app, routing on the raw path), ``storage`` (content-addressed,
 fsync-then-rename storage; see STORAGE.md, which also says how blobs would move to S3),
 ``xet`` (Xet xorb/shard parsing and hashing), ``auth`` (tokens, organisations, signed
-grants), ``web`` (HTML pages), ``openapi`` (the OpenAPI document), ``publish``
-(publish_dataset, serve_in_background, publisher_token).
+grants), ``limits`` (bounded JSON parsing; body fields and options the hub does not
+implement are refused by name, never dropped), ``web`` (HTML pages), ``openapi`` (the
+OpenAPI document), ``publish`` (publish_dataset, serve_in_background, publisher_token).
+
+Private repos (``create_repo(private=True)`` or ``visibility="private"``, switched with
+``update_repo_settings``) answer 404 RepoNotFound to everyone but the owner and members of
+the owning organisation, on every API, file, web, upload and listing path; the leaderboard
+hides rows whose predictions repo the viewer cannot see. Pull requests and discussions are
+refused with 400 NotSupported; tests/hub/test_contract.py lists every client option and
+what the hub does with it.
 """

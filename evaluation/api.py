@@ -54,7 +54,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
              out: str | os.PathLike | None = None, workers: int = 1, scheduler: Any = None,
              no_relax: bool = False, generic: bool = True, figures: bool = True,
              relax_weights: str | os.PathLike | None = None, novelty_classes: bool = True,
-             lammps_potential: str | None = None, alloy_cleanup: str | None = None) -> EvaluationResult:
+             lammps_potential: str | None = None, alloy_cleanup: str | None = None,
+             samples: list[str | os.PathLike] | None = None) -> EvaluationResult:
     """Score ``predictions`` for ``task`` against the reference dataset.
 
     ``reference``: a folder written by ``dismai build`` (default:
@@ -69,12 +70,16 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     dataset was built with (its ``build_info.json`` ``parameters.potential``; else
     ``sw-vink``; ``lammps_potential`` overrides; ``relax_weights`` switches a-si to that
     M3GNet potential). ``no_relax=True`` scores the structures unrelaxed (labelled so).
+    ``samples``: reconstruction only, further prediction sources (sample 2..k of every row,
+    keyed by the same ids) for DiffCSP's best-of-k match rate and RMSE.
     ``alloy_cleanup``: the alloys' clean-up (``cryingan``, ``diffcsp`` or ``none``; default:
     the task registry's, :mod:`dismai_data.tasks`).
     """
     t0 = time.perf_counter()
     kind, dataset, config = parse_task(task)
     spec = _tasks.get(task)
+    if samples and kind != "reconstruction":
+        raise EvaluationInputError(f"samples apply to the reconstruction tasks only, not {task!r}", field="samples")
     if lammps_potential is not None:
         from dismai_data.lammps import POTENTIALS
 
@@ -116,8 +121,18 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     if kind == "reconstruction":
         from .reconstruction import evaluate_reconstruction
 
+        from .reconstruction import diffcsp_metrics
+
         res = evaluate_reconstruction(preds, ref, workers=workers, scheduler=scheduler)
         metrics = res["metrics"]
+        d1 = diffcsp_metrics([preds], ref, workers=workers, scheduler=scheduler)
+        metrics.update(d1["metrics"])
+        settings["diffcsp"] = d1["settings"]
+        if samples:
+            extra = [read_predictions(x, column=column, split=split, symmetry=False) for x in samples]
+            dk = diffcsp_metrics([preds] + extra, ref, workers=workers, scheduler=scheduler)
+            metrics.update(dk["metrics"])
+            settings["diffcsp_best_of_k"] = dk["settings"]
         table = res["table"]
         settings.update(res["settings"])
         reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
@@ -105,14 +106,20 @@ def _neutral_ratios(ox_states, stoichs, threshold):
 def smact_valid(atomic_numbers, use_pauling_test: bool = True, include_alloys: bool = True) -> bool:
     """CDVAE's compositional validity of a structure's atoms (``eval_utils.smact_validity`` on the
     elements in atomic-number order and their counts divided by the gcd)."""
-    import smact
-    from pymatgen.core import Element
-    from smact.screening import pauling_test
-
     counter = Counter(int(z) for z in atomic_numbers)
     zs = sorted(counter)
     counts = np.array([counter[z] for z in zs])
     counts = (counts / np.gcd.reduce(counts)).astype("int").tolist()
+    return _smact_valid(tuple(zs), tuple(counts), use_pauling_test, include_alloys)
+
+
+@lru_cache(maxsize=65536)
+def _smact_valid(zs: tuple, counts: tuple, use_pauling_test: bool, include_alloys: bool) -> bool:
+    import smact
+    from pymatgen.core import Element
+    from smact.screening import pauling_test
+
+    counts = list(counts)
     symbols = tuple(Element.from_Z(z).symbol for z in zs)
     if len(set(symbols)) == 1:
         return True
@@ -179,6 +186,23 @@ def crystal_features(row) -> dict:
     except Exception:  # CDVAE: a structure whose fingerprint fails is invalid, without fingerprints
         out.update(valid=False, comp_fp=None, struct_fp=None)
     return out
+
+
+def crystal_validity(row) -> bool:
+    """CDVAE/DiffCSP ``Crystal.valid`` of one row: structural and compositional validity, and
+    the CrystalNN fingerprints computable (a structure whose fingerprint raises is invalid)."""
+    from .crystalnn import fingerprints
+
+    s = row_to_structure(row)
+    if not (structure_valid(s) and smact_valid(s.atomic_numbers)):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fingerprints(s)
+    except Exception:
+        return False
+    return True
 
 
 def scale_comp(fps) -> np.ndarray:

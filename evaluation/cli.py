@@ -42,6 +42,10 @@ def evaluate(
                                                 help="alloy: clean-up before counting: cryingan (reference "
                                                      "lattice as is, the registry's default), diffcsp (translated "
                                                      "onto the atom nearest the origin) or none (positions kept)."),
+    samples: Optional[list[str]] = typer.Option(None, "--samples",
+                                                help="reconstruction: another predictions source with sample 2..k "
+                                                     "of every row (repeat); adds DiffCSP's best-of-k match rate "
+                                                     "and RMSE."),
 ):
     """Score predictions for a benchmark task; print the result JSON."""
     from dismai_data.errors import DismaiError
@@ -52,7 +56,7 @@ def evaluate(
         result = run(task, predictions, column=column, split=split, reference=reference, out=out,
                      workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic,
                      relax_weights=relax_weights, novelty_classes=not no_novelty_classes,
-                     lammps_potential=lammps_potential, alloy_cleanup=alloy_cleanup)
+                     lammps_potential=lammps_potential, alloy_cleanup=alloy_cleanup, samples=samples)
     except DismaiError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -137,6 +137,67 @@ def match_pair(task) -> dict:
     return out
 
 
+def _diffcsp_task(task):
+    """``(valid, rms)`` of one DiffCSP pair: ``process_one`` of ``RecEval``/``RecEvalBatch``
+    (jiaor17/DiffCSP ``scripts/compute_metrics.py``): no score unless valid, else
+    ``get_rms_dist(pred, gt)[0]`` or None (an exception: None)."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    from .cdvae import crystal_validity
+
+    pred_row, gt_row, need_gt_valid = task
+    if pred_row is None or not crystal_validity(pred_row):
+        return None
+    if need_gt_valid and not crystal_validity(gt_row):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rms = StructureMatcher(**MATCHER_KWARGS).get_rms_dist(row_to_structure(pred_row),
+                                                                   row_to_structure(gt_row))
+        return None if rms is None else float(rms[0])
+    except Exception:
+        return None
+
+
+def diffcsp_metrics(samples: list[PredictionSet], ref: Reference, *, workers: int = 1, scheduler=None) -> dict:
+    """DiffCSP reconstruction (jiaor17/DiffCSP ``scripts/compute_metrics.py``): with one sample,
+    ``RecEval`` (a pair counts when prediction and target are both CDVAE-valid and
+    ``get_rms_dist`` is not None); with k samples per row, ``RecEvalBatch`` (each sample's own
+    validity, the smallest RMS of the k kept). Match rate over every reference row, RMSE over
+    the matched ones. A missing or unreadable prediction is an unmatched sample."""
+    from .parallel import parallel_map
+
+    gts = ref.rows
+    k = len(samples)
+    tasks = []
+    for ps in samples:
+        by_id = {it.id: it for it in ps.items}
+        for g in gts:
+            it = by_id.get(str(g["id"]))
+            tasks.append((it.row if it is not None and it.ok else None, g, k == 1))
+    rms = parallel_map(_diffcsp_task, tasks, workers=workers, scheduler=scheduler, desc="DiffCSP pairs")
+    n = len(gts)
+    best = []
+    for i in range(n):
+        vals = [rms[j * n + i] for j in range(k) if rms[j * n + i] is not None]
+        best.append(min(vals) if vals else None)
+    matched = np.array([b is not None for b in best], float)
+    vals = np.array([b for b in best if b is not None], float)
+    suffix = "" if k == 1 else "_best_of_k"
+    how = "one sample per row" if k == 1 else f"best of k = {k} samples per row"
+    return {"metrics": {
+        f"diffcsp_match_rate{suffix}": _metric(bootstrap_mean(matched), n, "",
+                                               f"DiffCSP {'RecEval' if k == 1 else 'RecEvalBatch'} ({how}): rows "
+                                               "with a CDVAE-valid prediction that get_rms_dist matches"),
+        f"diffcsp_rmse{suffix}": _metric(bootstrap_mean(vals), len(vals), "(V/N)^(1/3)",
+                                         f"DiffCSP ({how}): mean get_rms_dist(pred, gt)[0] over matched rows")},
+        "settings": {"reference": "jiaor17/DiffCSP scripts/compute_metrics.py @ "
+                                  "7121d159826efa2ba9500bf299250d96da37f146", "k": k,
+                     "validity": "CDVAE Crystal.valid (structure, SMACT, CrystalNN fingerprints computable)"
+                                 + ("; the target's too" if k == 1 else "")}}
+
+
 def _metric(stat_tuple, n, unit="", description="") -> Metric:
     v, lo, hi = stat_tuple
     return Metric(value=v, error_low=lo, error_high=hi, n=n, unit=unit, description=description)

@@ -713,3 +713,117 @@ def test_cdvae_generation_metrics_equal_reference(tmp_path):
         worst = max(worst, abs(m[k].value - float(v)))
         assert abs(m[k].value - float(v)) <= TOL, (k, m[k].value, v)
     print("cdvae: largest difference", worst, {k: float(v) for k, v in ref.items()})
+
+
+# --------------------------------------------------------------------------------- DiffCSP reconstruction
+# jiaor17/DiffCSP @ 7121d159826efa2ba9500bf299250d96da37f146 scripts/compute_metrics.py:
+# RecEval.get_match_rate_and_rms and RecEvalBatch.get_match_rate_and_rms (verbatim but for tqdm), on
+# Crystal objects (DiffCSP's Crystal is CDVAE's plus a NaN check; CdvaeCrystal above).
+def diffcsp_rec_eval(preds, gts):
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    matcher = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
+
+    def process_one(pred, gt, is_valid):
+        if not is_valid:
+            return None
+        try:
+            rms_dist = matcher.get_rms_dist(pred.structure, gt.structure)
+            rms_dist = None if rms_dist is None else rms_dist[0]
+            return rms_dist
+        except Exception:
+            return None
+    validity = [c1.valid and c2.valid for c1, c2 in zip(preds, gts)]
+    rms_dists = []
+    for i in range(len(preds)):
+        rms_dists.append(process_one(preds[i], gts[i], validity[i]))
+    rms_dists = np.array(rms_dists)
+    match_rate = sum(rms_dists != None) / len(preds)  # noqa: E711
+    mean_rms_dist = rms_dists[rms_dists != None].mean()  # noqa: E711
+    return {'match_rate': match_rate, 'rms_dist': mean_rms_dist}
+
+
+def diffcsp_rec_eval_batch(preds, gts):
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    matcher = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
+    batch_size = len(preds)
+
+    def process_one(pred, gt, is_valid):
+        if not is_valid:
+            return None
+        try:
+            rms_dist = matcher.get_rms_dist(pred.structure, gt.structure)
+            rms_dist = None if rms_dist is None else rms_dist[0]
+            return rms_dist
+        except Exception:
+            return None
+    rms_dists = []
+    for i in range(len(preds[0])):
+        tmp_rms_dists = []
+        for j in range(batch_size):
+            rmsd = process_one(preds[j][i], gts[i], preds[j][i].valid)
+            if rmsd is not None:
+                tmp_rms_dists.append(rmsd)
+        if len(tmp_rms_dists) == 0:
+            rms_dists.append(None)
+        else:
+            rms_dists.append(np.min(tmp_rms_dists))
+    rms_dists = np.array(rms_dists)
+    match_rate = sum(rms_dists != None) / len(preds[0])  # noqa: E711
+    mean_rms_dist = rms_dists[rms_dists != None].mean()  # noqa: E711
+    return {'match_rate': match_rate, 'rms_dist': mean_rms_dist}
+
+
+def test_diffcsp_reconstruction_one_and_k_samples_equal_reference(tmp_path):
+    import json
+    import zipfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from dismai_data.evaluation import evaluate
+    from dismai_data.io import row_from_poscar
+    from dismai_data.structure import make_row, rows_to_table
+
+    root_dir = Path(__file__).resolve().parents[1]
+    with zipfile.ZipFile(root_dir / "builders" / "raw" / "perov5" / "perov5_atomgen_split.json.zip") as z:
+        d = json.loads(z.read(z.namelist()[0]))
+    test = [row_from_poscar(p, i) for i, p in sorted(d["test"].items())[:10]]
+    root = tmp_path / "perov-5"
+    (root / "data").mkdir(parents=True)
+    pq.write_table(rows_to_table(test), root / "data" / "test-00000-of-00001.parquet")
+    (root / "build_info.json").write_text(json.dumps({"name": "perov-5", "version": "1.0.0"}))
+
+    def sample(seed, noise):
+        rng = np.random.default_rng(seed)
+        out = []
+        for k, r in enumerate(test):
+            sp, fr = list(r["species"]), np.asarray(r["frac_coords"])
+            fr = (fr + rng.normal(0, noise * (k % 3), fr.shape)) % 1.0  # 0, 1x, 2x the noise
+            if (k + seed) % 5 == 0:
+                sp = [sp[-1]] + sp[1:-1] + [sp[0]]  # species swapped
+            if (k + seed) % 7 == 0:
+                fr = fr.copy()
+                fr[1] = fr[0] + 0.005  # overlapping atoms: invalid
+            out.append(make_row(sp, fr, r["lattice"], r["id"], symmetry=False))
+        return out
+
+    s1, s2, s3 = sample(1, 0.06), sample(2, 0.02), sample(3, 0.12)
+    paths = []
+    for k, s in enumerate((s1, s2, s3)):
+        paths.append(tmp_path / f"s{k}.parquet")
+        pq.write_table(rows_to_table(s), paths[-1])
+    r = evaluate("perov-5", str(paths[0]), reference=str(root), generic=False, figures=False,
+                 samples=[str(p) for p in paths[1:]])
+    gts = [CdvaeCrystal(_cdvae_dict(t)) for t in test]
+    preds = [[CdvaeCrystal(_cdvae_dict(x)) for x in s] for s in (s1, s2, s3)]
+    one = diffcsp_rec_eval(preds[0], gts)
+    batch = diffcsp_rec_eval_batch(preds, gts)
+    m = r.metrics
+    diffs = [abs(m["diffcsp_match_rate"].value - one["match_rate"]), abs(m["diffcsp_rmse"].value - one["rms_dist"]),
+             abs(m["diffcsp_match_rate_best_of_k"].value - batch["match_rate"]),
+             abs(m["diffcsp_rmse_best_of_k"].value - batch["rms_dist"])]
+    assert max(diffs) <= TOL, diffs
+    assert 0 < one["match_rate"] < batch["match_rate"] <= 1
+    print("diffcsp: largest difference", max(diffs), one, batch)

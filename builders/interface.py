@@ -65,7 +65,7 @@ from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.builders.common import DISMAI_BENCH_CITATION, rows_from_files, seeded_split
 from dismai_data.paths import default_home
 
-BUILDER_VERSION = "1.0.0"
+BUILDER_VERSION = "1.1.0"
 DESCRIPTION = ("Dismai-Bench Li3ScCl6(100)-LiCoO2(110) disordered interfaces (264 atoms), rebuilt by random "
                "generation of the interface region and M3GNet relaxation; or read from the original extxyz files")
 
@@ -119,6 +119,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "engine": ("fast", "force evaluation of the relaxations: 'fast' (the fast exact M3GNet path) or 'compile' "
                        "(the same path through torch.compile: about 1.15x less CPU per force call after a "
                        "compilation of 10-40 s in each process); float32 rounding differs only"),
+    "device": ("auto", "torch device of the relaxations: 'auto' (CUDA where available, else CPU), 'cpu', 'cuda' "
+                       "or 'cuda:N'; float32 rounding differs only"),
     "workdir": (None, "folder for checkpoints; a rerun continues there (default: $DISMAI_HOME or the user "
                       "cache dir, under work/interface-<hash of the data parameters>)"),
     "from_files": (None, "instead of generating: a folder, file or comma-separated list of the original "
@@ -129,7 +131,12 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 _ENGINES = {"fast": True, "compile": "compile"}
 
 #: parameters that never change the data
-_RUNTIME = ("time_budget_s", "batch_size", "scheduler", "workers", "engine", "workdir", "from_files")
+_RUNTIME = ("time_budget_s", "batch_size", "scheduler", "workers", "engine", "device", "workdir", "from_files")
+
+#: version of the candidate generation (bits of the unrelaxed structures): 2 since builder 1.1.0,
+#: whose geometry uses no BLAS, so a candidate has the same bits on every CPU (1.0.0's depended
+#: on the OpenBLAS kernel); part of the checkpoint parameters
+GENERATOR_VERSION = 2
 
 CITATION = DISMAI_BENCH_CITATION + """@article{chen2022m3gnet,
   title   = {A universal graph deep learning interatomic potential for the periodic table},
@@ -494,10 +501,25 @@ def _periodic_dists(p: np.ndarray, pts: np.ndarray, lat2: np.ndarray) -> np.ndar
     """Distances from p to pts, minimum image in the two lateral directions (none along z:
     the vacuum separates periodic images along the normal)."""
     d = pts - p
-    f = np.linalg.solve(lat2[:, :2].T, d[:, :2].T).T
+    f = _times2(d[:, :2], _inv2(lat2[:, :2]))
     f -= np.rint(f)
-    d[:, :2] = f @ lat2[:, :2]
+    d[:, :2] = _times2(f, lat2[:, :2])
     return np.sqrt((d * d).sum(axis=1))
+
+
+def _inv2(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x2 matrix by the explicit formula (no LAPACK: see :func:`_times2`)."""
+    det = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+    return np.array([[m[1, 1], -m[0, 1]], [-m[1, 0], m[0, 0]]]) / det
+
+
+def _times2(f: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``f @ m`` for f (..., 2) and a 2x2 ``m`` as elementwise products and one sum. ``@`` goes
+    to BLAS, whose kernels (chosen per CPU: OpenBLAS Haswell, SkylakeX, Zen, ...) round
+    differently in the last bits; elementwise IEEE arithmetic gives the same bits on every CPU,
+    so a candidate and its input sha256 are the same wherever it is generated (checkpoint shards
+    relaxed on one machine are then accepted on another)."""
+    return f[..., 0:1] * m[0] + f[..., 1:2] * m[1]
 
 
 #: random filling of the interface region (see :func:`generate`): restarts of the whole region per
@@ -514,7 +536,7 @@ def _fill_region(rng, base, base_sp, lat2, z_lo, t, max_restarts, tries):
     taken; an atom with no allowed point restarts the whole region. Returns (points, species,
     restarts) or None after ``max_restarts`` failed fillings."""
     table = _min_dist_table()
-    inv_lat = np.linalg.inv(lat2[:, :2])
+    inv_lat = _inv2(lat2[:, :2])
     order = [s for s, n in REGION.items() for _ in range(n)]
     n_batches = max(1, tries // 250)
     for restart in range(max_restarts):
@@ -525,11 +547,11 @@ def _fill_region(rng, base, base_sp, lat2, z_lo, t, max_restarts, tries):
             for _ in range(n_batches):
                 f = rng.uniform(0.0, 1.0, size=(250, 2))
                 z = z_lo + rng.uniform(0.0, 1.0, size=250) * t
-                cand = np.column_stack([f @ lat2[:, :2], z])
+                cand = np.column_stack([_times2(f, lat2[:, :2]), z])
                 d = cand[:, None, :] - pts[None, :, :]
-                fr = d[..., :2] @ inv_lat
+                fr = _times2(d[..., :2], inv_lat)
                 fr -= np.rint(fr)
-                d[..., :2] = fr @ lat2[:, :2]
+                d[..., :2] = _times2(fr, lat2[:, :2])
                 good = np.flatnonzero(np.all((d * d).sum(axis=2) >= lim2, axis=1))
                 if len(good):
                     pts = np.vstack([pts, cand[good[0]]])
@@ -572,7 +594,7 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = MA
         if draw:
             t = float(rng.uniform(*THICKNESS_RANGE))
         lsc_cart = lsc["cart"].copy()
-        lsc_cart[:, :2] += shift @ lat2[:, :2]
+        lsc_cart[:, :2] += _times2(shift, lat2[:, :2])
         lsc_cart[:, 2] += z_lco_top + t
         base = np.vstack([lco["cart"], lsc_cart])
         filled = _fill_region(rng, base, base_sp, lat2, z_lco_top, t, max_restarts, tries)
@@ -605,7 +627,10 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = MA
     c = height + VACUUM
     matrix = np.array([lat2[0], lat2[1], [0.0, 0.0, c]])
     cart[:, 2] -= lco["cart"][:, 2].min()
-    frac = np.linalg.solve(matrix.T, cart.T).T
+    # the lateral vectors lie in the xy plane and c along z: fractional coordinates without LAPACK
+    if np.any(matrix[:2, 2] != 0.0):
+        raise RuntimeError("references.json: lateral cell vectors are not in the xy plane")
+    frac = np.column_stack([_times2(cart[:, :2], _inv2(matrix[:2, :2])), cart[:, 2] / c])
     frac[:, :2] = np.mod(frac[:, :2], 1.0)
     s = Structure(Lattice(matrix), species, frac)
     info = {"candidate": int(k), "thickness": t, "shift_a": float(shift[0]), "shift_b": float(shift[1]),
@@ -641,6 +666,8 @@ def _params(params: dict) -> dict:
         p["scheduler"] = None
     if p["engine"] not in _ENGINES:
         raise ValueError(f"interface: parameter engine must be 'fast' or 'compile', got {p['engine']!r}")
+    if not (p["device"] in ("auto", "cpu", "cuda") or str(p["device"]).startswith("cuda:")):
+        raise ValueError(f"interface: parameter device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {p['device']!r}")
     if p["n_candidates"] < 1 or p["n_structures"] < 1:
         raise ValueError("interface: n_candidates and n_structures must be >= 1")
     return p
@@ -662,17 +689,39 @@ def _data_params(p: dict) -> dict:
     return {k: v for k, v in p.items() if k not in _RUNTIME}
 
 
+def shard_parameters(p: dict) -> dict:
+    """What a relaxation checkpoint shard must have been made with to be reused: the data
+    parameters that change a relaxation (not n_candidates, n_structures, window_jm2 or
+    train_fraction: more candidates continue the same work), the references' sha256 and the
+    generator version. Written into every shard; a shard with others is refused."""
+    key = dict(_data_params(p))
+    for k in ("n_candidates", "n_structures", "window_jm2", "train_fraction"):
+        key.pop(k)
+    key["references_sha256"] = REFERENCES_SHA256
+    key["generator_version"] = GENERATOR_VERSION
+    return key
+
+
 def _workdir(p: dict) -> Path:
     if p["workdir"]:
         return Path(p["workdir"]).expanduser()
-    key = dict(_data_params(p))
-    key.pop("n_candidates")  # more candidates continue the same work folder
-    key.pop("n_structures")
-    key.pop("window_jm2")
-    key.pop("train_fraction")
-    key["references_sha256"] = REFERENCES_SHA256
-    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    h = hashlib.sha256(json.dumps(shard_parameters(p), sort_keys=True).encode()).hexdigest()[:12]
     return default_home() / "work" / f"interface-{h}"
+
+
+def _device(p: dict) -> str:
+    import torch
+
+    if p["device"] == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return p["device"]
+
+
+def _shard_metadata(p: dict, device: str) -> dict:
+    """Checkpoint metadata: the checked parameters and where the shard was relaxed."""
+    return {"parameters": shard_parameters(p),
+            "provenance": {"builder_version": BUILDER_VERSION, "engine": p["engine"], "device": device,
+                           "machine": _machine(device)}}
 
 
 def _reference_structures() -> dict:
@@ -689,7 +738,9 @@ def _reference_structures() -> dict:
         cart = part["cart"] - [0, 0, part["cart"][:, 2].min()]
         c = float(cart[:, 2].max()) + VACUUM
         lat = Lattice(np.array([lat2[0], lat2[1], [0.0, 0.0, c]]))
-        out[f"ref-{key}-slab"] = Structure(lat, list(part["species"]), cart, coords_are_cartesian=True)
+        # fractional coordinates without BLAS, as in generate(): the same bits on every CPU
+        frac = np.column_stack([_times2(cart[:, :2], _inv2(lat2[:, :2])), cart[:, 2] / c])
+        out[f"ref-{key}-slab"] = Structure(lat, list(part["species"]), frac)
     return out
 
 
@@ -722,12 +773,14 @@ def gamma_jm2(energy: float, terms: dict) -> float:
     return (energy - terms["constant_eV"]) / terms["area_A2"] * EV_PER_A2_TO_J_PER_M2
 
 
-def _relax(items, p: dict, potential, folder: Path):
+def _relax(items, p: dict, potential, folder: Path, *, progress: bool = True, shard_size: int | None = None):
     from dismai_data.relax import relax_many
 
+    device = getattr(potential, "dismai_device", None) or _device(p)
     return relax_many(items, potential=potential, fmax=p["fmax"], max_steps=p["max_steps"],
                       batch_size=p["batch_size"], checkpoint_dir=folder, scheduler=p["scheduler"],
-                      workers=p["workers"], progress=True, fast=_ENGINES[p["engine"]])
+                      workers=p["workers"], progress=progress, fast=_ENGINES[p["engine"]],
+                      shard_size=shard_size, shard_metadata=_shard_metadata(p, device))
 
 
 def _generated_rows(p: dict) -> tuple[list[dict], dict]:
@@ -744,7 +797,7 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     t_build = time.monotonic()  # the time budget counts from here (reference relaxations included)
     folder = _workdir(p)
     folder.mkdir(parents=True, exist_ok=True)
-    potential = load_potential()
+    potential = load_potential(device=_device(p))
     refs = references()
     area = float(np.linalg.norm(np.cross(refs["lateral"][0], refs["lateral"][1])))
     ref_structs = _reference_structures()
@@ -806,6 +859,101 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     return rows, stats
 
 
+def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, deadline: float, queue) -> None:
+    """One process of :func:`relax_candidates`: its chunks in order, each generated then relaxed
+    with relax_many into the build's checkpoint folder; no new chunk once the next one would
+    end after ``deadline`` (time.time(), predicted from the longer of the last two chunks)."""
+    import os
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from dismai_data.relax import load_potential
+
+    device = _device(p)
+    potential = load_potential(device=device)
+    refs = references()
+    folder = _workdir(p) / "candidates"
+    walls: list[float] = []
+    for ks in chunks:
+        if walls and time.time() + max(walls[-2:]) > deadline:
+            queue.put(("stopped", w, ks[0]))
+            break
+        t = time.time()
+        items = [(f"cand-{k:06d}", generate(p["seed"], k, refs)[0]) for k in ks]
+        res = _relax(items, p, potential, folder, progress=False, shard_size=shard_size)
+        walls.append(time.time() - t)
+        queue.put(("chunk", w, ks, [int(r.steps) for r in res], [bool(r.converged) for r in res], walls[-1]))
+    queue.put(("done", w))
+
+
+def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | None = None, chunk: int | None = None,
+                     shard_size: int = 16, **params) -> dict:
+    """Relax the reference structures and candidates 0..n_candidates-1 into the build's
+    checkpoint folder (what ``dismai build interface`` with the same parameters then reads
+    instead of relaxing), in ``workers`` processes of this machine that share its device: on a
+    GPU host, one batched model call per step in each process (``batch_size`` structures) while
+    the others prepare theirs. Candidates go out in chunks (``chunk``, default 2 x batch_size),
+    chunk c to process c mod workers, so what is done when ``deadline_s`` stops new chunks is
+    nearly a prefix of the candidates. Returns a summary (counts, walls, steps, machine)."""
+    import multiprocessing as mp
+    import time
+
+    p = _params({**params, "n_candidates": n_candidates})
+    t0 = time.time()
+    deadline = t0 + deadline_s if deadline_s else float("inf")
+    folder = _workdir(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    from dismai_data.relax import load_potential
+
+    device = _device(p)
+    ref_structs = _reference_structures()
+    ref_res = _relax(list(ref_structs.items()), p, load_potential(device=device), folder / "references",
+                     progress=False)
+    ref_wall = time.time() - t0
+    size = int(chunk or 2 * p["batch_size"])
+    chunks = [list(range(a, min(a + size, n_candidates))) for a in range(0, n_candidates, size)]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_relax_worker, args=(w, chunks[w::workers], p, int(shard_size), deadline, queue), daemon=True)
+             for w in range(workers)]
+    for proc in procs:
+        proc.start()
+    done, steps, converged, alive = [], [], 0, workers
+    while alive:
+        try:
+            msg = queue.get(timeout=5.0)
+        except Exception:  # queue.Empty: check that the workers still live
+            if not any(proc.is_alive() for proc in procs):
+                break
+            continue
+        if msg[0] == "chunk":
+            done += msg[2]
+            steps += msg[3]
+            converged += sum(msg[4])
+            print(f"interface relax: {len(done)} candidates ({converged} converged) in {time.time() - t0:.0f} s; "
+                  f"worker {msg[1]} chunk from {msg[2][0]} in {msg[5]:.0f} s", flush=True)
+        elif msg[0] == "done":
+            alive -= 1
+    for proc in procs:
+        proc.join(timeout=30)
+    done.sort()
+    prefix = next((i for i, k in enumerate(done) if k != i), len(done))
+    summary = {"candidates_relaxed": len(done), "converged": converged, "complete_prefix": prefix,
+               "mean_steps": (sum(steps) / len(steps)) if steps else None, "wall_s": round(time.time() - t0, 1),
+               "wall_s_references": round(ref_wall, 1), "reference_energies_eV": {
+                   k: r.energy for k, r in zip(ref_structs, ref_res)}, "workers": workers,
+               "batch_size": p["batch_size"], "chunk": size, "device": device, "machine": _machine(device),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "folder": str(folder)}
+    # the card of the build that reads these shards reports every run that made them
+    runs = folder / "runs"
+    runs.mkdir(exist_ok=True)
+    (runs / f"relax-{int(t0)}.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return summary
+
+
 _EXTRA_NULL = {"energy": None, "interface_energy": None, "relative_interface_energy": None, "thickness": None,
                "shift_a": None, "shift_b": None, "candidate": None, "relax_steps": None, "converged": None,
                "fmax": None}
@@ -845,12 +993,13 @@ def _columns() -> dict[str, Column]:
     }
 
 
-def _machine() -> str:
+def _machine(device: str | None = None) -> str:
     import os
 
     import torch
 
-    dev = "CUDA GPU " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    on_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
+    dev = "CUDA GPU " + torch.cuda.get_device_name(0) if on_gpu else "CPU"
     return (f"{dev}; {len(os.sched_getaffinity(0))} CPU cores usable, load average {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}, "
             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
 
@@ -999,7 +1148,29 @@ def build(**params) -> DatasetBuild:
     return b
 
 
-if __name__ == "__main__":  # python -m dismai_data.builders.interface [published|m3gnet]
+def _main(argv: list[str]) -> None:
+    """``python -m dismai_data.builders.interface [published|m3gnet]`` rewrites references.json;
+    ``... relax N --workers W [--deadline-s S] [--set KEY=VALUE ...]`` runs
+    :func:`relax_candidates` (a GPU host's share of a build) and prints its summary as JSON."""
+    import argparse
+
+    if not argv or argv[0] != "relax":
+        print(make_references(argv[0] if argv else "published"))
+        return
+    ap = argparse.ArgumentParser(prog="python -m dismai_data.builders.interface relax")
+    ap.add_argument("n_candidates", type=int)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--deadline-s", type=float, default=None)
+    ap.add_argument("--chunk", type=int, default=None)
+    ap.add_argument("--shard-size", type=int, default=16)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    a = ap.parse_args(argv[1:])
+    params = dict(kv.split("=", 1) for kv in a.set)
+    print(json.dumps(relax_candidates(a.n_candidates, workers=a.workers, deadline_s=a.deadline_s, chunk=a.chunk,
+                                      shard_size=a.shard_size, **params), indent=1))
+
+
+if __name__ == "__main__":
     import sys
 
-    print(make_references(sys.argv[1] if len(sys.argv) > 1 else "published"))
+    _main(sys.argv[1:])

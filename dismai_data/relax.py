@@ -708,13 +708,23 @@ def _row_result(row: dict) -> RelaxResult:
                        row["error"])
 
 
-def _write_shard(folder: Path, name: str, rows: list[dict]) -> Path:
-    """Write rows as one parquet shard atomically (temporary file, fsync, rename)."""
+#: parquet key-value metadata key of a shard's ``shard_metadata`` (JSON)
+SHARD_METADATA_KEY = b"dismai.relax_shard"
+
+
+def _write_shard(folder: Path, name: str, rows: list[dict], metadata: dict | None = None) -> Path:
+    """Write rows as one parquet shard atomically (temporary file, fsync, rename); ``metadata``
+    (JSON-able) goes into the file's key-value metadata under :data:`SHARD_METADATA_KEY`."""
+    import json
+
     import pyarrow.parquet as pq
 
     from dismai_data.structure import rows_to_table
 
     table = rows_to_table(rows, _extra_features())
+    if metadata is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               SHARD_METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
     path = folder / name
     tmp = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     pq.write_table(table, tmp, compression="zstd")
@@ -724,19 +734,49 @@ def _write_shard(folder: Path, name: str, rows: list[dict]) -> Path:
     return path
 
 
-def read_checkpoints(checkpoint_dir: str | os.PathLike) -> dict[str, tuple[str, RelaxResult]]:
-    """Finished results in a checkpoint folder: id -> (input sha256, RelaxResult)."""
+def read_shard_metadata(path: str | os.PathLike) -> dict | None:
+    """The ``shard_metadata`` a checkpoint shard was written with (None: written without)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(SHARD_METADATA_KEY)
+    return None if raw is None else json.loads(raw)
+
+
+def read_checkpoints(checkpoint_dir: str | os.PathLike, *,
+                     parameters: dict | None = None) -> dict[str, tuple[str, RelaxResult]]:
+    """Finished results in a checkpoint folder: id -> (input sha256, RelaxResult).
+
+    ``parameters``: every shard must have been written with ``shard_metadata['parameters']``
+    equal to these (as JSON); a shard written with other parameters, or without any, is refused
+    with an error that names the shard and the first parameter that differs."""
+    import json
+
     import pyarrow.parquet as pq
 
     out: dict[str, tuple[str, RelaxResult]] = {}
     folder = Path(checkpoint_dir)
     if not folder.is_dir():
         return out
+    want = None if parameters is None else json.loads(json.dumps(parameters, sort_keys=True))
     for path in sorted(folder.glob("shard-*.parquet")):
         try:
             rows = pq.read_table(path).to_pylist()
+            meta = read_shard_metadata(path)
         except Exception as exc:
             raise RuntimeError(f"checkpoint shard {path} is unreadable ({exc}); delete it to recompute") from exc
+        if want is not None:
+            got = (meta or {}).get("parameters")
+            if got != want:
+                if got is None:
+                    why = "it records no parameters"
+                else:
+                    key = next(k for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k))
+                    why = f"parameter {key!r} is {got.get(key)!r} there, {want.get(key)!r} here"
+                raise RelaxInputError(f"checkpoint shard {path} was written by a run with other parameters ({why}); "
+                                      "use another checkpoint folder or delete the shard to recompute")
         for i, row in enumerate(rows):
             for col in ("id", "input_sha256", "relaxed", "energy", "fmax", "steps", "converged", "error"):
                 if col not in row:
@@ -832,7 +872,8 @@ def _relax_shard_task(shard: list[tuple[int, str, Any]], ref, fmax: float, max_s
 def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 1000, batch_size: int = 8,
                checkpoint_dir: str | os.PathLike | None = None, shard_size: int | None = None,
                scheduler: str | None = None, workers: int = 1, progress: bool = True,
-               optimizer: str = "FIRE", fast: bool | str = True, stats: dict | None = None) -> list[RelaxResult]:
+               optimizer: str = "FIRE", fast: bool | str = True, stats: dict | None = None,
+               shard_metadata: dict | None = None) -> list[RelaxResult]:
     """Relax many structures, batched, checkpointed, optionally on Dask.
 
     ``items``: pymatgen Structures or ``(id, Structure)`` pairs (ids unique; a bare
@@ -863,6 +904,11 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     float32 rounding differs.
 
     ``stats``: a dict that receives ``model_calls`` (batched evaluations) for in-process runs.
+
+    ``shard_metadata``: a JSON-able dict written into every new shard (:func:`read_shard_metadata`
+    reads it back). Its ``parameters`` entry, if any, is checked against every shard already in
+    the folder (:func:`read_checkpoints`): shards of a run with other parameters are refused;
+    the rest (where and how a shard was relaxed) is provenance, not checked.
     """
     pairs = _as_items(items, caller="relax_many")
     optimizer = _optimizer_name(optimizer)
@@ -883,7 +929,8 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     todo: list[int] = []
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        done = read_checkpoints(folder)
+        done = read_checkpoints(folder, parameters=None if shard_metadata is None
+                                else shard_metadata.get("parameters"))
         for i, (key, s) in enumerate(pairs):
             if key in done:
                 digest, res = done[key]
@@ -907,24 +954,24 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
             pass
         elif scheduler is None:
             _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar,
-                              optimizer, fast, stats)
+                              optimizer, fast, stats, shard_metadata)
         else:
             _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar,
-                        scheduler, workers, optimizer, fast)
+                        scheduler, workers, optimizer, fast, shard_metadata)
     finally:
         bar.close()
     return results  # type: ignore[return-value]
 
 
-def _finish_shard(pairs, shard, results, folder):
+def _finish_shard(pairs, shard, results, folder, metadata=None):
     if folder is None:
         return
     rows = [_result_row(pairs[i][0], pairs[i][1], results[i]) for i in shard]
-    _write_shard(folder, _shard_name([pairs[i][0] for i in shard]), rows)
+    _write_shard(folder, _shard_name([pairs[i][0] for i in shard]), rows, metadata)
 
 
 def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, optimizer,
-                      fast=True, stats=None):
+                      fast=True, stats=None, metadata=None):
     shard_of = {i: k for k, shard in enumerate(shards) for i in shard}
     remaining = [len(shard) for shard in shards]
     stream = ((i, pairs[i][0], pairs[i][1]) for shard in shards for i in shard)
@@ -935,7 +982,7 @@ def _relax_in_process(pairs, shards, results, potential, fmax, max_steps, batch_
         k = shard_of[i]
         remaining[k] -= 1
         if remaining[k] == 0:
-            _finish_shard(pairs, shards[k], results, folder)
+            _finish_shard(pairs, shards[k], results, folder, metadata)
 
 
 #: torch threads per worker of the clusters started by :func:`local_cluster`, by address
@@ -966,13 +1013,13 @@ def local_cluster(workers: int):
 
 
 def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, scheduler, workers,
-                optimizer, fast=True):
+                optimizer, fast=True, metadata=None):
     from distributed import Client, wait
 
     if scheduler == "local":  # a cluster for this call only
         with local_cluster(workers) as address:
             return _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, folder, bar, address,
-                               workers, optimizer, fast)
+                               workers, optimizer, fast, metadata)
     torch_threads = _LOCAL_CLUSTER_THREADS.get(scheduler)
     client = Client(scheduler)
     topic = f"dismai-relax-{uuid.uuid4().hex}"
@@ -1004,7 +1051,7 @@ def _relax_dask(pairs, shards, results, potential, fmax, max_steps, batch_size, 
                 k = futures[fut]
                 for i, res in fut.result():
                     results[i] = res
-                _finish_shard(pairs, shards[k], results, folder)
+                _finish_shard(pairs, shards[k], results, folder, metadata)
                 finished_from_shards += len(shards[k])
             with lock:
                 target = max(ticks[0], finished_from_shards)
@@ -1034,5 +1081,6 @@ __all__ = [
     "relax_many",
     "local_cluster",
     "read_checkpoints",
+    "read_shard_metadata",
     "input_hash",
 ]

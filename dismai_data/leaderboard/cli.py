@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from dismai_data import tasks as _tasks
+
 app = typer.Typer(help="The leaderboard: scoring worker, rows, submission status.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 
@@ -22,8 +24,7 @@ def _storage(home: Optional[Path], storage: Optional[Path]) -> Path:
 
 
 def submit(
-    task: str = typer.Option(..., "--task", help="Task name (dismai evaluate's tasks, e.g. perov-5, alloy/300K_wide, "
-                                                 "interface, a-si)."),
+    task: str = typer.Option(..., "--task", help="Task (dismai_data.tasks): " + _tasks.help_text() + "."),
     predictions: str = typer.Option(..., "--predictions", help="Predictions: parquet, extxyz, CIF/POSCAR folder, "
                                                                "JARVIS-Leaderboard CSV, or hub id@revision."),
     model_name: str = typer.Option(..., "--model-name", help="Name shown on the leaderboard."),

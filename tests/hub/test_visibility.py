@@ -255,3 +255,42 @@ def test_private_predictions_leave_the_leaderboard(vis, tmp_path):
     run_client(vis, 'from huggingface_hub import HfApi; HfApi().update_repo_settings("alice/preds", '
                     'repo_type="dataset", visibility="public")', tmp_path / "c", vis.tokens["alice"])
     assert shown(None) == (True, True)
+
+
+def test_writes_by_others_do_not_reveal_a_private_repo(vis, tmp_path):
+    """Another user's write calls answer 404 on a private repo (as if it did not exist) and
+    403 on a public one; nothing changes in either."""
+    code = """
+    import json
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+    api = HfApi()
+    out = {}
+    for repo in ("alice/p-private", "alice/p-public"):
+        calls = {
+            "upload_file": lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo,
+                                                   repo_type="dataset"),
+            "create_branch": lambda: api.create_branch(repo, branch="b", repo_type="dataset"),
+            "create_tag": lambda: api.create_tag(repo, tag="t", repo_type="dataset"),
+            "update_repo_settings": lambda: api.update_repo_settings(repo, repo_type="dataset", private=False),
+            "super_squash_history": lambda: api.super_squash_history(repo, repo_type="dataset"),
+            "move_repo": lambda: api.move_repo(from_id=repo, to_id="bob/stolen", repo_type="dataset"),
+            "delete_repo": lambda: api.delete_repo(repo, repo_type="dataset"),
+        }
+        for name, fn in calls.items():
+            try:
+                fn()
+                out[f"{repo} {name}"] = "done"
+            except HfHubHTTPError as e:
+                out[f"{repo} {name}"] = e.response.status_code
+    print(json.dumps(out))
+    """
+    before = {r: json.loads(vis.request("GET", f"/api/datasets/{r}/refs", token=vis.tokens["alice"])[2])
+              for r in ("alice/p-private", "alice/p-public")}
+    out = last_json(run_client(vis, code, tmp_path / "b", vis.tokens["bob"]))
+    for key, status in out.items():
+        assert status == (404 if "p-private" in key else 403), (key, status)
+    for r, refs in before.items():
+        assert json.loads(vis.request("GET", f"/api/datasets/{r}/refs", token=vis.tokens["alice"])[2]) == refs
+    assert json.loads(vis.request("GET", "/api/datasets/alice/p-private", token=vis.tokens["alice"])[2])["private"]
+    assert vis.request("GET", "/api/datasets/bob/stolen", token=vis.tokens["bob"])[0] == 404

@@ -49,6 +49,9 @@ BINARY_SUFFIXES = {".parquet", ".arrow", ".png", ".jpg", ".jpeg", ".gif", ".bin"
                    ".npy", ".npz", ".zip", ".gz", ".bz2", ".xz", ".zst", ".tar", ".h5", ".pkl", ".onnx", ".msgpack"}
 
 
+# a commit body is read into memory before it is parsed: the clients put at most 100 MB of
+# regular (base64) content in one commit and send anything larger through LFS/Xet
+COMMIT_BODY_MAX = 256 * 1024 * 1024
 COMMIT_LINE_FIELDS = {"header": {"summary", "description", "parentCommit"}, "file": {"path", "content", "encoding"},
                       "lfsFile": {"path", "algo", "oid", "size"}, "deletedFile": {"path"}, "deletedFolder": {"path"}}
 PR_REFUSAL = ("pull requests and discussions are not supported by this hub (no refs/pr/N, no discussion threads, "
@@ -900,7 +903,7 @@ class HubApp:
             raise HubError(400, "NotSupported", PR_REFUSAL)
         self.only_params(request, {"create_pr"}, "create_commit",
                          {"hot_reload": "hot reloading is for running Spaces; this hub runs none"})
-        raw = await self.read_body(request, int(self.max_upload * 1.34) + 16 * 1024 * 1024)
+        raw = await self.read_body(request, min(int(self.max_upload * 1.34) + 16 * 1024 * 1024, COMMIT_BODY_MAX))
         ops, header = await anyio.to_thread.run_sync(self._parse_commit, raw, key, branch, user)
         if header is None:
             raise HubError(400, "MalformedNdjson", "commit payload has no header line")

@@ -17,7 +17,7 @@ from .conftest import HubServer
 ST = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
 
 
-def _run(tmp_path, max_examples: int, phases: str | None):
+def _run(tmp_path, max_examples: int, phases: str | None, auth: bool = True):
     if ST is None:
         pytest.skip("schemathesis is not installed (pip install schemathesis==4.32.5)")
     hub = HubServer(tmp_path / "st").start()
@@ -26,9 +26,9 @@ def _run(tmp_path, max_examples: int, phases: str | None):
         assert hub.request("POST", "/api/repos/create", {"name": "secure"}, token=token)[0] == 200
         st, _, doc = hub.request("GET", "/openapi.json")
         assert st == 200 and json.loads(doc)["openapi"].startswith("3.")
-        cmd = [ST, "run", f"{hub.url}/openapi.json", "-c", "not_a_server_error", "-H", f"Authorization: Bearer {token}",
+        cmd = [ST, "run", f"{hub.url}/openapi.json", "-c", "not_a_server_error",
                "--max-examples", str(max_examples), "--seed", "7", "--continue-on-failure",
-               "--request-timeout", "30"]
+               "--request-timeout", "30"] + (["-H", f"Authorization: Bearer {token}"] if auth else [])
         if phases:
             cmd += ["--phases", phases]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
@@ -43,6 +43,12 @@ def _run(tmp_path, max_examples: int, phases: str | None):
 
 def test_schemathesis_quick(tmp_path):
     _run(tmp_path, max_examples=5, phases="examples,fuzzing")
+
+
+def test_schemathesis_quick_anonymous(tmp_path):
+    """The same without a token: every write path's refusal and every read of a missing or
+    private repo must be a 4xx too."""
+    _run(tmp_path, max_examples=5, phases="examples,fuzzing", auth=False)
 
 
 @pytest.mark.slow

@@ -128,6 +128,24 @@ CONTRACT: dict[str, dict[str, tuple[str, str]]] = {
                     "datasets": (R, REFUSED_T), "models": (R, REFUSED_T), "linked": (R, REFUSED_T),
                     "sort": (H, HONOURED_T), "limit": (H, HONOURED_T), "expand": (H, HONOURED_T),
                     "full": (H, HONOURED_T), "token": AUTH},
+    "hf_hub_download": {"repo_id": (H, HONOURED_T), "filename": (H, HONOURED_T), "subfolder": (H, HONOURED_T),
+                        "repo_type": (H, HONOURED_T), "revision": (H, HONOURED_T),
+                        "cache_dir": cs("where the client stores the file"),
+                        "local_dir": cs("where the client stores the file"),
+                        "force_download": cs("the client ignores its cache"),
+                        "etag_timeout": cs("the client's own HTTP timeout"), "token": AUTH,
+                        "local_files_only": cs("the client does not contact the hub"),
+                        "tqdm_class": cs("client progress bars"), "dry_run": cs("the client only reports")},
+    "snapshot_download": {"repo_id": (H, HONOURED_T), "repo_type": (H, HONOURED_T), "revision": (H, HONOURED_T),
+                          "cache_dir": cs("where the client stores the files"),
+                          "local_dir": cs("where the client stores the files"),
+                          "etag_timeout": cs("the client's own HTTP timeout"),
+                          "force_download": cs("the client ignores its cache"), "token": AUTH,
+                          "local_files_only": cs("the client does not contact the hub"),
+                          "allow_patterns": cs("the client filters the repo's file list"),
+                          "ignore_patterns": cs("the client filters the repo's file list"),
+                          "max_workers": cs("the client's download threads"),
+                          "tqdm_class": cs("client progress bars"), "dry_run": cs("the client only reports")},
     "create_pull_request": {"repo_id": (R, REFUSED_T), "title": (R, REFUSED_T), "token": AUTH,
                             "description": (R, REFUSED_T), "repo_type": (R, REFUSED_T)},
     "get_repo_discussions": {"repo_id": (R, REFUSED_T), "author": (R, REFUSED_T),
@@ -333,6 +351,9 @@ api.delete_tag(r, tag="v1", repo_type="model")
 api.delete_branch(r, branch="feat", repo_type="model")
 api.move_repo(from_id="alice/other", to_id="lab/moved", repo_type="model")
 out["moved"] = [api.repo_exists("alice/other"), Path(hf_hub_download("lab/moved", "o.txt")).read_text()]
+out["download"] = [Path(api.hf_hub_download(r, "n.txt", subfolder="sub", revision="main", repo_type="model")).read_text(),
+                   sorted(p.name for p in Path(api.snapshot_download(r, revision=c1, repo_type="model",
+                                                                     allow_patterns=["*.txt"])).rglob("*.txt"))]
 api.delete_repo("lab/moved", repo_type="model")
 api.delete_repo("lab/moved", repo_type="model", missing_ok=True)
 from huggingface_hub import CommitOperationAdd as Add
@@ -390,6 +411,7 @@ def test_honoured_options(chub, tmp_path):
     assert m[10] == [True] and m[11] == [True] and m[12] == [[True, True]]
     assert out["spaces"] == [["alice/space"], ["static"], ["static"]]
     assert out["moved"] == [False, "from other"]
+    assert out["download"] == ["new", ["a.txt", "x.txt", "y.txt", "z.txt"]]
     assert out["preuploaded"] is True
 
 

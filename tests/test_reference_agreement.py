@@ -235,6 +235,19 @@ def test_alloy_d_cluster_of_a_set_with_duplicates_equals_reference(alloy_referen
     gen = np.array([alloy_reference["gen"][(n, "cryingan")]["prob"] for n in names])
     ref_d = euclidean(np.mean(alloy_reference["train_prob"], axis=0), gen.mean(axis=0))
     assert abs(r.metrics["d_cluster"].value - ref_d) <= TOL
+    # the bootstrap interval of get_alloy_metrics.py (same commit): rng(7).choice per repetition, pandas mean,
+    # scipy euclidean, get_conf_interval's percentiles
+    import pandas as pd
+
+    df_prob_gen, avg_prob_train = pd.DataFrame(gen), pd.Series(np.mean(alloy_reference["train_prob"], axis=0))
+    rng = np.random.default_rng(7)
+    boot = [euclidean(avg_prob_train, df_prob_gen.iloc[rng.choice(np.arange(3), size=3, replace=True)].mean())
+            for _ in range(1000)]
+    conf_level = 0.95
+    low = np.percentile(boot, (1 - conf_level) / 2 * 100)
+    high = np.percentile(boot, (conf_level + (1 - conf_level) / 2) * 100)
+    assert abs(r.metrics["d_cluster"].error_low - (high - ref_d)) <= TOL
+    assert abs(r.metrics["d_cluster"].error_high - (ref_d - low)) <= TOL
     assert r.metrics["percent_with_vacancies"].value == pytest.approx(100.0)
     assert r.counts.failed == 0 and r.metrics["d_cluster"].n == 3
     print("alloy d_cluster: ours", r.metrics["d_cluster"].value, "reference", ref_d)

@@ -8,7 +8,8 @@ keeps a list of tasks or metric names.
 
 Ranking rule (:func:`rank_order`): a submission is *rankable* when its headline metric is
 defined (a finite number) and its accepted fraction (the task's ``floor_metric``) is at
-least ``min_accepted_fraction``. Rankable submissions are ordered by the headline; the
+least ``min_accepted_fraction`` (a row without counts, such as a published number entered
+by hand, is not held to the floor). Rankable submissions are ordered by the headline; the
 others are listed after them without a rank, so a submission without its headline (for
 example 100 % failed) is never ranked above one that has it.
 
@@ -301,7 +302,9 @@ def rankable(task: Task | str, metrics: dict, n_submitted: int | None = None,
     if _value(metrics, t.headline) is None:
         return False
     f = accepted_fraction(t, metrics, n_submitted, n_accepted)
-    return f is not None and f >= t.min_accepted_fraction
+    # a row without any count (a published number entered by hand) is not held to the floor;
+    # every scored submission carries its counts
+    return f is None or f >= t.min_accepted_fraction
 
 
 def rank_key(task: Task | str, metrics: dict, n_submitted: int | None = None,

@@ -67,6 +67,8 @@ def test_rank_order_ties_and_floor_from_percent_failed():
           {"d_motif": {"value": 0.05}, "percent_failed": {"value": 95.0}},
           {"d_motif": {"value": float("nan")}, "percent_failed": {"value": 0.0}}]
     assert tasks.rank_order(t, [(m, None, None) for m in ms]) == [1, 1, None, None]
+    # without any count (a published number entered by hand) only the headline decides
+    assert tasks.rank_order(t, [({"d_motif": {"value": 0.2}}, None, None), (ms[0], 10, 10)]) == [2, 1]
 
 
 def test_model_card_and_leaderboard_columns_come_from_the_registry():

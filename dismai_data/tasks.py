@@ -31,6 +31,7 @@ JARVIS_LB = "atomgptlab/jarvis_leaderboard"
 CDVAE = "txie-93/cdvae"
 LATTICE = ("a", "b", "c", "alpha", "beta", "gamma")
 _UNIT = {"a": "A", "b": "A", "c": "A", "alpha": "deg", "beta": "deg", "gamma": "deg"}
+_SYMBOL = {"a": "a", "b": "b", "c": "c", "alpha": "α", "beta": "β", "gamma": "γ"}
 
 
 @dataclass(frozen=True)
@@ -142,15 +143,15 @@ def _recon_metrics() -> tuple[MetricSpec, ...]:
                    "as the reference code does", pb),
     ]
     for p in LATTICE:
-        ms.append(MetricSpec(f"mae_{p}", f"MAE {p}", "min", _UNIT[p],
+        ms.append(MetricSpec(f"mae_{p}", f"MAE {_SYMBOL[p]}", "min", _UNIT[p],
                              f"AtomBench code: MAE of {p} after get_primitive_structure() then Niggli, every "
                              "parsed pair (any composition)", pb))
     for p in LATTICE:
-        ms.append(MetricSpec(f"kld_{p}", f"KLD {p}", "min", "nats",
+        ms.append(MetricSpec(f"kld_{p}", f"KLD {_SYMBOL[p]}", "min", "nats",
                              f"AtomBench code: scipy.stats.entropy(target, prediction) of the paired per-material {p} vectors "
                              f"(each divided by its sum; no bins, no epsilon), every parsed pair", pb))
     for p in LATTICE:
-        ms.append(MetricSpec(f"kld_histogram_{p}", f"KLD hist {p}", "", "nats",
+        ms.append(MetricSpec(f"kld_histogram_{p}", f"KLD hist {_SYMBOL[p]}", "", "nats",
                              f"the AtomBench paper's text variant (not its code): 50-bin histograms of {p}, "
                              "reference split vs accepted predictions, 1e-10 floor"))
     ms.append(FAILED)

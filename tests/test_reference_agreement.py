@@ -276,6 +276,9 @@ def test_alloy_cleanup_exclude_self_quirk_is_documented(alloy_reference):
 # on the merged frame (df = merge(csv_data, actual_df from the benchmark json, on id)). One substitution:
 # the POSCAR strings are parsed with pymatgen's Structure.from_str instead of
 # jarvis.io.vasp.inputs.Poscar(...).atoms.pymatgen_converter() (jarvis-tools is not a dependency here).
+# For a Direct POSCAR that conversion (usnistgov/jarvis @ 3b0c9d0f0c15759135de857dbc93e010db01eb29,
+# Poscar.from_string, Atoms.pymatgen_converter) builds Structure(scale * lattice lines, elements, the
+# coordinates as parsed): the same numbers; every POSCAR of the benchmark json and of write_jarvis_csv is Direct.
 def ref_rebuild_atomgen(df):
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Structure

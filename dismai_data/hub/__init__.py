@@ -10,7 +10,8 @@ Modules: ``server`` (ASGI app, routing on the raw path), ``storage`` (content-ad
 fsync-then-rename storage; see STORAGE.md, which also says how blobs would move to S3),
 ``xet`` (Xet xorb/shard parsing and hashing), ``auth`` (tokens, organisations, signed
 grants), ``limits`` (bounded JSON parsing; body fields and options the hub does not
-implement are refused by name, never dropped), ``web`` (HTML pages), ``openapi`` (the
+implement are refused by name, never dropped), ``gitignore`` (.gitignore rules for the
+preupload answer's shouldIgnore), ``web`` (HTML pages), ``openapi`` (the
 OpenAPI document), ``publish`` (publish_dataset, serve_in_background, publisher_token).
 
 Private repos (``create_repo(private=True)`` or ``visibility="private"``, switched with

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse as _StarletteJSON
 
 from dismai_data.hub import xet
 from dismai_data.hub.auth import Auth, User
+from dismai_data.hub.gitignore import GitIgnore
 from dismai_data.hub.limits import LIST_BODY, MAX_ITEMS, SMALL_BODY, object_body, only_fields, parse_json, typed
 from dismai_data.hub.storage import (
     HEX64,
@@ -858,17 +859,24 @@ class HubApp:
         self.repo(key, user, write=True)
         self.only_params(request, set(), "preupload", {"create_pr": PR_REFUSAL})
         body = object_body(await self.json_body(request, LIST_BODY), "preupload body")
-        only_fields(body, {"files"}, "preupload", {
-            "gitIgnore": "this hub does not apply .gitignore rules to uploads (shouldIgnore is always false)"})
+        only_fields(body, {"files", "gitIgnore"}, "preupload")
+        gitignore = typed(body, "gitIgnore", str, "preupload")
         files = body.get("files")
         if not isinstance(files, list):
             raise HubError(400, "InvalidRequest", "body must be {files: [{path, sample, size}]}")
         if len(files) > MAX_ITEMS:
             raise HubError(400, "TooManyItems", f"preupload: at most {MAX_ITEMS} files a request")
+        return JSONResponse(await anyio.to_thread.run_sync(self._upload_modes, key, rev, files, gitignore))
+
+    def _upload_modes(self, key: RepoKey, rev: str, files: list, gitignore: str | None) -> dict:
+        """The preupload answer (in a worker thread: .gitignore matching is CPU work)."""
         try:
             _, tree = self.storage.tree(key, rev)
         except HubError:
             _, tree = self.storage.tree(key, "main")
+        if gitignore is None and ".gitignore" in tree:  # the Hub applies the repo's own rules
+            gitignore = self.storage.read_blob(tree[".gitignore"]["blob"])[:LIST_BODY].decode("utf-8", "replace")
+        rules = GitIgnore(gitignore) if gitignore else None
         out = []
         for f in files:
             if not isinstance(f, dict) or not isinstance(f.get("size"), int) or isinstance(f["size"], bool) \
@@ -881,12 +889,12 @@ class HubApp:
                                f"{path!r} is {f['size']} bytes, over the upload limit of {self.max_upload}")
             sample = decode_b64(f.get("sample") or "", path)
             mode = upload_mode(path, sample, f["size"])
-            item = {"path": path, "uploadMode": mode, "shouldIgnore": False}
+            item = {"path": path, "uploadMode": mode, "shouldIgnore": bool(rules and rules.ignored(path))}
             e = tree.get(path)
             if e is not None and e["lfs"] == (mode == "lfs"):
                 item["oid"] = e["blob"] if e["lfs"] else e["oid"]
             out.append(item)
-        return JSONResponse({"files": out, "commitOid": None})
+        return {"files": out, "commitOid": None}
 
     def owner_marker(self, user: str, sha: str) -> Path:
         return self.storage.root / "owners" / user / sha[:2] / sha

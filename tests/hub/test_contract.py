@@ -100,7 +100,7 @@ CONTRACT: dict[str, dict[str, tuple[str, str]]] = {
                             "repo_type": (H, HONOURED_T), "revision": (H, HONOURED_T), "create_pr": (R, REFUSED_T),
                             "num_threads": cs("the client's upload threads"),
                             "free_memory": cs("the client frees its buffers"),
-                            "gitignore_content": (R, REFUSED_T)},
+                            "gitignore_content": (H, HONOURED_T)},
     "create_branch": {"repo_id": (H, HONOURED_T), "branch": (H, HONOURED_T), "revision": (H, HONOURED_T),
                       "token": AUTH, "repo_type": (H, HONOURED_T), "exist_ok": (H, HONOURED_T)},
     "delete_branch": {"repo_id": (H, HONOURED_T), "branch": (H, HONOURED_T), "token": AUTH,
@@ -361,6 +361,21 @@ ops = [Add("pre.bin", os.urandom(100))]
 api.preupload_lfs_files(r, additions=ops, repo_type="model", revision="main")
 api.create_commit(r, operations=ops, commit_message="preuploaded")
 out["preuploaded"] = api.file_exists(r, "pre.bin")
+# .gitignore: the rules sent with the upload (a .gitignore in the folder), then the repo's own
+(src / "ign").mkdir()
+(src / "ign" / ".gitignore").write_text("*.log\nbuild/\n!keep.log\n")
+for name in ("a.log", "keep.log", "b.txt"):
+    (src / "ign" / name).write_text(name)
+(src / "ign" / "build").mkdir()
+(src / "ign" / "build" / "x.txt").write_text("x")
+api.create_repo("alice/ign")
+api.upload_folder(repo_id="alice/ign", folder_path=str(src / "ign"))
+after_folder = sorted(api.list_repo_files("alice/ign"))
+api.upload_file(path_or_fileobj=b"late", path_in_repo="late.log", repo_id="alice/ign")
+ops = [Add("w.bin", b"w" * 10), Add("v.txt", b"v")]
+api.preupload_lfs_files("alice/ign", additions=ops, gitignore_content="*.bin\n")
+api.create_commit("alice/ign", operations=ops, commit_message="with rules")
+out["gitignore"] = [after_folder, sorted(api.list_repo_files("alice/ign"))]
 print(json.dumps(out))
 """
 
@@ -413,6 +428,8 @@ def test_honoured_options(chub, tmp_path):
     assert out["moved"] == [False, "from other"]
     assert out["download"] == ["new", ["a.txt", "x.txt", "y.txt", "z.txt"]]
     assert out["preuploaded"] is True
+    assert out["gitignore"] == [[".gitattributes", ".gitignore", "b.txt", "keep.log"],
+                                [".gitattributes", ".gitignore", "b.txt", "keep.log", "v.txt"]]
 
 
 REFUSED = r"""
@@ -460,8 +477,6 @@ refused("delete_files.create_pr", lambda: api.delete_files(r, delete_patterns=["
 refused("delete_folder.create_pr", lambda: api.delete_folder("d", r, create_pr=True))
 refused("preupload.create_pr", lambda: api.preupload_lfs_files(r, additions=[CommitOperationAdd("x.bin", b"x" * 10)],
                                                                create_pr=True))
-refused("gitignore_content", lambda: api.preupload_lfs_files(r, additions=[CommitOperationAdd("y.bin", b"y" * 10)],
-                                                             gitignore_content="*.bin\n"))
 refused("_hot_reload", lambda: api.create_commit(r, operations=[CommitOperationAdd("h.txt", b"h")],
                                                  commit_message="h", _hot_reload=True))
 refused("upload_file._hot_reload", lambda: api.upload_file(path_or_fileobj=b"h", path_in_repo="h.txt", repo_id=r,
@@ -486,7 +501,7 @@ REFUSED_NAMES = {"resource_group_id": "resourceGroupId", "region": "region", "sp
                  "space_sleep_time": "sleepTimeSeconds", "space_secrets": "secrets", "space_variables": "variables",
                  "space_volumes": "volumes", "space_template": "templates", "protected": "protected",
                  "gated": "gated", "securityStatus": "securityStatus", "expand_unknown": "evalResults",
-                 "gitignore_content": "gitIgnore", "_hot_reload": "hot_reload", "upload_file._hot_reload": "hot_reload",
+"_hot_reload": "hot_reload", "upload_file._hot_reload": "hot_reload",
                  "list_models.fetch_config": "config"}
 
 

@@ -745,9 +745,11 @@ def read_shard_metadata(path: str | os.PathLike) -> dict | None:
     return None if raw is None else json.loads(raw)
 
 
-def read_checkpoints(checkpoint_dir: str | os.PathLike, *,
-                     parameters: dict | None = None) -> dict[str, tuple[str, RelaxResult]]:
-    """Finished results in a checkpoint folder: id -> (input sha256, RelaxResult).
+def read_checkpoints(checkpoint_dir: str | os.PathLike, *, parameters: dict | None = None,
+                     ids: set[str] | None = None) -> dict[str, tuple[str, RelaxResult]]:
+    """Finished results in a checkpoint folder: id -> (input sha256, RelaxResult); with ``ids``,
+    only those (the other rows are not turned into structures: a build that resumes in
+    rounds reads a folder of thousands of results once per round).
 
     ``parameters``: every shard must have been written with ``shard_metadata['parameters']``
     equal to these (as JSON); a shard written with other parameters, or without any, is refused
@@ -781,7 +783,8 @@ def read_checkpoints(checkpoint_dir: str | os.PathLike, *,
             for col in ("id", "input_sha256", "relaxed", "energy", "fmax", "steps", "converged", "error"):
                 if col not in row:
                     raise RuntimeError(f"checkpoint shard {path}, row {i}: missing column '{col}'")
-            out[row["id"]] = (row["input_sha256"], _row_result(row))
+            if ids is None or row["id"] in ids:
+                out[row["id"]] = (row["input_sha256"], _row_result(row))
     return out
 
 
@@ -930,7 +933,7 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         done = read_checkpoints(folder, parameters=None if shard_metadata is None
-                                else shard_metadata.get("parameters"))
+                                else shard_metadata.get("parameters"), ids={key for key, _ in pairs})
         for i, (key, s) in enumerate(pairs):
             if key in done:
                 digest, res = done[key]

@@ -195,11 +195,22 @@ def _baselines_and_leaderboard(hub, home: Path, datasets: set[str], console) -> 
 
 
 def _publish_all(folders: list[Path], endpoint: str, token: str, console) -> list[dict]:
+    from dismai_data import prebuilt
     from dismai_data.hub.publish import publish_dataset
 
     results = []
     for folder in folders:
         name = folder.name
+        # earlier shipped versions first, each under its own tag (a no-op once that tag exists)
+        for old in prebuilt.previous(name):
+            try:
+                prebuilt.verify(old)
+                info = publish_dataset(old, f"dismai/{name}", endpoint=endpoint, token=token)
+            except (prebuilt.PrebuiltError, ValueError) as exc:
+                console.print(f"dismai/{name}: the earlier version in {old} is not published: {exc}", highlight=False)
+                continue
+            if info["changed"]:
+                console.print(f"published dismai/{name} {info['tag']} (earlier version, kept for reproducibility)")
         info = publish_dataset(folder, f"dismai/{name}", endpoint=endpoint, token=token)
         info["name"] = name
         console.print(f"published dismai/{name} {info['tag']} ({'new commit' if info['changed'] else 'unchanged'})")

@@ -1,7 +1,7 @@
 """Shipped builds: dataset folders made here by ``dismai build`` that take too long for the
-quick start (the interface ``v1.0-preview`` is two hours of M3GNet relaxations on 2 cores),
-kept in the checkout's ``prebuilt/NAME/`` so that ``dismai main`` on a fresh clone can
-publish them without rebuilding.
+quick start (the interface relaxations, the a-Si MD), kept in the checkout's ``prebuilt/NAME/``
+so that ``dismai main`` on a fresh clone can publish them without rebuilding; earlier versions
+kept for reproducibility live in ``prebuilt/previous/<tag>/NAME/`` (:func:`previous`).
 
 A shipped folder is exactly what ``dismai build NAME --out DIR`` wrote (``data/``,
 ``README.md`` card, ``figures/``, ``build_info.json``: builder version, parameters, input
@@ -43,6 +43,16 @@ def available(root: Path | None = None) -> dict[str, Path]:
     if not root.is_dir():
         return {}
     return {p.name: p for p in sorted(root.iterdir()) if not p.name.startswith(".") and (p / "build_info.json").is_file()}
+
+
+def previous(name: str, root: Path | None = None) -> list[Path]:
+    """Earlier shipped versions of ``name`` kept for reproducibility
+    (``prebuilt/previous/<tag>/<name>``, each a shipped build of its own), oldest tag first
+    by name; the main job publishes each under its own version tag before the current build."""
+    base = (PREBUILT_DIR if root is None else Path(root)) / "previous"
+    if not base.is_dir():
+        return []
+    return [p / name for p in sorted(base.iterdir()) if (p / name / "build_info.json").is_file()]
 
 
 def verify(folder: str | os.PathLike) -> dict:

@@ -114,12 +114,34 @@ def test_ship_command_writes_the_folder_and_its_sums(tmp_path, monkeypatch):
     assert res.exit_code != 0 and "no build_info.json" in str(res.exception)
 
 
-def test_the_shipped_interface_preview_is_intact_and_says_what_it_is():
-    """prebuilt/interface (what `make run` publishes as dismai/interface on a fresh clone):
-    every file as shipped, the card's first line gives the preview's size, the card says it was
-    rebuilt here, build_info carries builder version, parameters and input sha256, and the
-    parquet loads with the declared Features and satisfies the builder's own checks."""
+def _check_interface_rows(folder, info, window):
     import datasets
+
+    ds = datasets.load_dataset("parquet", data_dir=str(folder / "data"))
+    assert {k: len(v) for k, v in ds.items()} == info["num_rows"]["default"]
+    for split in ds.values():
+        assert set(split["num_atoms"]) == {264}
+        assert max(split["fmax"]) <= 0.05 and all(split["converged"])
+        assert 0.0 <= min(split["relative_interface_energy"]) and max(split["relative_interface_energy"]) <= window
+        assert all(list(sp[:72]) == ["Li"] * 72 for sp in split["species"])
+    return ds
+
+
+def _check_interface_sources(info):
+    from dismai_data.builders import interface
+
+    assert {s["name"] for s in info["sources"]} == {"interface/LiCoO2_R-3m.json", "interface/Li3ScCl6_C2m.json",
+                                                  "interface/references.json"}
+    for s in info["sources"]:  # the inputs it was built from are the ones in this checkout
+        assert s["sha256"] == prebuilt._sha256(interface.RAW / s["name"].split("/", 1)[1])
+
+
+def test_the_shipped_interface_is_full_size_and_says_what_it_is():
+    """prebuilt/interface (what `make run` publishes as dismai/interface v1.0 on a fresh clone):
+    every file as shipped; the paper's size (1500 structures, 1200 train / 300 validation) kept
+    from the candidates relaxed; the card says it was rebuilt here and where the relaxations ran;
+    build_info carries builder version, parameters, input sha256 and the relaxations' provenance;
+    the parquet satisfies the builder's own checks."""
     import yaml
 
     from dismai_data.builders import interface
@@ -127,28 +149,40 @@ def test_the_shipped_interface_preview_is_intact_and_says_what_it_is():
     folder = prebuilt.available().get("interface")
     assert folder is not None, "prebuilt/interface is missing from the checkout"
     info = prebuilt.verify(folder)
-    n = sum(info["num_rows"]["default"].values())
-    assert info["version"] == "1.0-preview" and info["rebuilt"] is True
+    assert info["version"] == "1.0" and info["rebuilt"] is True
     assert info["builder_version"] == interface.BUILDER_VERSION
+    assert info["num_rows"]["default"] == {"train": 1200, "validation": 300}
     params = info["parameters"]
-    assert params["time_budget_s"] == 7200 and params["candidates_kept"] == n
-    assert {s["name"] for s in info["sources"]} == {"interface/LiCoO2_R-3m.json", "interface/Li3ScCl6_C2m.json",
-                                                  "interface/references.json"}
-    for s in info["sources"]:  # the inputs it was built from are the ones in this checkout
-        assert s["sha256"] == prebuilt._sha256(interface.RAW / s["name"].split("/", 1)[1])
+    assert params["time_budget_s"] is None and params["stopped_by_time_budget"] is False
+    assert params["candidates_kept"] == 1500 <= params["candidates_in_window"] <= params["candidates_converged"]
+    assert params["candidates_tried"] == params["n_candidates"]
+    where = params["candidates_relaxed_on"]
+    assert sum(w["candidates"] for w in where) == params["candidates_tried"]
+    assert any("H200" in w["machine"] and w["device"] == "cuda" for w in where)
+    assert sum(r["candidates_relaxed"] for r in params["relaxation_runs"]) >= params["candidates_tried"]
+    _check_interface_sources(info)
     text = (folder / "README.md").read_text()
     meta = yaml.safe_load(text.split("---\n")[1])
     body = text.split("---\n", 2)[2].lstrip()
+    assert body.splitlines()[0] == "# Dismai-Bench LSC-LCO interfaces (rebuilt)"
+    assert meta["pretty_name"] == "Dismai-Bench LSC-LCO interfaces (rebuilt)"
+    assert "rebuilt here, not downloaded" in text and "M3GNet-MP-2021.2.8-PES" in text and "NVIDIA H200" in text
+    _check_interface_rows(folder, info, params["window_jm2"])
+
+
+def test_the_interface_preview_is_kept_under_its_own_version():
+    """prebuilt/previous/v1.0-preview/interface: the 2-hour CPU preview (builder 1.0.0), intact,
+    published by the main job under the tag v1.0-preview for reproducibility."""
+    folder = prebuilt.PREBUILT_DIR / "previous" / "v1.0-preview" / "interface"
+    assert prebuilt.previous("interface") == [folder]
+    info = prebuilt.verify(folder)
+    n = sum(info["num_rows"]["default"].values())
+    assert (info["version"], info["builder_version"], n) == ("1.0-preview", "1.0.0", 280)
+    assert info["parameters"]["time_budget_s"] == 7200 and info["parameters"]["candidates_kept"] == n
+    _check_interface_sources(info)
+    body = (folder / "README.md").read_text().split("---\n", 2)[2].lstrip()
     assert body.splitlines()[0] == f"# Dismai-Bench LSC-LCO interfaces (rebuilt): v1.0-preview, {n} structures"
-    assert meta["pretty_name"].endswith(f"v1.0-preview, {n} structures")
-    assert "rebuilt here, not downloaded" in text and "M3GNet-MP-2021.2.8-PES" in text
-    ds = datasets.load_dataset("parquet", data_dir=str(folder / "data"))
-    assert {k: len(v) for k, v in ds.items()} == info["num_rows"]["default"]
-    for split in ds.values():
-        assert set(split["num_atoms"]) == {264}
-        assert max(split["fmax"]) <= 0.05 and all(split["converged"])
-        assert 0.0 <= min(split["relative_interface_energy"]) and max(split["relative_interface_energy"]) <= 0.4
-        assert all(list(sp[:72]) == ["Li"] * 72 for sp in split["species"])
+    _check_interface_rows(folder, info, 0.4)
 
 
 def test_the_shipped_a_si_build_is_intact_and_meets_the_quality_targets(tmp_path):

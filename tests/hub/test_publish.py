@@ -120,3 +120,54 @@ def test_cli_publish_twice(tmp_path):
         assert [t["name"] for t in refs["tags"]] == ["v2.0"]
     finally:
         hub.stop()
+
+
+def test_main_job_publishes_the_kept_earlier_version_under_its_own_tag(tmp_path):
+    """An earlier shipped version (prebuilt/previous/<tag>/NAME) is published under its own tag
+    before the current build, so both revisions load; publishing again changes nothing."""
+    import os
+
+    from dismai_data import prebuilt
+
+    root = tmp_path / "prebuilt"
+    make_folder(tmp_path / "old" / "tiny", version="0.9-preview", n=5)
+    (tmp_path / "old" / "tiny" / "scratch.tmp").unlink()
+    prebuilt.ship(tmp_path / "old" / "tiny", root=root / "previous" / "v0.9-preview")
+    assert prebuilt.previous("tiny", root) == [root / "previous" / "v0.9-preview" / "tiny"]
+    current = tmp_path / "new" / "tiny"
+    make_folder(current, version="1.0", n=50)
+    code = f"""
+    import json
+    from pathlib import Path
+    from huggingface_hub import HfApi, hf_hub_download
+    from rich.console import Console
+    from dismai_data import prebuilt
+    from dismai_data.cli import _publish_all
+    from dismai_data.hub.publish import publisher_token, serve_in_background
+    prebuilt.PREBUILT_DIR = Path({str(root)!r})
+    storage = {str(tmp_path / 'store')!r}
+    with serve_in_background(storage) as hub:
+        token = publisher_token(storage)
+        console = Console(file=open({str(tmp_path / 'log.txt')!r}, "w"))
+        first = _publish_all([Path({str(current)!r})], hub.url, token, console)
+        api = HfApi(endpoint=hub.url, token=token)
+        commits = len(api.list_repo_commits("dismai/tiny", repo_type="dataset"))
+        again = _publish_all([Path({str(current)!r})], hub.url, token, console)
+        out = {{"first": first[0], "again": again[0], "commits": commits,
+               "commits_after": len(api.list_repo_commits("dismai/tiny", repo_type="dataset")),
+               "tags": sorted(t.name for t in api.list_repo_refs("dismai/tiny", repo_type="dataset").tags)}}
+        for rev in ("v0.9-preview", "v1.0", "main"):
+            path = hf_hub_download("dismai/tiny", "build_info.json", repo_type="dataset", revision=rev,
+                                   endpoint=hub.url, token=token, cache_dir={str(tmp_path / 'cache')!r})
+            out[rev] = json.loads(open(path).read())["version"]
+    print(json.dumps(out))
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+    env.update(HF_HOME=str(tmp_path / "hfhome"), HF_HUB_DISABLE_TELEMETRY="1", NO_PROXY="127.0.0.1")
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["first"]["tag"] == "v1.0" and out["first"]["changed"] and not out["again"]["changed"]
+    assert out["commits_after"] == out["commits"] and out["tags"] == ["v0.9-preview", "v1.0"]
+    assert (out["v0.9-preview"], out["v1.0"], out["main"]) == ("0.9-preview", "1.0", "1.0")

@@ -810,6 +810,7 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     t0 = time.monotonic()
     ref_wall = t0 - t_build
     chunk = max(p["batch_size"] * max(p["workers"], 1), 1)
+    before = _checkpointed_ids(folder / "candidates")  # relaxed by earlier runs (resumed here)
     done: list[tuple[int, dict, Any]] = []
     batch_walls: list[float] = []
     stopped_at = None
@@ -837,8 +838,9 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
                            f"({len(done)} tried; final fmax: {[round(float(r.fmax), 3) for _, _, r in done if r.fmax is not None]})")
     gammas = {k: gamma_jm2(float(r.energy), terms) for k, _, r in relaxed}
     g_min = min(gammas.values())
-    kept = sorted((x for x in relaxed if gammas[x[0]] <= g_min + p["window_jm2"] + 1e-12),
-                  key=lambda x: (gammas[x[0]], x[0]))[:p["n_structures"]]
+    in_window = sorted((x for x in relaxed if gammas[x[0]] <= g_min + p["window_jm2"] + 1e-12),
+                       key=lambda x: (gammas[x[0]], x[0]))
+    kept = in_window[:p["n_structures"]]
     kept.sort(key=lambda x: x[0])
     rows = []
     for i, (k, info, r) in enumerate(kept):
@@ -848,18 +850,55 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
                  "relax_steps": int(r.steps), "converged": bool(r.converged), "fmax": float(r.fmax)}
         rows.append(row_from_structure(r.structure, id=f"interface-{p['seed']}-{k:06d}", extra=extra, index=i,
                                        symmetry=False))
-    stats = {"tried": len(done), "converged": len(relaxed), "kept": len(kept), "g_min": g_min,
+    stats = {"tried": len(done), "converged": len(relaxed), "kept": len(kept), "kept_in_window": len(in_window),
+             "g_min": g_min,
              "g_max_converged": max(gammas.values()), "terms": terms, "ref_energies": ref_energies,
              "stopped_at": stopped_at, "elapsed_s": time.monotonic() - t0, "reference_wall_s": ref_wall,
              "build_wall_s": time.monotonic() - t_build, "batch_walls_s": batch_walls,
-             "wall_s_per_candidate": (sum(batch_walls) / len(done)) if done else None,
+             "relaxed_in_this_run": (here := sum(1 for k, _, _ in done if f"cand-{k:06d}" not in before)),
+             "wall_s_per_candidate": (sum(batch_walls) / here) if here else None,
              "steps_per_candidate": (sum(int(r.steps) for _, _, r in done) / len(done)) if done else None,
              "potential": getattr(
-                 potential, "dismai_source", "M3GNet-MP-2021.2.8-PES"), "folder": str(folder)}
+                 potential, "dismai_source", "M3GNet-MP-2021.2.8-PES"), "folder": str(folder),
+             "relaxed_where": relaxation_provenance(folder, {f"cand-{k:06d}" for k, _, _ in done}),
+             "relaxation_runs": _run_summaries(folder)}
     return rows, stats
 
 
-def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, deadline: float, queue) -> None:
+def relaxation_provenance(folder: Path, ids: set[str]) -> list[dict]:
+    """Where the candidates ``ids`` were relaxed, from their checkpoint shards' provenance:
+    one entry per (machine, device, engine, builder version) with its candidate count."""
+    from collections import Counter
+
+    from dismai_data.relax import read_shard_metadata
+
+    import pyarrow.parquet as pq
+
+    where: dict[str, tuple] = {}
+    for path in sorted((folder / "candidates").glob("shard-*.parquet")):  # read_checkpoints' order: last wins
+        prov = (read_shard_metadata(path) or {}).get("provenance") or {}
+        key = (str(prov.get("machine", "not recorded")).split(";")[0], prov.get("device"), prov.get("engine"),
+               prov.get("builder_version"))
+        for i in pq.read_table(path, columns=["id"]).column("id").to_pylist():
+            if i in ids:
+                where[i] = key
+    counts = Counter(where.values())
+    return [{"machine": m, "device": d, "engine": e, "builder_version": v, "candidates": n}
+            for (m, d, e, v), n in sorted(counts.items(), key=lambda x: -x[1])]
+
+
+def _run_summaries(folder: Path) -> list[dict]:
+    """The summaries :func:`relax_candidates` left in the work folder (``runs/*.json``)."""
+    out = []
+    for path in sorted((folder / "runs").glob("relax-*.json")):
+        d = json.loads(path.read_text())
+        out.append({k: d.get(k) for k in ("started", "machine", "device", "workers", "batch_size",
+                                          "candidates_relaxed", "wall_s", "cpu_s", "mean_steps")})
+    return out
+
+
+def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, deadline: float, queue,
+                  done_ids: frozenset = frozenset()) -> None:
     """One process of :func:`relax_candidates`: its chunks in order, each generated then relaxed
     with relax_many into the build's checkpoint folder; no new chunk once the next one would
     end after ``deadline`` (time.time(), predicted from the longer of the last two chunks)."""
@@ -878,6 +917,8 @@ def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, dea
     folder = _workdir(p) / "candidates"
     walls: list[float] = []
     for ks in chunks:
+        if all(f"cand-{k:06d}" in done_ids for k in ks):  # relaxed already (a resumed run)
+            continue
         if walls and time.time() + max(walls[-2:]) > deadline:
             queue.put(("stopped", w, ks[0]))
             break
@@ -887,6 +928,14 @@ def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, dea
         walls.append(time.time() - t)
         queue.put(("chunk", w, ks, [int(r.steps) for r in res], [bool(r.converged) for r in res], walls[-1]))
     queue.put(("done", w))
+
+
+def _checkpointed_ids(folder: Path) -> set[str]:
+    """Ids with a result in a checkpoint folder (the id column only; relax_many checks the rest)."""
+    import pyarrow.parquet as pq
+
+    return {i for path in sorted(folder.glob("shard-*.parquet"))
+            for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()}
 
 
 def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | None = None, chunk: int | None = None,
@@ -915,9 +964,10 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
     ref_wall = time.time() - t0
     size = int(chunk or 2 * p["batch_size"])
     chunks = [list(range(a, min(a + size, n_candidates))) for a in range(0, n_candidates, size)]
+    done_ids = frozenset(_checkpointed_ids(folder / "candidates"))
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_relax_worker, args=(w, chunks[w::workers], p, int(shard_size), deadline, queue), daemon=True)
+    procs = [ctx.Process(target=_relax_worker, args=(w, chunks[w::workers], p, int(shard_size), deadline, queue, done_ids), daemon=True)
              for w in range(workers)]
     for proc in procs:
         proc.start()
@@ -939,10 +989,14 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
             alive -= 1
     for proc in procs:
         proc.join(timeout=30)
+    import resource
+
+    cpu = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     done.sort()
     prefix = next((i for i, k in enumerate(done) if k != i), len(done))
     summary = {"candidates_relaxed": len(done), "converged": converged, "complete_prefix": prefix,
                "mean_steps": (sum(steps) / len(steps)) if steps else None, "wall_s": round(time.time() - t0, 1),
+               "cpu_s": round(sum(r.ru_utime + r.ru_stime for r in cpu), 1),
                "wall_s_references": round(ref_wall, 1), "reference_energies_eV": {
                    k: r.energy for k, r in zip(ref_structs, ref_res)}, "workers": workers,
                "batch_size": p["batch_size"], "chunk": size, "device": device, "machine": _machine(device),
@@ -1023,7 +1077,12 @@ def _summary(p: dict, n: int, stats: dict, from_files: bool) -> str:
                 f"{p['batch_size']}), {stats['converged']} converged to fmax, {n} within {p['window_jm2']} J/m^2 of "
                 f"the lowest; the paper has 1500 from about 3000 candidates; {full}")
     else:
-        size = f"{n} structures"
+        size = (f"{n} structures, the lowest {n} of the {stats['kept_in_window']} within {p['window_jm2']} J/m^2 "
+                f"of the lowest interface energy among {stats['converged']} converged of {stats['tried']} random "
+                f"candidates (0..{stats['tried'] - 1})") if stats.get("kept_in_window") else f"{n} structures"
+    where = _where_words(stats)
+    if where:
+        size += f". {where}"
     return (f"{size}. Disordered Li3ScCl6(100)-LiCoO2(110) battery interfaces of 264 atoms, **rebuilt here, not "
             "downloaded**: the Dismai-Bench data (Zenodo 10.5281/zenodo.12710372) cannot be reached from here, so "
             "this builder regenerates them with the paper's recipe (Methods 4.1.3): LCO(110) 4 layers and "
@@ -1038,6 +1097,24 @@ def _summary(p: dict, n: int, stats: dict, from_files: bool) -> str:
             "`interface_energy`, J/m^2; the paper normalised with -4.78 eV/atom from its potential), and "
             "`relative_interface_energy` is measured from the lowest structure of this build; the slabs are cut "
             f"from {_bulk_words()} (see provenance); and the size is as stated above.")
+
+
+def _where_words(stats: dict) -> str:
+    """Where the candidates of this build were relaxed (shard provenance), in words."""
+    parts = []
+    for w in stats.get("relaxed_where") or []:
+        on = f"{w['machine']} ({w['device']}, engine {w['engine']})" if w.get("device") else w["machine"]
+        parts.append(f"{w['candidates']} on {on}")
+    runs = [r for r in stats.get("relaxation_runs") or [] if r.get("candidates_relaxed")]
+    text = ("Relaxations (checkpoint shards, reused by a rerun with the same parameters): " + "; ".join(parts)
+            if parts else "")
+    if runs:
+        text += ". Runs: " + "; ".join(
+            f"{r['candidates_relaxed']} candidates in {r['wall_s']:.0f} s wall on {r['machine'].split(';')[0]} "
+            f"({r['workers']} processes, batches of {r['batch_size']}"
+            + (f", {r['cpu_s'] / 3600:.2f} CPU-hours" if r.get("cpu_s") else "") + f", started {r['started']})"
+            for r in runs)
+    return text
 
 
 def _bulk_words() -> str:
@@ -1109,7 +1186,9 @@ def build(**params) -> DatasetBuild:
                            "surface_energies_jm2": {"LCO(110)": stats["terms"]["sigma_lco_jm2"],
                                                     "LSC(100) Tasker 2b": stats["terms"]["sigma_lsc_jm2"]},
                            "candidates_tried": stats["tried"], "candidates_converged": stats["converged"],
-                           "candidates_kept": stats["kept"], "lowest_interface_energy_jm2": stats["g_min"],
+                           "candidates_kept": stats["kept"], "candidates_in_window": stats["kept_in_window"],
+                           "candidates_relaxed_in_this_run": stats["relaxed_in_this_run"],
+                           "lowest_interface_energy_jm2": stats["g_min"],
                            "stopped_by_time_budget": stats["stopped_at"] is not None,
                            "wall_s_reference_relaxations": round(stats["reference_wall_s"], 1),
                            "wall_s_candidates": round(sum(stats["batch_walls_s"]), 1),
@@ -1117,7 +1196,9 @@ def build(**params) -> DatasetBuild:
                                                                else round(stats["wall_s_per_candidate"], 1)),
                            "mean_steps_per_candidate": (None if stats["steps_per_candidate"] is None
                                                         else round(stats["steps_per_candidate"], 1)),
-                           "wall_s_build": round(stats["build_wall_s"], 1), "machine": _machine()})
+                           "wall_s_build": round(stats["build_wall_s"], 1), "machine": _machine(),
+                           "candidates_relaxed_on": stats["relaxed_where"],
+                           "relaxation_runs": stats["relaxation_runs"]})
         if stats["stopped_at"] is not None or n < p["n_structures"]:
             version = "1.0-preview"
     b = DatasetBuild(

@@ -316,3 +316,79 @@ def test_local_scheduler_starts_one_cluster_for_all_rounds(tmp_path_factory, mon
     assert [r["id"] for r in rows] == [r["id"] for r in ref_rows]
     for a, c in zip(rows, ref_rows):
         assert abs(a["energy"] - c["energy"]) / 264 < 1e-5
+
+
+_HASHES = """
+from dismai_data.builders import interface as I
+from dismai_data.relax import input_hash
+print([input_hash(I.generate(11, k)[0]) for k in range(3)] + [input_hash(s) for s in I._reference_structures().values()])
+"""
+
+
+def test_candidates_same_bits_whatever_the_blas_kernel():
+    """A candidate and the reference slabs have the same bits (the same input sha256) under every
+    OpenBLAS kernel, so checkpoint shards relaxed on one machine are reused on another; builder
+    1.0.0's matrix products and solves gave other last bits under Haswell and Prescott kernels."""
+    import os
+    import subprocess
+    import sys
+
+    outs = set()
+    for core in ("Haswell", "Prescott", "Zen"):
+        env = {**os.environ, "OPENBLAS_CORETYPE": core}
+        proc = subprocess.run([sys.executable, "-c", _HASHES], env=env, capture_output=True, text=True, check=True)
+        outs.add(proc.stdout.strip())
+    assert len(outs) == 1
+
+
+def _data_files(out):
+    return {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))}
+
+
+def test_resume_from_copied_shards_is_byte_identical(tmp_path_factory):
+    """A build that finds part of its relaxations in checkpoint shards made elsewhere (here by
+    relax_candidates, the GPU host's driver, in a worker process; the shards copied into a fresh
+    work folder as a commit and a clone would) writes the same parquet bytes as an uninterrupted
+    build, relaxes only the rest, and says where each part was relaxed; shards of other
+    parameters are refused, naming the parameter."""
+    pytest.importorskip("matgl")
+    import shutil
+
+    import torch
+
+    from dismai_data.relax import RelaxInputError, read_shard_metadata
+
+    common = dict(n_structures=4, max_steps=5, fmax=5.0, batch_size=2, window_jm2=1000.0, seed=SEED, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the worker processes of relax_candidates run one thread: the same sums here
+    try:
+        whole, out_whole = build_to(tmp_path_factory, "interface", n_candidates=4,
+                                    workdir=str(tmp_path_factory.mktemp("iw_whole")), **common)
+        made = tmp_path_factory.mktemp("iw_elsewhere")
+        summary = I.relax_candidates(2, workers=1, chunk=2, shard_size=1, workdir=str(made), **common)
+        assert summary["candidates_relaxed"] == 2 and summary["complete_prefix"] == 2
+        assert (made / "runs").is_dir() and len(list((made / "candidates").glob("shard-*.parquet"))) == 2
+        meta = read_shard_metadata(next((made / "candidates").glob("shard-*.parquet")))
+        assert meta["parameters"] == I.shard_parameters(I._params(common))
+        assert meta["provenance"]["device"] == "cpu" and meta["provenance"]["builder_version"] == I.BUILDER_VERSION
+        clone = tmp_path_factory.mktemp("iw_clone") / "work"
+        shutil.copytree(made, clone)
+        resumed, out_resumed = build_to(tmp_path_factory, "interface", n_candidates=4, workdir=str(clone), **common)
+    finally:
+        torch.set_num_threads(threads)
+    assert _data_files(out_resumed) == _data_files(out_whole)
+    assert resumed.parameters["candidates_relaxed_in_this_run"] == 2
+    assert whole.parameters["candidates_relaxed_in_this_run"] == 4
+    where = resumed.parameters["candidates_relaxed_on"]
+    assert sum(w["candidates"] for w in where) == 4 and all(w["device"] == "cpu" for w in where)
+    assert [r["candidates_relaxed"] for r in resumed.parameters["relaxation_runs"]] == [2]
+    assert "Runs: 2 candidates in" in (out_resumed / "README.md").read_text()
+    with pytest.raises(RelaxInputError, match=r"parameter 'max_steps' is 5 there, 6 here"):
+        I.build(**{**common, "max_steps": 6, "n_candidates": 4, "workdir": str(clone)})
+
+
+def test_device_parameter_is_checked():
+    assert I.PARAMETERS["device"][0] == "auto" and "device" in I._RUNTIME
+    assert I._params({"device": "cuda:1"})["device"] == "cuda:1"
+    with pytest.raises(ValueError, match="parameter device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        I._params({"device": "tpu"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -105,6 +106,12 @@ def _separately_built(datasets_dir: Path, console) -> list[dict]:
     for name in sorted(set(BUILDERS) - set(DEFAULT_DATASETS)):
         folder = datasets_dir / name
         built = "built separately"
+        if folder.exists() and name in prebuilt.available() and prebuilt.is_earlier_shipped(folder, name):
+            # a copy of an earlier shipped version (kept in prebuilt/previous and published under its own
+            # tag), not a build of the user's: make way for the current one
+            console.print(f"{name}: {folder} holds an earlier shipped version; replacing it with the current one",
+                          highlight=False)
+            shutil.rmtree(folder)
         if not folder.exists() and name in prebuilt.available():
             try:
                 prebuilt.install(name, datasets_dir)

@@ -55,6 +55,17 @@ def previous(name: str, root: Path | None = None) -> list[Path]:
     return [p / name for p in sorted(base.iterdir()) if (p / name / "build_info.json").is_file()]
 
 
+def is_earlier_shipped(folder: str | os.PathLike, name: str, root: Path | None = None) -> bool:
+    """Whether ``folder`` (a HOME/datasets/NAME) is a copy :func:`install` made of an earlier
+    shipped version (its build_info.json equal to one in ``prebuilt/previous``), not a build of
+    the user's own: the main job then replaces it with the current shipped build."""
+    info = Path(folder) / "build_info.json"
+    if not info.is_file():
+        return False
+    data = info.read_bytes()
+    return any((old / "build_info.json").read_bytes() == data for old in previous(name, root))
+
+
 def verify(folder: str | os.PathLike) -> dict:
     """Check every file of ``folder`` against its ``SHA256SUMS`` (no file missing, none extra,
     none changed) and that ``build_info.json`` names this dataset; returns the build info."""

@@ -99,6 +99,30 @@ def test_main_publishes_the_shipped_build_unless_home_has_its_own(tmp_path, monk
     assert (own / "interface" / "README.md").read_text() == "my own build\n"
 
 
+def test_main_replaces_an_installed_copy_of_an_earlier_shipped_version(tmp_path, monkeypatch):
+    """HOME/datasets/NAME copied from an earlier shipped version (now in prebuilt/previous) makes
+    way for the current shipped build; a user's own build with another build_info is kept."""
+    root = tmp_path / "prebuilt"
+    old = _fake_build(tmp_path / "old" / "interface")
+    prebuilt.ship(old, root=root / "previous" / "v1.0-preview")
+    new = _fake_build(tmp_path / "new" / "interface")
+    (new / "build_info.json").write_text(json.dumps(
+        {"name": "interface", "version": "1.0", "num_rows": {"default": {"train": 8, "validation": 2}}}))
+    prebuilt.ship(new, root=root)
+    monkeypatch.setattr(prebuilt, "PREBUILT_DIR", root)
+    console = Console(file=open(tmp_path / "console.txt", "w"), width=200)
+    datasets_dir = tmp_path / "home" / "datasets"
+    prebuilt.install("interface", datasets_dir, root=root / "previous" / "v1.0-preview")
+    assert prebuilt.is_earlier_shipped(datasets_dir / "interface", "interface")
+    summaries = {s["name"]: s for s in _separately_built(datasets_dir, console)}
+    assert summaries["interface"]["built"].startswith("shipped build from")
+    assert json.loads((datasets_dir / "interface" / "build_info.json").read_text())["version"] == "1.0"
+    own = tmp_path / "home2" / "datasets"
+    _fake_build(own / "interface")
+    (own / "interface" / "build_info.json").write_text(json.dumps({"name": "interface", "version": "mine"}))
+    assert not prebuilt.is_earlier_shipped(own / "interface", "interface")
+
+
 def test_ship_command_writes_the_folder_and_its_sums(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -86,11 +86,11 @@ BASELINES: list[Baseline] = [
                     "takes hours on this CPU. The paper's numbers are after relaxation with its own M3GNet "
                     "trained on the interface DFT data, on its 1500-structure dataset: different data, a "
                     "different relaxation and a far larger training budget, so they are orientation only.",
-                    "Scores are against the train split (224 structures) of the current 280-structure preview. For "
-                    "scale: its 56 validation structures (real, relaxed interfaces), scored the same way (unrelaxed, "
-                    "against train), give d_all 0.008, d_Li 0.012, d_Co 0.012, d_Sc 0.036 and 0 % failed; this "
-                    "under-trained generator is about 130 times further from the training fingerprints (and "
-                    "further than the random-interface baseline, d_all 0.848)."]),
+                    "Scores are against the train split (1200 structures) of `dismai/interface` v1.0 (1500 structures; "
+                    "re-scored 2026-12-04, evaluation 0.2.0). For scale: its 300 validation structures (real, relaxed "
+                    "interfaces), scored the same way (unrelaxed, against train), give d_all 0.0029, d_Li 0.0055, "
+                    "d_Co 0.0021, d_Sc 0.0136; this under-trained generator (d_all 1.092) is about 370 times further "
+                    "from the training fingerprints, and further than the random-interface baseline (d_all 0.849)."]),
     Baseline("random-solid-solution-alloy", _alloy_tasks(), "dismai/alloy", title="Random solid solution (alloys)",
              description="Ideal random solid solution: Cr51 Fe154 Ni51 placed uniformly at random on the 256 "
                          "sites of the 4 x 4 x 4 FCC cell (a = 3.6 Å); no training."),

@@ -1079,7 +1079,8 @@ def _summary(p: dict, n: int, stats: dict, from_files: bool) -> str:
     else:
         size = (f"{n} structures, the lowest {n} of the {stats['kept_in_window']} within {p['window_jm2']} J/m^2 "
                 f"of the lowest interface energy among {stats['converged']} converged of {stats['tried']} random "
-                f"candidates (0..{stats['tried'] - 1})") if stats.get("kept_in_window") else f"{n} structures"
+                f"candidates (0..{stats['tried'] - 1}; the paper kept 1500 of its own relaxed candidates)"
+                ) if stats.get("kept_in_window") else f"{n} structures"
     where = _where_words(stats)
     if where:
         size += f". {where}"
@@ -1108,6 +1109,9 @@ def _where_words(stats: dict) -> str:
     runs = [r for r in stats.get("relaxation_runs") or [] if r.get("candidates_relaxed")]
     text = ("Relaxations (checkpoint shards, reused by a rerun with the same parameters): " + "; ".join(parts)
             if parts else "")
+    if any(str(w.get("device") or "").startswith("cuda") for w in stats.get("relaxed_where") or []):
+        text += (" (on the GPU: the same fast exact M3GNet function and ASE-FIRE rule as on a CPU, float32 sums "
+                 "in another order; `benchmarks/interface_gpu.py` compares the two)")
     if runs:
         text += ". Runs: " + "; ".join(
             f"{r['candidates_relaxed']} candidates in {r['wall_s']:.0f} s wall on {r['machine'].split(';')[0]} "
@@ -1191,12 +1195,17 @@ def build(**params) -> DatasetBuild:
                            "lowest_interface_energy_jm2": stats["g_min"],
                            "stopped_by_time_budget": stats["stopped_at"] is not None,
                            "wall_s_reference_relaxations": round(stats["reference_wall_s"], 1),
-                           "wall_s_candidates": round(sum(stats["batch_walls_s"]), 1),
+                           # walls and machine of this run; a build assembled from checkpoint shards relaxed
+                           # elsewhere says so (where they were relaxed: candidates_relaxed_on, relaxation_runs)
+                           "wall_s_candidates": (round(sum(stats["batch_walls_s"]), 1) if stats["relaxed_in_this_run"]
+                                                 else None),
                            "wall_s_per_candidate_relaxation": (None if stats["wall_s_per_candidate"] is None
                                                                else round(stats["wall_s_per_candidate"], 1)),
                            "mean_steps_per_candidate": (None if stats["steps_per_candidate"] is None
                                                         else round(stats["steps_per_candidate"], 1)),
-                           "wall_s_build": round(stats["build_wall_s"], 1), "machine": _machine(),
+                           "wall_s_build": round(stats["build_wall_s"], 1),
+                           "machine": _machine() + ("" if stats["relaxed_in_this_run"] else
+                                                    " (this run only assembled the dataset from checkpoint shards)"),
                            "candidates_relaxed_on": stats["relaxed_where"],
                            "relaxation_runs": stats["relaxation_runs"]})
         if stats["stopped_at"] is not None or n < p["n_structures"]:

@@ -475,6 +475,68 @@ class Storage:
             self._write_refs(key, refs)
             return cid
 
+    def rewrite_history(self, key: RepoKey, edit) -> dict[str, str]:
+        """Rewrite every commit of ``key`` (on a branch, a tag, or only readable by sha) with
+        ``edit(commit) -> (tree, title, message)``, keeping author and date. A commit whose
+        edited tree equals its new parent's tree although the original changed something is
+        dropped (its children take its parent). Branches and tags move to the rewritten
+        commits and the replaced commit files are deleted, so what the edit removed is no
+        longer readable at any revision. Returns ``{old id: new id}`` of the commits that changed."""
+        with self.lock(key):
+            d = self.repo_dir(key) / "commits"
+            objs = {}
+            for f in d.glob("*.json"):
+                objs[f.stem] = json.loads(f.read_bytes())
+            order, seen = [], set()
+            for start in sorted(objs):  # parents first (iterative DFS)
+                stack = [(start, False)]
+                while stack:
+                    cid, done = stack.pop()
+                    if done:
+                        order.append(cid)
+                        continue
+                    if cid in seen or cid not in objs:
+                        continue
+                    seen.add(cid)
+                    stack.append((cid, True))
+                    stack.extend((p, False) for p in objs[cid]["parents"])
+            new: dict[str, str] = {}
+            new_tree: dict[str, dict] = {}
+            for cid in order:
+                c = objs[cid]
+                parents = [new.get(p, p) for p in c["parents"]]
+                tree, title, message = edit(c)
+                old_parent = objs.get(c["parents"][0], {}).get("tree") if c["parents"] else None
+                if parents and old_parent is not None and tree == new_tree.get(parents[0]) and c["tree"] != old_parent:
+                    new[cid] = parents[0]  # only added what the edit removed
+                    continue
+                if parents == c["parents"] and tree == c["tree"] and (title, message) == (c["title"], c["message"]):
+                    new[cid], new_tree[cid] = cid, c["tree"]
+                    continue
+                body = {"parents": parents, "author": c["author"], "date": c["date"], "title": title,
+                        "message": message, "tree": tree}
+                raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+                nid = hashlib.sha1(b"commit %d\0" % len(raw) + raw).hexdigest()
+                body["id"] = nid
+                atomic_write(d / f"{nid}.json", json.dumps(body).encode(), self.tmp_dir)
+                new[cid], new_tree[nid] = nid, tree
+            changed = {o: n for o, n in new.items() if o != n}
+            if not changed:
+                return {}
+            refs = self.refs(key)
+            refs["branches"] = {b: new.get(c, c) for b, c in refs["branches"].items()}
+            for t in refs["tags"].values():
+                t["commit"] = new.get(t["commit"], t["commit"])
+            self._write_refs(key, refs)
+            for old in changed:
+                if old not in new.values():
+                    (d / f"{old}.json").unlink(missing_ok=True)
+            _fsync_dir(d)
+        with self._cache_guard:
+            for k in [k for k in self._commit_cache if k[0] == key and k[1] in changed]:
+                del self._commit_cache[k]
+        return changed
+
     def last_commits(self, key: RepoKey, cid: str, paths: list[str], max_commits: int = 2000) -> dict[str, dict]:
         """{path: {id, title, date}} of the newest commit from ``cid`` back that changed each
         file, or any file under each folder, in ``paths`` (the tree's ``expand`` answer)."""

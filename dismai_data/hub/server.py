@@ -272,6 +272,23 @@ class HubApp:
         private (or deleted) after scoring takes its rows off the page and the API."""
         return [r for r in rows if self.repo_id_visible(r.get("predictions_repo"), user)]
 
+    async def leaderboard_reconcile(self, keys: list[RepoKey], always: bool = False) -> None:
+        """After a dataset repo is made private or public (``always``), created, deleted or
+        renamed: ``dismai/leaderboard`` keeps only rows of public predictions repos, the others
+        are withheld and purged from its history (dismai_data.leaderboard.store). Done before
+        the answer, so a repo made private has no row left in the public dataset when the
+        client's call returns."""
+        keys = [k for k in keys if k.type == "dataset"]
+        if not keys:
+            return
+        from dismai_data.leaderboard import store
+
+        def run():
+            if always or store.concerns(self.storage, [k.id for k in keys]):
+                store.reconcile(self.storage)
+
+        await anyio.to_thread.run_sync(run)
+
     async def read_body(self, request: Request, limit: int) -> bytearray:
         """The body, refused (413) past ``limit`` before it is read when Content-Length says so,
         else as soon as it grows past it. With a Content-Length the buffer is allocated once and
@@ -520,6 +537,7 @@ class HubApp:
             if exc.status == 409:  # huggingface_hub's exist_ok=True reads the url of the 409 answer
                 exc.extra = {"url": url, "name": key.id}
             raise
+        await self.leaderboard_reconcile([key])
         return JSONResponse({"url": url, "name": key.id, "id": key.id})
 
     @staticmethod
@@ -556,6 +574,7 @@ class HubApp:
         key = RepoKey(t, ns, name)
         self.repo(key, user, write=True)
         await anyio.to_thread.run_sync(self.storage.delete_repo, key)
+        await self.leaderboard_reconcile([key])
         return JSONResponse({})
 
     async def move_repo(self, request: Request) -> Response:
@@ -574,6 +593,7 @@ class HubApp:
         self.repo(skey, user, write=True)
         self.require_write(user, dkey.ns)
         await anyio.to_thread.run_sync(self.storage.move_repo, skey, dkey)
+        await self.leaderboard_reconcile([skey, dkey])
         return JSONResponse({"url": f"{self.endpoint(request)}/{dkey.url_prefix}{dkey.id}"})
 
     async def settings(self, request: Request, key: RepoKey) -> Response:
@@ -592,6 +612,7 @@ class HubApp:
             raise HubError(400, "InvalidRequest", "update_repo_settings: no setting given")
         if private is not None:
             await anyio.to_thread.run_sync(self.storage.set_private, key, private)
+            await self.leaderboard_reconcile([key], always=True)
         return JSONResponse({})
 
     async def super_squash(self, request: Request, key: RepoKey, branch: str) -> Response:

@@ -55,7 +55,8 @@ def submit(
     typer.echo(f"predictions: {out['predictions_url']}", err=True)
     if wait:
         try:
-            out = wait_for(endpoint, out["submission_id"], timeout) | {"duplicate": out.get("duplicate", False)}
+            out = wait_for(endpoint, out["submission_id"], timeout, token=token) | {
+                "duplicate": out.get("duplicate", False)}
         except (TimeoutError, SubmissionError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1)
@@ -95,10 +96,12 @@ def worker(
 
 @app.command(help="Print the leaderboard rows (JSON lines) of a hub.")
 def show(endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT"),
-         task: Optional[str] = typer.Option(None, "--task")):
+         task: Optional[str] = typer.Option(None, "--task"),
+         token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN",
+                                             help="Also rows of private predictions repos this token may read.")):
     from .client import _http
 
-    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard", None)
+    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard", token)
     if code != 200:
         typer.echo(f"error: {out}", err=True)
         raise typer.Exit(2)
@@ -108,10 +111,12 @@ def show(endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT"),
 
 
 @app.command(help="Status of one submission.")
-def status(submission_id: str, endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT")):
+def status(submission_id: str, endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT"),
+           token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN",
+                                               help="Needed for a submission of a private predictions repo.")):
     from .client import _http
 
-    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", None)
+    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", token)
     typer.echo(json.dumps(out))
     if code != 200:
         raise typer.Exit(2)
@@ -141,7 +146,11 @@ def rescore(
         raise typer.Exit(2)
     from .client import _http
 
+    from .store import withheld_row
+
     code, cur = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", None)
+    if withheld_row(st, submission_id) is not None:  # a private predictions repo's row: not on the public API
+        code, cur = 200, {"row": withheld_row(st, submission_id)}
     if code != 200 or "row" not in cur:
         typer.echo(f"error: {submission_id} has no leaderboard row yet ({cur.get('status', cur)})", err=True)
         raise typer.Exit(2)

@@ -201,11 +201,13 @@ def submit_predictions(endpoint: str, token: str, task: str, predictions: str | 
     return out
 
 
-def wait_for(endpoint: str, submission_id: str, timeout: float = 3600, poll: float = 1.0) -> dict:
-    """Poll the submission until it is scored or failed; TimeoutError after ``timeout``."""
+def wait_for(endpoint: str, submission_id: str, timeout: float = 3600, poll: float = 1.0,
+             token: str | None = None) -> dict:
+    """Poll the submission until it is scored or failed; TimeoutError after ``timeout``. The
+    status of a private predictions repo's submission needs a token that may read the repo."""
     deadline = time.time() + timeout
     while True:
-        code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", None)
+        code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", token)
         if code != 200:
             raise SubmissionError(f"submission {submission_id}: {out.get('error', out)}")
         if out["status"] in ("scored", "failed"):
@@ -222,7 +224,7 @@ def submit_and_wait(endpoint: str, token: str, task: str, predictions: str | os.
     """Submit and wait until scored: the final status (with ``row``, ``leaderboard_url``,
     ``duplicate``). For ``dismai main`` after the baselines are generated."""
     sub = submit_predictions(endpoint, token, task, predictions, model_name, model_repo, notes, column)
-    done = wait_for(endpoint, sub["submission_id"], timeout)
+    done = wait_for(endpoint, sub["submission_id"], timeout, token=token)
     done["duplicate"] = sub.get("duplicate", False)
     done["validation"] = sub.get("validation")
     return done

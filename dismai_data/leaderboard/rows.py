@@ -1,7 +1,8 @@
 """The rows of the ``dismai/leaderboard`` dataset repo and how one is appended.
 
-One parquet file, ``data/leaderboard.parquet``, one row per submission (scored or failed),
-with a fixed Arrow schema, so ``datasets.load_dataset("dismai/leaderboard")`` loads it.
+One parquet file, ``data/leaderboard.parquet``, one row per submission (scored or failed)
+whose predictions repo is public (the others are withheld in the hub's storage and purged
+from the repo's history when a repo is made private: :mod:`.store`), with a fixed Arrow schema, so ``datasets.load_dataset("dismai/leaderboard")`` loads it.
 ``metrics`` is a JSON object ``{name: {value, error_low, error_high, n, unit}}`` (the
 metric set differs from task to task; a JSON column keeps the schema fixed).
 """
@@ -46,7 +47,7 @@ configs:
 ---
 # Dismai leaderboard
 
-One row per submission to `dismai submit`, scored by the hub's leaderboard worker with
+One row per submission to `dismai submit` whose predictions repo is public, scored by the hub's leaderboard worker with
 `dismai_data.evaluation` (`evaluation_version`). `status` is `scored` or `failed` (then
 `reason` says why). `metrics` is a JSON object: metric name -> value with its bootstrap 95 %
 interval (`error_low`, `error_high`; interval = [value - error_low, value + error_high]).
@@ -95,14 +96,21 @@ def _cache_dir():
     return os.environ.get("DISMAI_LEADERBOARD_CACHE") or os.path.join(tempfile.gettempdir(), "dismai-lb-cache")
 
 
-def append_row(api, row: dict, attempts: int = 30) -> tuple[str, dict, bool]:
+def ensure_repo(api) -> None:
+    api.create_repo(REPO_ID, repo_type="dataset", exist_ok=True)
+
+
+def append_row(api, row: dict, attempts: int = 30, create: bool = True) -> tuple[str, dict, bool]:
     """Commit ``row`` to ``dismai/leaderboard`` unless a row with its ``submission_id`` is
     there already. Returns ``(commit, row as stored, appended)``. Concurrent writers are
-    serialised by ``parent_commit`` (the hub answers 412 when the head moved): re-read, retry."""
+    serialised by ``parent_commit`` (the hub answers 412 when the head moved): re-read, retry.
+    The repo is public: the scorer calls this only for rows of public predictions repos
+    (:func:`dismai_data.leaderboard.store.record_row`)."""
     from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
 
-    api.create_repo(REPO_ID, repo_type="dataset", exist_ok=True)
+    if create:
+        ensure_repo(api)
     for i in range(attempts):
         head, rows = read_rows(api)
         for r in rows:

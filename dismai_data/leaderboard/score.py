@@ -4,7 +4,9 @@
 (token in ``HF_TOKEN``): downloads the predictions repo at the submitted commit and the
 reference dataset ``dismai/<dataset>`` at its latest version tag (both with the stock
 client), scores with :func:`dismai_data.evaluation.api.evaluate`, commits the row to
-``dismai/leaderboard`` (skipped if the submission already has a row) and writes
+``dismai/leaderboard`` when the predictions repo is public, else keeps it withheld in the
+hub's storage (:func:`dismai_data.leaderboard.store.record_row`; skipped if the submission
+already has a row) and writes
 ``{"row": ..., "commit": ..., "appended": bool}`` to OUT. Any problem with the submission
 becomes a row with ``status="failed"`` and the reason; ``--fail REASON`` records such a
 row without scoring (the worker uses it when scoring crashed too often or timed out).
@@ -21,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .rows import append_row
+from .store import record_row
 
 DISORDER_ATOMS = {"interface": 264, "a-si": 256, "alloy": 256}
 
@@ -59,8 +61,38 @@ def failed_row(job: dict, reason: str, attempts: int = 1) -> dict:
                             "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def score_job(job: dict, api, work: Path, relax: bool = True, attempts: int = 1) -> dict:
-    """The leaderboard row of ``job`` (scored, or failed with the reason)."""
+def predictions_from_storage(storage: Path, job: dict, dest: Path) -> Path:
+    """The submitted files of a predictions repo the worker's token may not read (a private
+    repo of the submitter), copied from the hub's storage at the submitted commit; the
+    repo's name resolves to the same files the owner's client sees, or to RepositoryNotFoundError."""
+    import shutil
+
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from dismai_data.hub.storage import HubError, RepoKey, Storage
+
+    st = Storage(storage)
+    try:
+        key = RepoKey("dataset", *job["predictions_repo"].split("/"))
+        if st.repo_meta(key) is None:
+            raise HubError(404, "RepoNotFound", job["predictions_repo"])
+        _, tree = st.tree(key, job["predictions_commit"])
+    except (HubError, TypeError, ValueError):
+        raise RepositoryNotFoundError(f"dataset repo {job['predictions_repo']} or its commit "
+                                      f"{job['predictions_commit']} not found") from None
+    path = job["predictions_path"].strip("/")
+    for p, e in tree.items():
+        if p == path or p.startswith(path + "/"):
+            out = dest / p
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(st.blob_path(e["blob"]), out)
+    return dest
+
+
+def score_job(job: dict, api, work: Path, relax: bool = True, attempts: int = 1,
+              storage: Path | None = None) -> dict:
+    """The leaderboard row of ``job`` (scored, or failed with the reason). ``storage``: the
+    hub's storage, where a private predictions repo is read from."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
@@ -76,10 +108,15 @@ def score_job(job: dict, api, work: Path, relax: bool = True, attempts: int = 1)
         ref_dir = snapshot_download(ref_repo, repo_type="dataset", revision=ref_commit, endpoint=api.endpoint,
                                     token=api.token, local_dir=work / "reference" / dataset / ref_commit,
                                     allow_patterns=["data/**", "build_info.json"])
-        pred_dir = snapshot_download(job["predictions_repo"], repo_type="dataset", revision=job["predictions_commit"],
-                                     endpoint=api.endpoint, token=api.token,
-                                     local_dir=work / "predictions" / job["id"],
-                                     allow_patterns=[job["predictions_path"], job["predictions_path"] + "/**"])
+        try:
+            pred_dir = snapshot_download(job["predictions_repo"], repo_type="dataset",
+                                         revision=job["predictions_commit"], endpoint=api.endpoint, token=api.token,
+                                         local_dir=work / "predictions" / job["id"],
+                                         allow_patterns=[job["predictions_path"], job["predictions_path"] + "/**"])
+        except RepositoryNotFoundError:
+            if storage is None:
+                raise
+            pred_dir = predictions_from_storage(storage, job, work / "predictions" / job["id"])
         pred = Path(pred_dir) / job["predictions_path"]
         # a-si / interface relax as `dismai evaluate` does by default (interface: the relaxer
         # repo of this hub, or the packaged copy; a-si: the dataset's LAMMPS potential)
@@ -116,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", default=None)
+    ap.add_argument("--storage", default=None, help="hub storage folder (default: the one holding --job)")
     ap.add_argument("--attempts", type=int, default=1)
     ap.add_argument("--fail", default=None, help="record a failed row with this reason, no scoring")
     ap.add_argument("--no-commit", action="store_true")
@@ -128,22 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     api = HfApi(endpoint=a.endpoint, token=os.environ.get("HF_TOKEN"))
     job = json.loads(Path(a.job).read_text())
     work = Path(a.work) if a.work else Path(a.out).parent / "work"
+    storage = Path(a.storage) if a.storage else Path(a.job).resolve().parents[2]
     if a.fail:
         row = failed_row(job, a.fail, a.attempts)
     else:
         if not a.no_commit:  # already on the leaderboard (a worker died after committing): nothing to score
             from .rows import read_rows
+            from .store import withheld_row
 
             head, rows = read_rows(api)
             prior = next((r for r in rows if r["submission_id"] == job["id"]), None)
+            if prior is None and withheld_row(storage, job["id"]) is not None:
+                head, prior = None, withheld_row(storage, job["id"])
             if prior is not None:
                 Path(a.out).write_text(json.dumps({"row": prior, "commit": head, "appended": False}))
                 return 0
-        row = score_job(job, api, work, relax=not a.no_relax, attempts=a.attempts)
+        row = score_job(job, api, work, relax=not a.no_relax, attempts=a.attempts, storage=storage)
     if a.no_commit:
         out = {"row": row, "commit": None, "appended": False}
     else:
-        commit, stored, appended = append_row(api, row)
+        commit, stored, appended = record_row(api, storage, row)
         out = {"row": stored, "commit": commit, "appended": appended}
     tmp = Path(a.out + ".tmp")
     tmp.write_text(json.dumps(out, indent=1))

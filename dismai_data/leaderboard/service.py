@@ -10,6 +10,9 @@ API (JSON):
   content for that task.
 * ``GET /api/leaderboard/submissions/{id}`` -> ``{submission_id, status, row?, ...}``.
 * ``GET /api/leaderboard`` -> ``{rows: [...], queue: {queued, claimed, done}}``.
+
+Rows and statuses are shown only to who may read the predictions repo; rows of repos that
+are not public are not in ``dismai/leaderboard`` at all (:mod:`.store`).
 """
 
 from __future__ import annotations
@@ -69,8 +72,6 @@ def validate_submission(hub, user, body) -> dict:
     if not user.may_write(key.ns):
         raise HubError(403, "Forbidden", f"field 'predictions_repo': {user.name!r} may not submit predictions of "
                                          f"{key.ns!r} (a write token of the owner is needed)")
-    if meta["private"]:
-        raise _bad("predictions_repo", f"{repo} is private; the leaderboard links to the predictions, make it public")
     commit = body["predictions_commit"]
     if not re.fullmatch(r"[0-9a-f]{40}", commit):
         raise _bad("predictions_commit", "must be a 40-hex commit sha")
@@ -103,8 +104,16 @@ def validate_submission(hub, user, body) -> dict:
 
 
 def submit(hub, user, body, endpoint: str) -> tuple[int, dict]:
+    """Queue a submission. A private predictions repo is scored like any other; its row is
+    withheld from ``dismai/leaderboard`` and shown only to who may read the repo until the
+    repo is made public (:mod:`.store`)."""
     job = validate_submission(hub, user, body)
     stored, created = Queue(hub.storage.root).enqueue(job)
+    if not created and not hub.repo_id_visible(stored.get("predictions_repo"), user):
+        # the same predictions were submitted from a repo this user may not see: say so
+        # without naming that submission, its model, submitter or repo
+        raise HubError(409, "DuplicateSubmission", f"these predictions were already submitted for {job['task']} "
+                                                   "from a repository you cannot see; not scored again")
     out = status(hub, stored["id"], endpoint)
     out["duplicate"] = not created
     if not created:
@@ -138,7 +147,17 @@ _cache: dict[str, list[dict]] = {}
 
 
 def leaderboard_rows(storage) -> list[dict]:
-    """Rows of ``dismai/leaderboard`` at main, read from the storage (cached by blob)."""
+    """Every row: those of ``dismai/leaderboard`` at main, read from the storage (cached by
+    blob), then the withheld rows of predictions repos that are not public
+    (:mod:`.store`). Callers show each row only to who may read its predictions repo."""
+    from .store import withheld_rows
+
+    rows = list(_published_rows(storage))
+    have = {r["submission_id"] for r in rows}
+    return rows + [r for r in withheld_rows(storage.root) if r["submission_id"] not in have]
+
+
+def _published_rows(storage) -> list[dict]:
     try:
         _, tree = storage.tree(LB_KEY, "main")
     except HubError:

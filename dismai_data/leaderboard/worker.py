@@ -102,7 +102,7 @@ class Worker:
         out.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "dismai_data.leaderboard.score", "--job", str(self.queue.job_path(sid)),
                "--endpoint", self.endpoint, "--out", str(out), "--work", str(self.storage / "leaderboard" / "work"),
-               "--attempts", str(claim["attempts"])]
+               "--storage", str(self.storage), "--attempts", str(claim["attempts"])]
         if fail:
             cmd += ["--fail", fail]
         if not self.relax:

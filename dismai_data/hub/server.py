@@ -284,8 +284,14 @@ class HubApp:
         from dismai_data.leaderboard import store
 
         def run():
-            if always or store.concerns(self.storage, [k.id for k in keys]):
+            if always:  # a failure here is the caller's error: the repo's rows might still be public
                 store.reconcile(self.storage)
+                return
+            try:
+                if store.concerns(self.storage, [k.id for k in keys]):
+                    store.reconcile(self.storage)
+            except Exception:  # the repo operation itself succeeded; the next reconcile retries
+                log.exception("leaderboard reconcile after a change of %s", [k.id for k in keys])
 
         await anyio.to_thread.run_sync(run)
 

@@ -135,9 +135,16 @@ def published_rows(storage) -> tuple[str | None, list[dict]]:
     except HubError:
         return None, []
     e = tree.get(DATA_PATH)
-    if e is None:
-        return cid, []
-    return cid, rows_from_bytes(storage.read_blob(e["blob"]))
+    return cid, [] if e is None else _rows_of(storage, e["blob"])
+
+
+def _rows_of(storage, blob: str) -> list[dict]:
+    """The rows of a leaderboard parquet blob ([] for a file that is not one: nothing to show
+    or to withhold in it)."""
+    try:
+        return rows_from_bytes(storage.read_blob(blob))
+    except Exception:  # noqa: BLE001 - anything an org member committed there by hand
+        return []
 
 
 def record_row(api, storage_root, row: dict) -> tuple[str | None, dict, bool]:
@@ -145,16 +152,24 @@ def record_row(api, storage_root, row: dict) -> tuple[str | None, dict, bool]:
     through the hub's API when its predictions repo is public, else withheld. ``(leaderboard
     commit or None, row as stored, stored now)``; a submission already recorded is not
     stored twice."""
-    from .rows import append_row, ensure_repo
+    from dismai_data.hub.storage import HubError
+
+    from .rows import append_row
 
     storage = _storage(storage_root)
     root = storage.root
-    ensure_repo(api)  # an API call to the hub: never while holding the lock the hub may wait on
     with lock(root):
         prior = withheld_row(root, row["submission_id"])
         if prior is not None:
             return None, prior, False
         if is_public(storage, row.get("predictions_repo")):
+            # created in the storage, not through the API: the hub's create_repo may wait on this lock
+            if storage.repo_meta(_lb_key()) is None:
+                try:
+                    storage.create_repo(_lb_key(), False, AUTHOR)
+                except HubError as exc:
+                    if exc.status != 409:
+                        raise
             return append_row(api, row, create=False)
         _withhold(root, row)
         return None, row, True
@@ -217,7 +232,7 @@ def _purge(storage, sids: set[str]) -> None:
         e = tree.get(DATA_PATH)
         if e is not None:
             if e["blob"] not in filtered:
-                rows = rows_from_bytes(storage.read_blob(e["blob"]))
+                rows = _rows_of(storage, e["blob"])
                 keep = [r for r in rows if r.get("submission_id") not in sids]
                 filtered[e["blob"]] = None if len(keep) == len(rows) else _parquet_entry(storage, keep)
             if filtered[e["blob"]] is not None:

@@ -380,3 +380,193 @@ def test_queue_claims_are_exclusive_and_stale_claims_return(tmp_path):
     assert j["id"] == job["id"] and claim["attempts"] == 2
     q.finish(j["id"], {"status": "scored"})
     assert q.state(j["id"])[0] == "scored" and q.counts()["claimed"] == 1
+
+
+# ---------------------------------------------------------------------------- privacy
+# what one identity can read of the leaderboard through the stock clients and the hub's
+# pages: the dataset (load_dataset at main, and the parquet of every commit in its history
+# with hf_hub_download, the commit titles), the API, the page, the submission status, the
+# dataset viewer's preview and the search
+LEAK_PROBE = """
+import json, os, sys
+import datasets
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import RepositoryNotFoundError
+import pyarrow.parquet as pq
+tok = os.environ.get("HF_TOKEN") or False
+api = HfApi(token=tok)
+out = {"loaded": [], "history": [], "titles": []}
+try:
+    ds = datasets.load_dataset("dismai/leaderboard", split="train")
+    out["loaded"] = [[ds[i]["submission_id"], ds[i]["model_name"], ds[i]["submitter"], ds[i]["predictions_repo"]]
+                     for i in range(len(ds))]
+except Exception as e:
+    out["loaded"] = type(e).__name__
+for c in api.list_repo_commits("dismai/leaderboard", repo_type="dataset"):
+    out["titles"].append(c.title + " " + (c.message or ""))
+    if api.file_exists("dismai/leaderboard", "data/leaderboard.parquet", repo_type="dataset", revision=c.commit_id):
+        p = hf_hub_download("dismai/leaderboard", "data/leaderboard.parquet", repo_type="dataset",
+                            revision=c.commit_id, token=tok, cache_dir=sys.argv[1] + "/" + c.commit_id)
+        out["history"] += [[r["submission_id"], r["model_name"], r["predictions_repo"]]
+                           for r in pq.read_table(p).to_pylist()]
+out["tree"] = [f.path for f in api.list_repo_tree("dismai/leaderboard", repo_type="dataset", recursive=True)]
+print(json.dumps(out))
+"""
+
+
+def leaderboard_as(hub: HubServer, home: Path, token: str | None, sid: str) -> dict:
+    """Everything ``token`` (None: anonymous) can read about the leaderboard, as text and ids."""
+    import uuid
+
+    home = home / uuid.uuid4().hex  # fresh caches: a client falls back to what it cached before
+    proc = subprocess.run([PY, "-c", LEAK_PROBE, str(home / "dl")], env=client_env(hub, home, token),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = last_json(proc)
+    page = hub.request("GET", "/leaderboard", token=token)[2].decode()
+    api = json.loads(hub.request("GET", "/api/leaderboard", token=token)[2])
+    st, _, status = hub.request("GET", f"/api/leaderboard/submissions/{sid}", token=token)
+    viewer = hub.request("GET", "/datasets/dismai/leaderboard", token=token)[2].decode()
+    commits = hub.request("GET", "/datasets/dismai/leaderboard/commits/main", token=token)[2].decode()
+    search = hub.request("GET", "/api/datasets?search=SecretSauce", token=token)[2].decode()
+    return {"dataset": out, "page": page, "api": [r["submission_id"] for r in api["rows"]], "status": st,
+            "status_body": status.decode(), "viewer": viewer, "commits_page": commits, "search": search}
+
+
+def assert_hidden(seen: dict, sid: str, words: tuple[str, ...], who: str) -> None:
+    d = seen["dataset"]
+    assert sid not in json.dumps(d), (who, d)
+    for w in words:
+        for k in ("page", "viewer", "commits_page", "search"):
+            assert w not in seen[k], (who, k, w)
+        assert w not in json.dumps(d), (who, w, d)
+    assert sid not in seen["api"] and sid not in seen["page"], who
+    assert seen["status"] == 404 and "SecretSauce" not in seen["status_body"], who
+
+
+def test_private_predictions_rows_are_readable_only_with_access(hub_on, ref, tmp_path):
+    """A private predictions repo (create_repo(private=True), then ``dismai submit``) is scored,
+    but its row is withheld from the public ``dismai/leaderboard`` dataset: anonymous, another
+    user and a member of the ``dismai`` org read nothing of it through load_dataset,
+    hf_hub_download of any commit, the commit titles, the page, the API, the status, the
+    viewer or the search; its owner sees it on the page, in the API and the status. Made
+    public with update_repo_settings it is published for everyone; made private again it is
+    purged from the dataset's whole history; public rows stay as they were throughout."""
+    from dismai_data.hub.publish import publisher_token
+
+    owner, other = hub_on.tokens["carol"], hub_on.tokens["dave"]
+    member = publisher_token(hub_on.storage)  # may write dismai/leaderboard, not read carol's repos
+    repo = f"carol/SecretSauce-{TASK}-predictions"
+    words = ("SecretSauce", repo)
+    run_client(hub_on, f"""
+    from huggingface_hub import HfApi
+    HfApi().create_repo({repo!r}, repo_type="dataset", private=True)
+    """, tmp_path / "c", owner)
+    # a public row of another user, with the public rows of the earlier tests: kept as they are throughout
+    open_preds = predictions(ref, tmp_path / "p" / "open.parquet", shift=0.06)
+    proc = dismai(hub_on, tmp_path / "home-o", other, "submit", "--task", TASK, "--predictions", str(open_preds),
+                  "--model-name", "OpenModel", "--wait", "--timeout", "240")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = {r["submission_id"] for r in lb_rows(hub_on)}
+    assert last_json(proc)["submission_id"] in before
+    preds = predictions(ref, tmp_path / "p" / "secret.parquet", shift=0.05)
+    proc = dismai(hub_on, tmp_path / "home", owner, "submit", "--task", TASK, "--predictions", str(preds),
+                  "--model-name", "SecretSauce", "--wait", "--timeout", "240")
+    assert proc.returncode == 0, proc.stderr[-3000:] + hub_on.log.read_text()[-3000:]
+    out = last_json(proc)
+    sid = out["submission_id"]
+    assert out["status"] == "scored" and out["row"]["metrics"]["match_rate"]["value"] == 1.0
+    assert out["row"]["predictions_repo"] == repo
+    assert json.loads(hub_on.request("GET", f"/api/datasets/{repo}", token=owner)[2])["private"] is True
+
+    def everyone(private: bool):
+        for who, tok in (("anon", None), ("dave", other), ("dismai member", member)):
+            seen = leaderboard_as(hub_on, tmp_path, tok, sid)
+            if private:
+                assert_hidden(seen, sid, words, who)
+            else:
+                assert sid in [r[0] for r in seen["dataset"]["loaded"]] and sid in seen["api"], who
+                assert "SecretSauce" in seen["page"] and seen["status"] == 200, who
+            assert isinstance(seen["dataset"]["loaded"], list), (who, seen["dataset"]["loaded"])
+            public_now = {r[0] for r in seen["dataset"]["loaded"]}
+            assert before <= public_now, (who, before - public_now)  # public rows are untouched
+        mine = leaderboard_as(hub_on, tmp_path, owner, sid)
+        assert "SecretSauce" in mine["page"] and sid in mine["api"] and mine["status"] == 200
+        assert json.loads(mine["status_body"])["row"]["metrics"]["match_rate"]["value"] == 1.0
+        # the public dataset has it exactly when the repo is public, for its owner too
+        assert (sid in [r[0] for r in mine["dataset"]["loaded"]]) is (not private)
+        assert (sid in json.dumps(mine["dataset"]["history"])) is (not private)
+        return mine
+
+    everyone(private=True)
+    # the owner's read token sees it too, the CLI with the token as well
+    st, _, body = hub_on.request("GET", f"/api/leaderboard/submissions/{sid}", token=hub_on.tokens["carol_read"])
+    assert st == 200 and json.loads(body)["status"] == "scored"
+    # the same predictions from another user: refused without naming the earlier submission
+    proc = dismai(hub_on, tmp_path / "home-d", other, "submit", "--task", TASK, "--predictions", str(preds),
+                  "--model-name", "Lookalike")
+    assert proc.returncode == 2 and "409" in proc.stderr and "cannot see" in proc.stderr, proc.stderr[-2000:]
+    assert "SecretSauce" not in proc.stderr and "carol" not in proc.stderr and sid not in proc.stderr
+
+    flip = 'from huggingface_hub import HfApi; HfApi().update_repo_settings({repo!r}, repo_type="dataset", {kw})'
+    run_client(hub_on, flip.format(repo=repo, kw="private=False"), tmp_path / "c", owner)
+    everyone(private=False)
+    run_client(hub_on, flip.format(repo=repo, kw='visibility="private"'), tmp_path / "c", owner)
+    everyone(private=True)
+    run_client(hub_on, flip.format(repo=repo, kw='visibility="public"'), tmp_path / "c", owner)
+    everyone(private=False)
+
+
+def test_withholding_purges_every_commit_and_moves_refs(tmp_path):
+    """store.reconcile on the storage alone: a row of a repo made private leaves every commit
+    of dismai/leaderboard (on main, under a tag, and those readable only by sha after a
+    super-squash), commit titles naming it included; a commit that only added it is dropped
+    and its tag moves to the parent; an untouched commit keeps its id; made public again,
+    the row is published back in one commit."""
+    from dismai_data.hub.storage import HubError, RepoKey, Storage
+    from dismai_data.leaderboard import store
+    from dismai_data.leaderboard.rows import DATA_PATH, rows_from_bytes, rows_to_bytes
+
+    st = Storage(tmp_path / "hub")
+    key = RepoKey("dataset", "dismai", "leaderboard")
+    priv = RepoKey("dataset", "a", "priv")
+    for k in (key, RepoKey("dataset", "a", "pub"), priv):
+        st.create_repo(k, False, "w")
+    rows: list[dict] = []
+
+    def add(sid: str, repo: str) -> str:
+        rows.append({"submission_id": sid, "status": "scored", "task": "t", "model_name": f"M-{sid}",
+                     "predictions_repo": repo, "scored_at": sid})
+        data = rows_to_bytes(rows)
+        sha = st.put_bytes(data)
+        return st.commit(key, "main", [{"op": "add", "path": DATA_PATH, "blob": sha, "size": len(data), "oid": sha,
+                                        "lfs": True}], "w", f"scored: M-{sid} on t ({sid})")
+
+    def head_ids() -> list[str]:
+        return [r["submission_id"] for r in store.published_rows(st)[1]]
+
+    c1 = add("s1", "a/pub")
+    c2 = add("s2", "a/priv")
+    st.create_tag(key, "v1", c2)
+    c3 = add("s3", "a/pub")
+    st.super_squash(key, "main", "w", "squash")  # c1..c3 stay readable by sha
+    assert store.reconcile(st) == {"withheld": [], "published": []}
+    st.set_private(priv, True)
+    assert store.reconcile(st) == {"withheld": ["s2"], "published": []}
+    for f in (st.repo_dir(key) / "commits").glob("*.json"):
+        c = json.loads(f.read_text())
+        assert "s2" not in c["title"] + c["message"]
+        e = c["tree"].get(DATA_PATH)
+        if e is not None:
+            assert "s2" not in [r["submission_id"] for r in rows_from_bytes(st.read_blob(e["blob"]))]
+    assert st.resolve(key, c1) == c1
+    for gone in (c2, c3):
+        with pytest.raises(HubError):
+            st.resolve(key, gone)
+    assert st.resolve(key, "v1") == c1
+    assert head_ids() == ["s1", "s3"]
+    assert [r["submission_id"] for r in store.withheld_rows(st.root)] == ["s2"]
+    assert store.reconcile(st) == {"withheld": [], "published": []}  # nothing left to do
+    st.set_private(priv, False)
+    assert store.reconcile(st) == {"withheld": [], "published": ["s2"]}
+    assert head_ids() == ["s1", "s3", "s2"] and store.withheld_rows(st.root) == []

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from .conftest import last_json, run_client
-from .test_leaderboard import start_hub
+from .test_leaderboard import leaderboard_as, start_hub
 
 IDENTITIES = ("anon", "bob", "carol_other_org_read", "dan_lab_read", "alice_read", "alice")
 
@@ -234,10 +234,19 @@ def test_private_predictions_leave_the_leaderboard(vis, tmp_path):
            "submitter": "alice", "predictions_repo": "alice/preds", "predictions_commit": "0" * 40,
            "dataset_repo": "dismai/perov-5", "dataset_revision": "v1.0", "relaxed": False,
            "metrics": json.dumps({"match_rate": {"value": 0.5, "error_low": None, "error_high": None}})}
+    run_client(vis, """
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo("bob/open-preds", repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="p.parquet", repo_id="bob/open-preds", repo_type="dataset")
+    """, tmp_path / "b", vis.tokens["bob"])
+    other = dict(row, submission_id="open-1", model_name="OpenModel", submitter="bob",
+                 predictions_repo="bob/open-preds")
     run_client(vis, f"""
     import os
     from huggingface_hub import HfApi
     from dismai_data.leaderboard.rows import append_row
+    append_row(HfApi(token=os.environ["HF_TOKEN"]), {other!r})
     append_row(HfApi(token=os.environ["HF_TOKEN"]), {row!r})
     """, tmp_path / "p", publisher_token(vis.storage))
 
@@ -246,15 +255,33 @@ def test_private_predictions_leave_the_leaderboard(vis, tmp_path):
         api = json.loads(vis.request("GET", "/api/leaderboard", token=tok)[2])
         return b"SecretModel" in page, any(r["model_name"] == "SecretModel" for r in api["rows"])
 
-    assert shown(None) == (True, True)
-    run_client(vis, 'from huggingface_hub import HfApi; HfApi().update_repo_settings("alice/preds", '
-                    'repo_type="dataset", private=True)', tmp_path / "c", vis.tokens["alice"])
+    def in_dataset(tok) -> bool:
+        """Whether the row is anywhere in dismai/leaderboard (load_dataset, any commit's file
+        or title) for ``tok``, through the stock clients."""
+        seen = leaderboard_as(vis, tmp_path, tok, "hidden-1")["dataset"]
+        assert isinstance(seen["loaded"], list) and "open-1" in [r[0] for r in seen["loaded"]], seen
+        return "hidden-1" in json.dumps(seen) or "SecretModel" in json.dumps(seen)
+
+    def call(code):
+        run_client(vis, "from huggingface_hub import HfApi; api = HfApi(); " + code, tmp_path / "c",
+                   vis.tokens["alice"])
+
+    assert shown(None) == (True, True) and in_dataset(None)
+    call('api.update_repo_settings("alice/preds", repo_type="dataset", private=True)')
     for who in ("anon", "bob", "carol_other_org_read", "dan_lab_read"):
         assert shown(vis.tokens[who]) == (False, False), who
     assert shown(vis.tokens["alice_read"]) == (True, True)
-    run_client(vis, 'from huggingface_hub import HfApi; HfApi().update_repo_settings("alice/preds", '
-                    'repo_type="dataset", visibility="public")', tmp_path / "c", vis.tokens["alice"])
-    assert shown(None) == (True, True)
+    # gone from the public dataset for everyone (the dismai org that holds it included)
+    for tok in (None, vis.tokens["bob"], publisher_token(vis.storage), vis.tokens["alice"]):
+        assert not in_dataset(tok)
+    call('api.update_repo_settings("alice/preds", repo_type="dataset", visibility="public")')
+    assert shown(None) == (True, True) and in_dataset(vis.tokens["bob"])
+    # renamed, the row names a repo that is not there: off the page and out of the dataset;
+    # renamed back, it returns
+    call('api.move_repo("alice/preds", "alice/preds-renamed", repo_type="dataset")')
+    assert shown(None) == (False, False) and not in_dataset(None)
+    call('api.move_repo("alice/preds-renamed", "alice/preds", repo_type="dataset")')
+    assert shown(None) == (True, True) and in_dataset(None)
 
 
 def test_writes_by_others_do_not_reveal_a_private_repo(vis, tmp_path):

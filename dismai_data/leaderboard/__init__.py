@@ -5,7 +5,8 @@
   (:mod:`.service`, served under ``/api/leaderboard``).
 * the scoring worker (:mod:`.worker`, :mod:`.score`): started with the hub or as
   ``dismai leaderboard worker``; scores with ``dismai_data.evaluation`` and appends one
-  row per submission to the ``dismai/leaderboard`` dataset repo (:mod:`.rows`).
+  row per submission to the ``dismai/leaderboard`` dataset repo (:mod:`.rows`), or, while
+  the predictions repo is private, withholds it in the hub's storage (:mod:`.store`).
 * the queue (:mod:`.queue`): atomic files in the hub's storage folder.
 * the page ``/leaderboard`` (:mod:`.page`).
 

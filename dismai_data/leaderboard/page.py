@@ -51,7 +51,8 @@ env.filters["q"] = lambda s: quote(s, safe="/")
 PAGE = env.from_string("""<h1>Leaderboard</h1>
 <p class="muted">{{ n_scored }} scored and {{ n_failed }} failed submissions; queue: {{ queue.queued }} waiting,
 {{ queue.claimed }} being scored. Lower is better except where marked ↑. Intervals are bootstrap 95 %
-(value (+high/−low)). Rows from the <a href="/datasets/dismai/leaderboard">dismai/leaderboard</a> dataset;
+(value (+high/−low)). Rows from the <a href="/datasets/dismai/leaderboard">dismai/leaderboard</a> dataset (a private predictions
+repo's row is shown only to who may read the repo, and joins the dataset when the repo is made public);
 submit with <code>dismai submit --task TASK --predictions FILE --model-name NAME</code>.</p>
 <h2 id="ranks">Ranks across the Dismai datasets</h2>
 {{ chart|safe }}

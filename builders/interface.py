@@ -513,6 +513,14 @@ def _inv2(m: np.ndarray) -> np.ndarray:
     return np.array([[m[1, 1], -m[0, 1]], [-m[1, 0], m[0, 0]]]) / det
 
 
+def _lateral_frac(cart: np.ndarray, lat2: np.ndarray, c: float) -> np.ndarray:
+    """Fractional coordinates in the cell (lat2[0], lat2[1], (0, 0, c)) without LAPACK (see
+    :func:`_times2`); the lateral vectors must lie in the xy plane."""
+    if np.any(lat2[:, 2] != 0.0):
+        raise RuntimeError("references.json: lateral cell vectors are not in the xy plane")
+    return np.column_stack([_times2(cart[:, :2], _inv2(lat2[:, :2])), cart[:, 2] / c])
+
+
 def _times2(f: np.ndarray, m: np.ndarray) -> np.ndarray:
     """``f @ m`` for f (..., 2) and a 2x2 ``m`` as elementwise products and one sum. ``@`` goes
     to BLAS, whose kernels (chosen per CPU: OpenBLAS Haswell, SkylakeX, Zen, ...) round
@@ -627,10 +635,7 @@ def generate(seed: int, k: int, refs: dict | None = None, max_restarts: int = MA
     c = height + VACUUM
     matrix = np.array([lat2[0], lat2[1], [0.0, 0.0, c]])
     cart[:, 2] -= lco["cart"][:, 2].min()
-    # the lateral vectors lie in the xy plane and c along z: fractional coordinates without LAPACK
-    if np.any(matrix[:2, 2] != 0.0):
-        raise RuntimeError("references.json: lateral cell vectors are not in the xy plane")
-    frac = np.column_stack([_times2(cart[:, :2], _inv2(matrix[:2, :2])), cart[:, 2] / c])
+    frac = _lateral_frac(cart, lat2, c)
     frac[:, :2] = np.mod(frac[:, :2], 1.0)
     s = Structure(Lattice(matrix), species, frac)
     info = {"candidate": int(k), "thickness": t, "shift_a": float(shift[0]), "shift_b": float(shift[1]),
@@ -739,8 +744,7 @@ def _reference_structures() -> dict:
         c = float(cart[:, 2].max()) + VACUUM
         lat = Lattice(np.array([lat2[0], lat2[1], [0.0, 0.0, c]]))
         # fractional coordinates without BLAS, as in generate(): the same bits on every CPU
-        frac = np.column_stack([_times2(cart[:, :2], _inv2(lat2[:, :2])), cart[:, 2] / c])
-        out[f"ref-{key}-slab"] = Structure(lat, list(part["species"]), frac)
+        out[f"ref-{key}-slab"] = Structure(lat, list(part["species"]), _lateral_frac(cart, lat2, c))
     return out
 
 
@@ -810,7 +814,9 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     t0 = time.monotonic()
     ref_wall = t0 - t_build
     chunk = max(p["batch_size"] * max(p["workers"], 1), 1)
-    before = _checkpointed_ids(folder / "candidates")  # relaxed by earlier runs (resumed here)
+    from dismai_data.relax import checkpoint_index
+
+    before = set(checkpoint_index(folder / "candidates"))  # relaxed by earlier runs (resumed here)
     done: list[tuple[int, dict, Any]] = []
     batch_walls: list[float] = []
     stopped_at = None
@@ -870,19 +876,11 @@ def relaxation_provenance(folder: Path, ids: set[str]) -> list[dict]:
     one entry per (machine, device, engine, builder version) with its candidate count."""
     from collections import Counter
 
-    from dismai_data.relax import read_shard_metadata
+    from dismai_data.relax import checkpoint_index
 
-    import pyarrow.parquet as pq
-
-    where: dict[str, tuple] = {}
-    for path in sorted((folder / "candidates").glob("shard-*.parquet")):  # read_checkpoints' order: last wins
-        prov = (read_shard_metadata(path) or {}).get("provenance") or {}
-        key = (str(prov.get("machine", "not recorded")).split(";")[0], prov.get("device"), prov.get("engine"),
-               prov.get("builder_version"))
-        for i in pq.read_table(path, columns=["id"]).column("id").to_pylist():
-            if i in ids:
-                where[i] = key
-    counts = Counter(where.values())
+    counts = Counter((str(prov.get("machine", "not recorded")).split(";")[0], prov.get("device"),
+                      prov.get("engine"), prov.get("builder_version"))
+                     for key, prov in checkpoint_index(folder / "candidates").items() if key in ids)
     return [{"machine": m, "device": d, "engine": e, "builder_version": v, "candidates": n}
             for (m, d, e, v), n in sorted(counts.items(), key=lambda x: -x[1])]
 
@@ -902,13 +900,11 @@ def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, dea
     """One process of :func:`relax_candidates`: its chunks in order, each generated then relaxed
     with relax_many into the build's checkpoint folder; no new chunk once the next one would
     end after ``deadline`` (time.time(), predicted from the longer of the last two chunks)."""
-    import os
     import time
 
     import torch
 
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from dismai_data.relax import load_potential
 
     device = _device(p)
@@ -930,14 +926,6 @@ def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, dea
     queue.put(("done", w))
 
 
-def _checkpointed_ids(folder: Path) -> set[str]:
-    """Ids with a result in a checkpoint folder (the id column only; relax_many checks the rest)."""
-    import pyarrow.parquet as pq
-
-    return {i for path in sorted(folder.glob("shard-*.parquet"))
-            for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()}
-
-
 def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | None = None, chunk: int | None = None,
                      shard_size: int = 16, **params) -> dict:
     """Relax the reference structures and candidates 0..n_candidates-1 into the build's
@@ -948,6 +936,7 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
     chunk c to process c mod workers, so what is done when ``deadline_s`` stops new chunks is
     nearly a prefix of the candidates. Returns a summary (counts, walls, steps, machine)."""
     import multiprocessing as mp
+    import queue as queue_module
     import time
 
     p = _params({**params, "n_candidates": n_candidates})
@@ -964,7 +953,9 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
     ref_wall = time.time() - t0
     size = int(chunk or 2 * p["batch_size"])
     chunks = [list(range(a, min(a + size, n_candidates))) for a in range(0, n_candidates, size)]
-    done_ids = frozenset(_checkpointed_ids(folder / "candidates"))
+    from dismai_data.relax import checkpoint_index
+
+    done_ids = frozenset(checkpoint_index(folder / "candidates"))
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_relax_worker, args=(w, chunks[w::workers], p, int(shard_size), deadline, queue, done_ids), daemon=True)
@@ -975,7 +966,7 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
     while alive:
         try:
             msg = queue.get(timeout=5.0)
-        except Exception:  # queue.Empty: check that the workers still live
+        except queue_module.Empty:  # check that the workers still live
             if not any(proc.is_alive() for proc in procs):
                 break
             continue
@@ -985,6 +976,8 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
             converged += sum(msg[4])
             print(f"interface relax: {len(done)} candidates ({converged} converged) in {time.time() - t0:.0f} s; "
                   f"worker {msg[1]} chunk from {msg[2][0]} in {msg[5]:.0f} s", flush=True)
+        elif msg[0] == "stopped":
+            print(f"interface relax: worker {msg[1]} starts no chunk from {msg[2]} on (deadline)", flush=True)
         elif msg[0] == "done":
             alive -= 1
     for proc in procs:

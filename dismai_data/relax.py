@@ -745,6 +745,21 @@ def read_shard_metadata(path: str | os.PathLike) -> dict | None:
     return None if raw is None else json.loads(raw)
 
 
+def checkpoint_index(checkpoint_dir: str | os.PathLike) -> dict[str, dict]:
+    """Id -> provenance (``shard_metadata['provenance']``, {} where none was written) of every
+    result in a checkpoint folder, reading only the id column and the file metadata; where an
+    id is in several shards the last one by name counts, as in :func:`read_checkpoints`."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, dict] = {}
+    folder = Path(checkpoint_dir)
+    for path in sorted(folder.glob("shard-*.parquet")) if folder.is_dir() else []:
+        prov = (read_shard_metadata(path) or {}).get("provenance") or {}
+        for key in pq.read_table(path, columns=["id"]).column("id").to_pylist():
+            out[key] = prov
+    return out
+
+
 def read_checkpoints(checkpoint_dir: str | os.PathLike, *, parameters: dict | None = None,
                      ids: set[str] | None = None) -> dict[str, tuple[str, RelaxResult]]:
     """Finished results in a checkpoint folder: id -> (input sha256, RelaxResult); with ``ids``,
@@ -1085,5 +1100,6 @@ __all__ = [
     "local_cluster",
     "read_checkpoints",
     "read_shard_metadata",
+    "checkpoint_index",
     "input_hash",
 ]

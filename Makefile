@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 	# its fingerprints do not use; what it does import (scikit-learn) is installed first.
 	$(PY) -m pip install -q --disable-pip-version-check scikit-learn==1.9.1
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps matminer==0.10.1 vasppy==1.0.0
+	# chemeleon-dng (MIT): CSPNet and the diffusion schedules of the DiffCSP baseline. --no-deps:
+	# its metadata asks for pytorch-lightning and fire (its trainer and CLI, unused here);
+	# torch-geometric, which its CSPNet imports, is pinned in pyproject.toml.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps chemeleon-dng==0.1.5
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -15,6 +15,7 @@ Each class is also a ``huggingface_hub`` mixin, so ``CryinGAN.from_pretrained(re
 | baseline | module | what it is |
 |---|---|---|
 | ``cryingan`` | :mod:`.cryingan` | CryinGAN (paper 000, 2.4), torch, trained here |
+| ``diffcsp`` | :mod:`.diffcsp` | DiffCSP (Jiao et al. 2023) on chemeleon-dng's CSPNet, trained here |
 | ``random-solid-solution`` | :mod:`.random_baselines` | ideal random Fe-Ni-Cr on the FCC lattice |
 | ``random-packing`` | :mod:`.random_baselines` | random dense packing with a minimum distance (a-Si) |
 | ``random-interface`` | :mod:`.random_baselines` | the interface builder's random generator, unrelaxed |
@@ -30,6 +31,7 @@ from pathlib import Path
 
 BASELINES = {
     "cryingan": ("cryingan", "CryinGAN"),
+    "diffcsp": ("diffcsp", "DiffCSP"),
     "random-solid-solution": ("random_baselines", "RandomSolidSolution"),
     "random-packing": ("random_baselines", "RandomPacking"),
     "random-interface": ("random_baselines", "RandomInterface"),

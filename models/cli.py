@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -178,3 +179,73 @@ def generate(
     rows = m.generate(n, seed=seed)
     path = write_predictions(rows, out)
     typer.echo(f"wrote {len(rows)} structures to {path} ({time.perf_counter() - t0:.1f} s)")
+
+
+@train_app.command("diffcsp")
+def train_diffcsp(
+    dataset: str = typer.Option(..., "--dataset", help="hub id (dismai/perov-5, dismai/alloy) or a dataset folder"),
+    config: str = typer.Option(None, "--config", help="dataset config (alloy: 300K_narrow, ...)"),
+    revision: str = typer.Option(None, "--revision", help="dataset revision (tag/branch/commit)"),
+    out: Path = typer.Option(..., "--out", help="checkpoint folder (config.json, model.safetensors, "
+                                                "training.json, training_state.pt)"),
+    epochs: int = typer.Option(None, "--epochs", help="stop after this many epochs in all (DiffCSP: 1000-3500)"),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="stop after this wall time (this run)"),
+    fixed: bool = typer.Option(None, "--fixed/--no-fixed", help="fixed composition and cell (default: yes for "
+                               "alloy, a-si, interface): the lattice is not diffused, n structures are generated"),
+    hidden_dim: int = typer.Option(512, "--hidden-dim"),
+    num_layers: int = typer.Option(6, "--num-layers"),
+    num_freqs: int = typer.Option(128, "--num-freqs"),
+    time_dim: int = typer.Option(256, "--time-dim"),
+    timesteps: int = typer.Option(1000, "--timesteps"),
+    edges: str = typer.Option(None, "--edges", help="fc (all pairs) or knn (20 within 7 Å); default knn for "
+                              "cells over 64 atoms"),
+    batch_size: int = typer.Option(None, "--batch-size", help="default 512 (cells up to 20 atoms), 256, or 32 "
+                                   "for cells over 64 atoms"),
+    lr: float = typer.Option(1e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    threads: int = typer.Option(None, "--threads", help="torch CPU threads"),
+    save_every: float = typer.Option(120.0, "--save-every", help="seconds between checkpoints"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out: weights, optimiser, "
+                                "scheduler and RNG state from its training_state.pt"),
+):
+    """Train DiffCSP (Jiao et al. 2023; chemeleon-dng's CSPNet) on the train split of a
+    dataset: crystal-structure prediction for the reconstruction sets, fixed-composition
+    generation in the training cell for the Dismai sets. Checkpointed and resumable."""
+    import torch
+
+    from .data import dataset_name, load_split
+    from .diffcsp import DiffCSP, load_float, step_lr_for, train, training_batches
+
+    if epochs is None and max_minutes is None:
+        raise typer.BadParameter("give --epochs or --max-minutes", param_hint="--epochs")
+    if edges not in (None, "fc", "knn"):
+        raise typer.BadParameter(f"{edges!r}: fc or knn", param_hint="--edges")
+    if threads:
+        torch.set_num_threads(threads)
+    name = dataset_name(dataset)
+    fixed = name in ("alloy", "a-si", "interface") if fixed is None else fixed
+    rows = load_split(dataset, "train", config=config, revision=revision,
+                      columns=["id", "species", "atomic_numbers", "frac_coords", "lattice"])
+    items, comp, lat = training_batches(rows, fixed=fixed, source=f"{dataset} [{config or 'default'}] train",
+                                        vacuum_axis=2 if name == "interface" else None)
+    big = max(len(it[0]) for it in items) > 64
+    if resume:
+        if not (out / "config.json").is_file():
+            raise typer.BadParameter(f"{out} holds no checkpoint to resume", param_hint="--resume")
+        model = load_float(out)
+    else:
+        kw = dict(hidden_dim=hidden_dim, num_layers=num_layers, num_freqs=num_freqs, time_dim=time_dim,
+                  timesteps=timesteps, edge_style=edges or ("knn" if big else "fc"), step_lr=step_lr_for(name),
+                  dataset=f"dismai/{name}" if Path(dataset).is_dir() else dataset, dataset_config=config,
+                  dataset_revision=revision, task=f"alloy/{config}" if name == "alloy" else name)
+        if fixed:
+            kw.update(fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1])
+        model = DiffCSP(**kw)
+    bs = batch_size or (32 if big else 512 if max(len(it[0]) for it in items) <= 20 else 256)
+    typer.echo(f"DiffCSP on {dataset} [{config}] train: {len(items)} structures, edges {model.edge_style}, "
+               f"{sum(p.numel() for p in model.parameters())} parameters, batch {bs}, device {device}")
+    summary = train(model, items, out, epochs=epochs, max_seconds=None if max_minutes is None else 60 * max_minutes,
+                    batch_size=bs, lr=lr, seed=seed, save_every=save_every, resume=resume, device=device,
+                    log=lambda r: typer.echo(json.dumps(r)), command="dismai train diffcsp " + " ".join(sys.argv[3:]))
+    typer.echo(f"wrote {out} ({summary['epoch']} epochs, {summary['batches']} batches, {summary['seconds']} s)")

@@ -177,6 +177,16 @@ def _baselines_and_leaderboard(hub, home: Path, datasets: set[str], console) -> 
         out = preds_dir / f"{b.name}.parquet"
         # reconstruction tasks score one prediction per test row: all of them
         n_rows = 10**9 if all(t in RECONSTRUCTION_TASKS for t in b.tasks) else b.n
+        if not out.is_file() and b.shipped:
+            # trained and sampled on other hardware: submit the predictions its repo ships (the card
+            # gives their sha256, the hardware and the seconds they took)
+            from huggingface_hub import hf_hub_download
+
+            console.print(f"fetching the predictions shipped in dismai/{b.name} ...")
+            got = hf_hub_download(f"dismai/{b.name}", "predictions/seed0.parquet", revision="v1.0", endpoint=hub.url,
+                                  token=token, cache_dir=str(home / "work" / "hf-client"))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(got, out)
         if not out.is_file():
             console.print(f"generating with dismai/{b.name} ...")
             cmd = [sys.executable, "-m", "dismai_data.cli", "generate", "--model", f"dismai/{b.name}",

@@ -49,6 +49,8 @@ class Baseline:
     no_relax: bool = False
     subset: int | None = None  # score on the first `subset` rows of the reference split only
     generic: bool = True
+    shipped: bool = False  # score the predictions shipped in folder/predictions/seed*.parquet (made on
+    # other hardware: generation.json) instead of generating now; seeds 1.. are best-of-k samples
     title: str = ""
     description: str = ""
     notes: list[str] = field(default_factory=list)
@@ -106,6 +108,17 @@ BASELINES: list[Baseline] = [
              title="Random interfaces (builder's generator, unrelaxed)",
              description="The interface builder's random generator (interface region filled at random, "
                          "random lateral shift), before relaxation; no training."),
+    Baseline("diffcsp-perov-5", ["perov-5"], "dismai/perov-5", shipped=True, generic=False,
+             title="DiffCSP, Perov-5 (crystal-structure prediction)",
+             description="DiffCSP (Jiao et al. 2023) trained here on the train split of `dismai/perov-5` "
+                         "(11 356 structures): given each test row's composition, it predicts lattice and "
+                         "coordinates. Scored on the full test split (3785 rows), one sample per row (seed 0), "
+                         "and best-of-k over the shipped seeds."),
+    Baseline("diffcsp-jarvis-supercon-3d", ["jarvis-supercon-3d"], "dismai/jarvis-supercon-3d", shipped=True,
+             title="DiffCSP, JARVIS Supercon-3D (crystal-structure prediction)",
+             description="DiffCSP (Jiao et al. 2023) trained here on the train split of `dismai/jarvis-supercon-3d` "
+                         "(846 structures); one predicted structure per test row from its composition (seed 0), "
+                         "and DiffCSP's best-of-k match rate over the shipped seeds."),
     Baseline("template-jarvis-supercon-3d", ["jarvis-supercon-3d"], "dismai/jarvis-supercon-3d",
              title="Template baseline, JARVIS Supercon-3D",
              description="Nearest-composition-and-Tc training structure, species substituted, cell scaled to "
@@ -173,21 +186,30 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
     ref = datasets_dir / dname
     if not (ref / "data").is_dir():
         raise FileNotFoundError(f"{ref}: dataset {b.dataset} is not built; cannot score {b.name}")
-    model = model if model is not None else load(b.folder)
     tmp = Path(workdir or tempfile.mkdtemp(prefix=f"score-{b.name}-"))
     tmp.mkdir(parents=True, exist_ok=True)
     if b.subset is not None:
         ref = _subset_reference(ref, b.split, b.subset, tmp / "reference")
-    if hasattr(model, "data_source"):  # template: read the (possibly subset) local copy of the dataset
-        model.data_source = str(ref)
-    t0 = time.perf_counter()
-    rows = model.generate(n or b.n, seed=seed)
-    gen_s = time.perf_counter() - t0
-    preds = write_predictions(rows, tmp / "predictions.parquet")
+    samples: list[Path] = []
+    shipped: dict = {}
+    if b.shipped:
+        preds, samples, shipped = shipped_predictions(b)
+        rows_n, gen_s = shipped["structures"], shipped.get("seconds")
+    else:
+        model = model if model is not None else load(b.folder)
+        if hasattr(model, "data_source"):  # read the (possibly subset) local copy of the dataset
+            model.data_source = str(ref)
+        t0 = time.perf_counter()
+        rows = model.generate(n or b.n, seed=seed)
+        gen_s = round(time.perf_counter() - t0, 1)
+        rows_n = len(rows)
+        preds = write_predictions(rows, tmp / "predictions.parquet")
     out: dict = {}
     for task in b.tasks:
-        _log(console, f"  scoring {b.name} on {task} ({len(rows)} structures)")
+        _log(console, f"  scoring {b.name} on {task} ({rows_n} structures)")
         kwargs = {}
+        if samples and _task_kind(task) == "reconstruction":
+            kwargs["samples"] = [str(x) for x in samples]
         if _task_kind(task) in ("interface", "a-si"):
             kwargs["no_relax"] = b.no_relax
             if not b.no_relax:
@@ -199,9 +221,27 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
         out[task] = {"metrics": metrics, "counts": res.counts.model_dump(), "relaxed": res.relaxed,
                      "relaxation_note": res.relaxation_note, "reference": res.reference.model_dump(),
                      "evaluation_version": res.evaluation_version, "seconds": res.seconds,
-                     "generated": len(rows), "generation_seconds": round(gen_s, 1), "seed": seed,
-                     "subset": b.subset, "generic": b.generic}
+                     "generated": rows_n, "generation_seconds": gen_s, "seed": 0 if b.shipped else seed,
+                     "subset": b.subset, "generic": b.generic, **({"shipped_predictions": shipped} if shipped else {})}
     return out
+
+
+def shipped_predictions(b: Baseline) -> tuple[Path, list[Path], dict]:
+    """(seed-0 parquet, further seeds, provenance) of a baseline whose predictions ship in
+    its folder: sha256 of each file and the generation record (hardware, seconds)."""
+    import hashlib
+
+    files = sorted((b.folder / "predictions").glob("seed*.parquet"), key=lambda f: int(f.stem[4:]))
+    if not files or files[0].name != "seed0.parquet":
+        raise FileNotFoundError(f"{b.folder / 'predictions'}: no seed0.parquet (shipped predictions)")
+    gen = json.loads((b.folder / "generation.json").read_text()) if (b.folder / "generation.json").is_file() else {}
+    import pyarrow.parquet as pq
+
+    info = {"files": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files},
+            "structures": pq.read_metadata(files[0]).num_rows, "seeds": len(files),
+            "device": gen.get("device"), "seconds": sum(s.get("seconds") or 0 for s in gen.get("seeds", [])) or None,
+            "command": gen.get("command")}
+    return files[0], files[1:], info
 
 
 # ------------------------------------------------------------------------------------ cards
@@ -274,7 +314,9 @@ def render_card(b: Baseline, config: dict, scores: dict | None, training: dict |
                   f"- widths: generator {config['gen_channels']}, discriminator per-atom {config['disc_channels']}, "
                   f"MLP {config['disc_hidden']} (reduced from the reference code's 128/256/512/256, 512/512/256 and "
                   "1000/200 to fit the CPU budget below)", ""]
-    if training:
+    if kind == "diffcsp":
+        parts += _diffcsp_sections(config, training, scores)
+    if training and kind != "diffcsp":
         segs = training.get("segments") or []
         lavg = training.get("load_average") or {}
         aug = ("An epoch here is one pass over the training structures, each drawn with one random lattice "
@@ -336,6 +378,51 @@ def render_card(b: Baseline, config: dict, scores: dict | None, training: dict |
               "  doi={10.1039/D4DD00100A}}", "```", ""]
     card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(parts))
     return str(card)
+
+
+def _diffcsp_sections(config: dict, training: dict | None, scores: dict | None) -> list[str]:
+    """The DiffCSP card's model, budget and generation sections, from config.json,
+    training.json and the shipped predictions' provenance."""
+    fixed = config.get("fixed_lattice") is not None
+    parts = ["## Model", "",
+             "DiffCSP (Jiao et al., NeurIPS 2023): joint diffusion of the lattice (DDPM, cosine schedule) and the "
+             "fractional coordinates (score matching on the wrapped normal, sigma 0.005 to 0.5) at a fixed "
+             "composition, with the periodic E(3)-invariant CSPNet denoiser of `chemeleon-dng` (PyPI, pinned) and "
+             "DiffCSP's predictor-corrector sampler; code in `dismai_data.models.diffcsp`.", "",
+             f"- denoiser: {config['num_layers']} layers, hidden width {config['hidden_dim']}, time embedding "
+             f"{config['time_dim']}, {config['num_freqs']} Fourier frequencies of the fractional differences "
+             "(DiffCSP: 6 layers, 512, 256, 128)",
+             f"- diffusion steps T = {config['timesteps']} (DiffCSP: 1000); corrector step_lr {config['step_lr']}",
+             f"- edges: {'all pairs in the cell (DiffCSP fc)' if config['edge_style'] == 'fc' else ''}"
+             + (f"the {config['knn']} nearest neighbours within {config['cutoff']} Å, minimum image, recomputed "
+                "from the noisy structure at each step (DiffCSP's knn style)" if config["edge_style"] == "knn" else ""),
+             "- lattice: " + ("fixed to the training cell (every training row shares it); only coordinates are "
+                              "diffused" if fixed else "diffused (raw 3 x 3 matrix in Å, as DiffCSP)"),
+             "- widths and T are reduced from DiffCSP's to fit the CPU budget below: sampling costs 2 T network "
+             "calls per structure", ""]
+    if training:
+        segs = training.get("segments") or []
+        parts += ["## Training budget (read this before comparing numbers)", "",
+                  f"**{training.get('epoch')} epochs** ({training.get('batches')} batches of "
+                  f"{training.get('batch_size')}, {training.get('n_train')} training structures) in "
+                  f"**{training.get('seconds')} s**, Adam {training.get('learning_rate')} with ReduceLROnPlateau "
+                  f"(rate at the end {training.get('lr_now')}), seed {training.get('seed')}. DiffCSP trains for "
+                  "1000-3500 epochs on a GPU, so this checkpoint is under-trained.", ""]
+        parts += [f"- segment {i + 1}: {g.get('epochs')} epochs, {g.get('seconds')} s on {g.get('device')}, "
+                  f"started {g.get('started')}" for i, g in enumerate(segs)]
+        parts += ["", "Command: `" + str(training.get("command") or "benchmarks/diffcsp_gpu.py run-one (see "
+                                                                      "benchmarks/RESULTS.md)") + "`. "
+                  "Per-epoch losses: `training_log.jsonl`.", ""]
+    for task, s in (scores or {}).items():
+        sp = s.get("shipped_predictions")
+        if sp:
+            parts += ["## Predictions scored", "",
+                      f"{task}: the predictions shipped in `predictions/` ({sp['seeds']} seed(s), "
+                      f"{sp['structures']} structures each; made on {sp.get('device')}"
+                      + (f" in {sp['seconds']} s" if sp.get("seconds") else "") + "), sha256: "
+                      + ", ".join(f"`{k}` {v[:16]}" for k, v in sp["files"].items())
+                      + ". `dismai leaderboard rescore` and `benchmarks/baselines.py` rescore these files.", ""]
+    return parts
 
 
 RELAXER_CARD = """---
@@ -431,8 +518,13 @@ def stage_baseline(b: Baseline, scores: dict | None, dst: Path) -> Path:
     from . import load
 
     model = load(b.folder)
-    model.save_pretrained(dst)
-    for name in ("training.json", "training_log.jsonl"):
+    if b.shipped:  # the weights as shipped (float16), checked by the load above; the scored predictions
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy(b.folder / name, dst / name)
+        shutil.copytree(b.folder / "predictions", dst / "predictions", dirs_exist_ok=True)
+    else:
+        model.save_pretrained(dst)
+    for name in ("training.json", "training_log.jsonl", "generation.json"):
         if (b.folder / name).is_file():
             shutil.copy(b.folder / name, dst / name)
     config = json.loads((dst / "config.json").read_text())

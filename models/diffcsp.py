@@ -343,6 +343,8 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
           device: str = "cpu", command: str | None = None) -> dict:
     """Train (or resume) ``model`` on ``items``, checkpointing weights, optimiser,
     scheduler and RNG state into ``folder`` every ``save_every`` seconds and at the end.
+    ``resume``: the weights, optimiser, scheduler and RNG state of ``folder``'s last
+    checkpoint replace ``model``'s (log lines after it are dropped) and training goes on.
     Stops after ``epochs`` epochs in all (counting earlier segments) or ``max_seconds`` of
     this call, whichever comes first. Returns the training summary (also training.json)."""
     folder = Path(folder)
@@ -356,11 +358,18 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
         f = folder / CHECKPOINT_STATE
         if not f.is_file():
             raise FileNotFoundError(f"{f}: no training state to resume from")
+        from safetensors.torch import load_model
+
+        load_model(model, folder / "model.safetensors", device=str(device))  # the weights of that checkpoint
         ck = torch.load(f, map_location=device, weights_only=False)
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         gen.set_state(ck["generator"])
         state = ck["state"]
+        log_file = folder / "training_log.jsonl"
+        if log_file.is_file():  # epochs logged after that checkpoint are redone: drop them
+            lines = log_file.read_text().splitlines()
+            log_file.write_text("".join(x + "\n" for x in lines if json.loads(x)["epoch"] <= state["epoch"]))
     t0 = time.perf_counter()
     last_save = t0
     seg = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": _device_name(device), "epochs": 0,

@@ -89,13 +89,18 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     b.load_state_dict(a.state_dict())
     first = train(a, items, tmp_path / "a", epochs=4, batch_size=5, seed=3)
     train(b, items, tmp_path / "b", epochs=2, batch_size=5, seed=3)
-    b2 = load_float(tmp_path / "b")
+    with open(tmp_path / "b" / "training_log.jsonl", "a") as fh:
+        fh.write(json.dumps({"epoch": 3, "loss": 0.0}) + "\n")  # logged, then lost in a crash before a save
+    torch.manual_seed(99)
+    b2 = DiffCSP(**TINY)  # fresh weights: resume must take the checkpoint's
     second = train(b2, items, tmp_path / "b", epochs=4, batch_size=5, seed=3, resume=True)
     assert first["epoch"] == second["epoch"] == 4 and len(second["segments"]) == 2
     for (k, v), (_, w) in zip(a.state_dict().items(), b2.state_dict().items()):
         assert torch.equal(v, w), k
     losses = [json.loads(x)["loss"] for x in (tmp_path / "a" / "training_log.jsonl").read_text().splitlines()]
     assert len(losses) == 4 and all(np.isfinite(losses))
+    log_b = [json.loads(x) for x in (tmp_path / "b" / "training_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log_b] == [1, 2, 3, 4] and [r["loss"] for r in log_b] == losses
 
 
 def test_generation_for_reconstruction_and_fixed_composition(tmp_path):

@@ -173,10 +173,13 @@ def _subset_reference(src: Path, split: str, n: int, dst: Path) -> Path:
 
 
 def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 0, console=None,
-                   workdir: str | os.PathLike | None = None, model=None, n: int | None = None) -> dict:
+                   workdir: str | os.PathLike | None = None, model=None, n: int | None = None,
+                   keep_predictions: bool = False) -> dict:
     """Generate with the baseline in ``b.folder`` and score each of its tasks with
     ``dismai_data.evaluation.api.evaluate`` against ``datasets_dir/<dataset>``. Returns
-    ``{task: {metrics, counts, settings...}}`` (also what goes into ``scores.json``)."""
+    ``{task: {metrics, counts, settings...}}`` (also what goes into ``scores.json``).
+    ``keep_predictions``: copy the scored predictions to ``b.folder/predictions/seed0.parquet``
+    (what :func:`shipped_record` ships to the leaderboard)."""
     from dismai_data.evaluation.api import evaluate
 
     from . import load, write_predictions
@@ -215,15 +218,68 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
             if not b.no_relax:
                 kwargs["relax_weights"] = str(RELAXER_DIR)
         res = evaluate(task, preds, reference=ref, split=b.split, generic=b.generic, figures=False, **kwargs)
+        # the leaderboard worker's layout (dismai_data.leaderboard.score), so a shipped row equals a rescore
         metrics = {k: {"value": m.value, "error_low": m.error_low, "error_high": m.error_high, "n": m.n,
-                       "unit": m.unit} for k, m in res.metrics.items() if m.value is not None}
-        metrics["percent_failed"] = {"value": res.counts.percent_failed, "n": res.counts.submitted}
+                       "unit": m.unit} for k, m in sorted(res.metrics.items())}
+        metrics["percent_failed"] = {"value": res.counts.percent_failed, "error_low": None, "error_high": None,
+                                     "n": res.counts.submitted, "unit": "%"}
         out[task] = {"metrics": metrics, "counts": res.counts.model_dump(), "relaxed": res.relaxed,
                      "relaxation_note": res.relaxation_note, "reference": res.reference.model_dump(),
                      "evaluation_version": res.evaluation_version, "seconds": res.seconds,
                      "generated": rows_n, "generation_seconds": gen_s, "seed": 0 if b.shipped else seed,
-                     "subset": b.subset, "generic": b.generic, **({"shipped_predictions": shipped} if shipped else {})}
+                     "subset": b.subset, "generic": b.generic, **({"shipped_predictions": shipped} if shipped else {}),
+                     "predictions_sha256": _sha256(preds), "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                     time.gmtime()),
+                     "hardware": _hardware(), "command": f"benchmarks/baselines.py --only {b.name}"}
+    if keep_predictions and not b.shipped:  # what these scores are of, so they can ship (shipped_record)
+        dst = b.folder / "predictions" / "seed0.parquet"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(preds, dst)
     return out
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _hardware() -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, no GPU"
+
+
+def shipped_record(b: Baseline, task: str) -> tuple[Path, dict] | None:
+    """(predictions file, the leaderboard submission's ``shipped`` field) when ``b.folder``
+    holds the predictions its ``scores.json`` scored for ``task`` (same sha256) in the
+    leaderboard worker's layout and evaluation version; else None. Best-of-k metrics
+    (extra samples) are left out: the worker scores one file."""
+    from dismai_data.evaluation.result import EVALUATION_VERSION
+
+    f = b.folder / "predictions" / "seed0.parquet"
+    sf = b.folder / "scores.json"
+    if not f.is_file() or not sf.is_file():
+        return None
+    s = json.loads(sf.read_text()).get(task)
+    if not s or s.get("predictions_sha256") != _sha256(f) or s.get("evaluation_version") != EVALUATION_VERSION \
+            or "scored_at" not in s or s.get("subset"):
+        return None
+    metrics = {k: v for k, v in s["metrics"].items() if not k.endswith("_best_of_k")}
+    c = s["counts"]
+    return f, {"metrics": metrics, "n_submitted": c["submitted"], "n_accepted": c["accepted"],
+               "percent_failed": c["percent_failed"], "relaxed": bool(s["relaxed"]),
+               "relaxation_note": s.get("relaxation_note") or "", "evaluation_version": s["evaluation_version"],
+               "scored_at": s["scored_at"], "scoring_seconds": float(s["seconds"]), "hardware": s["hardware"],
+               "command": s["command"], "predictions_sha256": s["predictions_sha256"]}
 
 
 def shipped_predictions(b: Baseline) -> tuple[Path, list[Path], dict]:

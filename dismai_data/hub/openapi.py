@@ -127,7 +127,9 @@ def openapi_document() -> dict:
             "properties": {"task": {"type": "string"}, "predictions_repo": {"type": "string"},
                            "predictions_commit": {"type": "string"}, "predictions_path": {"type": "string"},
                            "model_name": {"type": "string"}, "model_repo": {"type": "string"},
-                           "notes": {"type": "string"}, "column": {"type": "string"}}}), tag="leaderboard")},
+                           "notes": {"type": "string"}, "column": {"type": "string"},
+                           "shipped": {"type": "object", "description": "scores the publisher (org dismai) "
+                                       "computed for exactly this file"}}}), tag="leaderboard")},
         "/api/leaderboard/submissions/{submission_id}": {"get": _op("One submission's state",
                                                                     [_p("submission_id")], tag="leaderboard")},
         "/leaderboard": {"get": {"summary": "Web: leaderboard", "tags": ["web"], "responses": {

@@ -163,9 +163,12 @@ def _upload(api, repo_id: str, predictions: str, task: str, model_name: str, mod
 
 
 def submit_predictions(endpoint: str, token: str, task: str, predictions: str | os.PathLike, model_name: str,
-                       model_repo: str | None = None, notes: str = "", column: str | None = None) -> dict:
+                       model_repo: str | None = None, notes: str = "", column: str | None = None,
+                       shipped: dict | None = None) -> dict:
     """Validate, upload and queue; returns the hub's answer ``{submission_id, status,
-    duplicate, leaderboard_url, status_url, ...}`` plus ``validation``."""
+    duplicate, leaderboard_url, status_url, ...}`` plus ``validation``. ``shipped``: scores
+    the publisher computed once for exactly this file (``models.publish.shipped_record``;
+    the hub accepts them from org ``dismai`` only)."""
     if not endpoint:
         raise SubmissionError("no hub endpoint: pass --endpoint or set HF_ENDPOINT")
     if not token:
@@ -193,7 +196,7 @@ def submit_predictions(endpoint: str, token: str, task: str, predictions: str | 
     code, out = _http("POST", f"{endpoint}/api/leaderboard/submissions", token,
                       {"task": task, "predictions_repo": repo_id, "predictions_commit": commit,
                        "predictions_path": path, "column": column, "model_name": model_name,
-                       "model_repo": model_repo, "notes": notes})
+                       "model_repo": model_repo, "notes": notes, **({"shipped": shipped} if shipped else {})})
     if code not in (200, 202):
         raise SubmissionError(f"the hub rejected the submission ({code}): {out.get('error', out)}")
     out["validation"] = summary
@@ -220,10 +223,10 @@ def wait_for(endpoint: str, submission_id: str, timeout: float = 3600, poll: flo
 
 def submit_and_wait(endpoint: str, token: str, task: str, predictions: str | os.PathLike, model_name: str,
                     model_repo: str | None = None, notes: str = "", column: str | None = None,
-                    timeout: float = 3600) -> dict:
+                    timeout: float = 3600, shipped: dict | None = None) -> dict:
     """Submit and wait until scored: the final status (with ``row``, ``leaderboard_url``,
     ``duplicate``). For ``dismai main`` after the baselines are generated."""
-    sub = submit_predictions(endpoint, token, task, predictions, model_name, model_repo, notes, column)
+    sub = submit_predictions(endpoint, token, task, predictions, model_name, model_repo, notes, column, shipped)
     done = wait_for(endpoint, sub["submission_id"], timeout, token=token)
     done["duplicate"] = sub.get("duplicate", False)
     done["validation"] = sub.get("validation")

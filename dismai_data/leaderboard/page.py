@@ -66,7 +66,7 @@ listed after the ranked ones without a rank (–).</p>
 {% for c in t.columns %}<th data-k="{{ c.key }}" title="{{ c.key }}">{{ c.title }}{% if c.better == 'max' %} ↑{% endif %}</th>{% endfor %}
 <th data-k="predictions">predictions</th><th data-k="submitter">submitter</th><th data-k="dataset">reference</th><th data-k="date">scored</th></tr></thead><tbody>
 {% for r in t.rows %}<tr data-id="{{ r.id }}"><td data-v="{{ r.rank }}">{{ r.rank }}</td>
-<td data-v="" class="model">{% if r.model_repo %}<a class="model-link" href="/{{ r.model_repo|q }}">{{ r.model_name }}</a>{% else %}{{ r.model_name }}{% endif %}{% if r.unrelaxed %}<span class="badge unrelaxed" title="{{ r.relaxation_note }}">unrelaxed</span>{% endif %}{% if r.notes %}<div class="muted small">{{ r.notes }}</div>{% endif %}</td>
+<td data-v="" class="model">{% if r.model_repo %}<a class="model-link" href="/{{ r.model_repo|q }}">{{ r.model_name }}</a>{% else %}{{ r.model_name }}{% endif %}{% if r.unrelaxed %}<span class="badge unrelaxed" title="{{ r.relaxation_note }}">unrelaxed</span>{% endif %}{% if r.shipped_from %}<span class="badge shipped" title="scored once by the publisher: {{ r.shipped_from }}; dismai leaderboard rescore {{ r.id }} recomputes it">shipped</span>{% endif %}{% if r.notes %}<div class="muted small">{{ r.notes }}</div>{% endif %}</td>
 {% for c in r.cells %}<td data-v="{{ c.v }}">{{ c.text }}{% if c.ci %} <span class="ci">{{ c.ci }}</span>{% endif %}</td>{% endfor %}
 <td data-v=""><a class="pred-link" href="/datasets/{{ r.predictions_repo|q }}/tree/{{ r.predictions_commit }}">{{ r.predictions_repo }}</a><div class="muted mono">{{ r.predictions_commit[:12] }}</div></td>
 <td data-v="">{{ r.submitter }}</td><td data-v="">{{ r.dataset_repo }} {{ r.dataset_revision }}<div class="muted">eval {{ r.evaluation_version }}</div></td><td data-v="">{{ r.date }}</td></tr>{% endfor %}
@@ -75,7 +75,7 @@ listed after the ranked ones without a rank (–).</p>
 {% if failed %}<h2 id="failed">Failed submissions</h2><table id="failed-table"><tr><th>task</th><th>model</th><th>submission</th><th>reason</th><th>when</th></tr>
 {% for r in failed %}<tr><td>{{ r.task }}</td><td>{{ r.model_name }}</td><td class="mono">{{ r.submission_id }}</td><td>{{ r.reason }}</td><td>{{ r.scored_at }}</td></tr>{% endfor %}</table>{% endif %}
 <style>.ci{color:#656d76;font-size:12px;white-space:nowrap}.small{font-size:12px}th[data-k]{cursor:pointer}
-th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}.unrelaxed{border-color:#bf8700;color:#9a6700}</style>
+th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}.unrelaxed{border-color:#bf8700;color:#9a6700}.shipped{border-color:#0969da;color:#0969da}</style>
 <script>{{ script|safe }}</script>""")
 
 
@@ -203,7 +203,7 @@ def render(rows: list[dict], queue: dict) -> str:
             out.append({"id": r["submission_id"], "rank": "–" if rank is None else rank, "model_name": r["model_name"],
                         "model_repo": r.get("model_repo"), "notes": r.get("notes"),
                         "unrelaxed": fam in ("interface", "a-si") and not r.get("relaxed"),
-                        "relaxation_note": r.get("relaxation_note") or "",
+                        "relaxation_note": r.get("relaxation_note") or "", "shipped_from": r.get("shipped_from"),
                         "cells": [_cell(m.get(c["key"])) for c in cols],
                         "predictions_repo": r["predictions_repo"], "predictions_commit": r["predictions_commit"],
                         "submitter": r["submitter"], "dataset_repo": r.get("dataset_repo") or "",

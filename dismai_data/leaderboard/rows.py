@@ -31,6 +31,10 @@ SCHEMA = pa.schema([
     ("evaluation_version", pa.string()), ("relaxed", pa.bool_()), ("relaxation_note", pa.string()),
     ("n_submitted", pa.int64()), ("n_accepted", pa.int64()), ("percent_failed", pa.float64()),
     ("metrics", pa.string()), ("scoring_seconds", pa.float64()), ("attempts", pa.int64()),
+    # null when the hub's worker scored the row; else where and how the publisher scored it once
+    # (scoring too long for the quick start, e.g. thousands of reconstruction pairs): hardware,
+    # date, command. `dismai leaderboard rescore ID` recomputes such a row and must agree.
+    ("shipped_from", pa.string()),
 ])
 
 CARD = """---
@@ -53,7 +57,8 @@ One row per submission to `dismai submit` whose predictions repo is public, scor
 interval (`error_low`, `error_high`; interval = [value - error_low, value + error_high]).
 `dataset_revision`/`dataset_commit` name the reference data, `predictions_repo` at
 `predictions_commit` the scored predictions. `relaxed` is false where structures were
-scored as submitted.
+scored as submitted. `shipped_from` is set on rows the publisher scored once on its own
+hardware (named there) instead of the hub's worker; `dismai leaderboard rescore` recomputes them.
 """
 
 

@@ -147,6 +147,22 @@ def score_job(job: dict, api, work: Path, relax: bool = True, attempts: int = 1,
     return row
 
 
+def shipped_row(job: dict, api) -> dict:
+    """The row of a submission whose scores the publisher computed (validated by the
+    service: its org, its evaluation version, the predictions file's sha256)."""
+    from dismai_data.evaluation.api import parse_task
+
+    sh = job["shipped"]
+    ref_repo, ref_rev, ref_commit = reference_revision(api, parse_task(job["task"])[1])
+    return base_row(job) | {
+        "status": "scored", "reason": None, "dataset_repo": ref_repo, "dataset_revision": ref_rev,
+        "dataset_commit": ref_commit, "evaluation_version": sh["evaluation_version"], "relaxed": sh["relaxed"],
+        "relaxation_note": sh["relaxation_note"], "n_submitted": sh["n_submitted"], "n_accepted": sh["n_accepted"],
+        "percent_failed": sh["percent_failed"], "metrics": json.dumps(sh["metrics"], sort_keys=True),
+        "scoring_seconds": sh["scoring_seconds"], "attempts": 1, "scored_at": sh["scored_at"],
+        "shipped_from": f"{sh['hardware']}; {sh['scored_at']}; {sh['command']}"[:2000]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--job", required=True)
@@ -181,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             if prior is not None:
                 Path(a.out).write_text(json.dumps({"row": prior, "commit": head, "appended": False}))
                 return 0
-        row = score_job(job, api, work, relax=not a.no_relax, attempts=a.attempts, storage=storage)
+        if job.get("shipped") and not a.no_commit:  # scored once by the publisher; rescore recomputes
+            row = shipped_row(job, api)
+        else:
+            row = score_job(job, api, work, relax=not a.no_relax, attempts=a.attempts, storage=storage)
     if a.no_commit:
         out = {"row": row, "commit": None, "appended": False}
     else:

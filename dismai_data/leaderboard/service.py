@@ -44,12 +44,20 @@ def content_sha256(tree: dict, path: str, column: str | None) -> str:
     return h.hexdigest()
 
 
+SUBMISSION_FIELDS = {"task", "predictions_repo", "predictions_commit", "predictions_path", "model_name", "model_repo",
+                     "notes", "column", "shipped"}
+
+
 def validate_submission(hub, user, body) -> dict:
     """The job for a submission body, or a 4xx naming the field."""
     if user is None:
         raise HubError(401, "Unauthorized", "a write token is required to submit (Authorization: Bearer <token>)")
     if not isinstance(body, dict):
         raise HubError(400, "InvalidSubmission", "body must be a JSON object")
+    unknown = sorted(str(k)[:40] for k in set(body) - SUBMISSION_FIELDS)
+    if unknown:
+        raise HubError(400, "InvalidSubmission", f"unknown field(s) {', '.join(map(repr, unknown))}; known: "
+                                                 f"{', '.join(sorted(SUBMISSION_FIELDS))}")
     for f in ("task", "predictions_repo", "predictions_commit", "predictions_path", "model_name"):
         if not isinstance(body.get(f), str) or not body[f].strip():
             raise _bad(f, "is required (a non-empty string)")
@@ -97,10 +105,50 @@ def validate_submission(hub, user, body) -> dict:
     notes = body.get("notes") or ""
     if not isinstance(notes, str) or len(notes) > 2000:
         raise _bad("notes", "must be a string of at most 2000 characters")
-    return {"task": body["task"].strip(), "predictions_repo": repo, "predictions_commit": cid,
-            "predictions_path": path, "column": column, "model_name": body["model_name"].strip(),
-            "model_repo": model_repo, "notes": notes, "submitter": user.name,
-            "content_sha256": content_sha256(tree, path, column)}
+    job = {"task": body["task"].strip(), "predictions_repo": repo, "predictions_commit": cid,
+           "predictions_path": path, "column": column, "model_name": body["model_name"].strip(),
+           "model_repo": model_repo, "notes": notes, "submitter": user.name,
+           "content_sha256": content_sha256(tree, path, column)}
+    if body.get("shipped") is not None:
+        job["shipped"] = validate_shipped(user, body["shipped"], tree.get(path))
+    return job
+
+
+SHIPPED_FIELDS = {"metrics": dict, "n_submitted": int, "n_accepted": int, "percent_failed": (int, float),
+                  "relaxed": bool, "relaxation_note": str, "evaluation_version": str, "scored_at": str,
+                  "scoring_seconds": (int, float), "hardware": str, "command": str, "predictions_sha256": str}
+
+
+def validate_shipped(user, shipped, entry) -> dict:
+    """Scores computed once by the leaderboard's publisher (org ``dismai``) on its own
+    hardware, for the predictions file at ``predictions_path`` (its sha256 must be that
+    file's), with this hub's evaluation version. Anyone else gets a 403."""
+    from dismai_data.evaluation.result import EVALUATION_VERSION
+
+    from .rows import ORG
+
+    if not user.may_write(ORG):
+        raise HubError(403, "Forbidden", f"field 'shipped': only the leaderboard's publisher (a write token of org "
+                                         f"{ORG!r}) may submit precomputed scores; submit without it to be scored here")
+    if not isinstance(shipped, dict):
+        raise _bad("shipped", "must be a JSON object")
+    unknown = sorted(set(shipped) - set(SHIPPED_FIELDS))
+    if unknown:
+        raise _bad("shipped", f"unknown field(s) {', '.join(unknown)}; known: {', '.join(SHIPPED_FIELDS)}")
+    for k, typ in SHIPPED_FIELDS.items():
+        v = shipped.get(k)
+        if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
+            raise _bad("shipped", f"field {k!r} is missing or not of type {getattr(typ, '__name__', typ)}")
+    if shipped["evaluation_version"] != EVALUATION_VERSION:
+        raise _bad("shipped", f"scored with evaluation {shipped['evaluation_version']}; this hub scores with "
+                              f"{EVALUATION_VERSION}: rescore them")
+    if entry is None or entry.get("blob") != shipped["predictions_sha256"]:
+        raise _bad("shipped", "predictions_sha256 is not the sha256 of the file at predictions_path: these scores "
+                              "are of other predictions")
+    for name, m in shipped["metrics"].items():
+        if not isinstance(name, str) or not isinstance(m, dict) or not isinstance(m.get("value"), (int, float, type(None))):
+            raise _bad("shipped", f"metrics[{str(name)[:40]!r}] must be an object with a numeric 'value'")
+    return dict(shipped)
 
 
 def submit(hub, user, body, endpoint: str) -> tuple[int, dict]:

@@ -570,3 +570,52 @@ def test_withholding_purges_every_commit_and_moves_refs(tmp_path):
     st.set_private(priv, False)
     assert store.reconcile(st) == {"withheld": [], "published": ["s2"]}
     assert head_ids() == ["s1", "s3", "s2"] and store.withheld_rows(st.root) == []
+
+
+def test_shipped_scores_become_a_labelled_row_that_rescore_confirms(hub_on, ref, tmp_path, monkeypatch):
+    """Scores computed once by the publisher (scoring too long for the quick start) ship with
+    the predictions they are of: the hub takes them from org dismai only, for exactly that
+    file and evaluation version; the row says where they were computed; rescore agrees."""
+    from dismai_data.hub.publish import publisher_token
+    from dismai_data.models import publish
+
+    monkeypatch.setattr(publish, "CHECKPOINTS", tmp_path / "checkpoints")
+    b = publish.Baseline("shipcheck", [TASK], f"dismai/{TASK}", shipped=True, generic=False)
+    preds = predictions(ref, b.folder / "predictions" / "seed0.parquet", shift=0.25)
+    (b.folder / "config.json").write_text('{"baseline": "template"}')
+    scores = publish.score_baseline(b, ref.parent)
+    (b.folder / "scores.json").write_text(json.dumps(scores))
+    f, record = publish.shipped_record(b, TASK)
+    assert f == preds and record["predictions_sha256"] == scores[TASK]["predictions_sha256"]
+
+    def submit(token, rec, name):
+        code = f"""
+        import json, os
+        from dismai_data.leaderboard.client import submit_and_wait, SubmissionError
+        try:
+            out = submit_and_wait(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], {TASK!r}, {str(f)!r},
+                                  {name!r}, timeout=240, shipped=json.loads({json.dumps(json.dumps(rec))}))
+        except SubmissionError as exc:
+            out = {{"error": str(exc)}}
+        print(json.dumps(out, default=str))
+        """
+        return last_json(run_client(hub_on, code, tmp_path / f"c-{name}", token))
+
+    # not the publisher: refused, naming the field
+    out = submit(hub_on.tokens["carol"], record, "Shipped by carol")
+    assert "403" in out["error"] and "shipped" in out["error"]
+    # scores of other predictions (sha256 differs): refused
+    out = submit(publisher_token(hub_on.storage), dict(record, predictions_sha256="0" * 64), "Shipped wrong")
+    assert "400" in out["error"] and "predictions_sha256" in out["error"]
+    # the publisher, for this file: a scored row labelled with where the scores were made
+    out = submit(publisher_token(hub_on.storage), record, "Shipped check")
+    assert out["status"] == "scored", out
+    row = out["row"]
+    assert row["shipped_from"].startswith(record["hardware"]) and record["command"] in row["shipped_from"]
+    assert row["metrics"] == record["metrics"] and row["scored_at"] == record["scored_at"]
+    st, _, page = hub_on.request("GET", "/leaderboard")
+    assert st == 200 and b'class="badge shipped"' in page
+    proc = dismai(hub_on, tmp_path / "home", None, "leaderboard", "rescore", out["submission_id"], "--storage",
+                  str(hub_on.storage), "--endpoint", hub_on.url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert last_json(proc)["identical"] is True

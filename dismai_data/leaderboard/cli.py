@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Optional
@@ -122,8 +123,27 @@ def status(submission_id: str, endpoint: str = typer.Option(..., "--endpoint", e
         raise typer.Exit(2)
 
 
+# Two scorings of the same file agree to rounding, not always to the bit: a metric that is a
+# near-zero difference of large numbers (an RMSE of a perfect match) keeps only the rounding of
+# its operands, which BLAS thread counts change. Anything beyond this is a real difference.
+RESCORE_RTOL, RESCORE_ATOL = 1e-6, 1e-9
+
+
+def _agree(a, b) -> bool:
+    """Equal, with numbers equal to within RESCORE_RTOL / RESCORE_ATOL, through dicts and lists."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_agree(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_agree(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=RESCORE_RTOL, abs_tol=RESCORE_ATOL) or (a != a and b != b)
+    return a == b
+
+
 @app.command(help="Score a submission again (nothing is committed) and compare with its leaderboard row: "
-                  "exit 0 when every number is identical.")
+                  "exit 0 when every number agrees (to relative 1e-6 / absolute 1e-9: rounding); "
+                  "'identical' says whether they are also equal to the bit.")
 def rescore(
     submission_id: str,
     home: Optional[Path] = typer.Option(None, "--home"),
@@ -167,11 +187,12 @@ def rescore(
         new = json.loads(out.read_text())["row"]
     old = cur["row"]
     a, b = metrics_of(old), metrics_of(new)
-    diffs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-    for k in ("status", "percent_failed", "n_accepted", "dataset_commit", "evaluation_version"):
-        if old.get(k) != new.get(k):
-            diffs[k] = (old.get(k), new.get(k))
-    typer.echo(json.dumps({"submission_id": submission_id, "identical": not diffs, "differences": diffs},
-                          default=str))
+    keys = ("status", "percent_failed", "n_accepted", "dataset_commit", "evaluation_version")
+    pairs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))}
+    pairs.update({k: (old.get(k), new.get(k)) for k in keys})
+    identical = all(x == y for x, y in pairs.values())
+    diffs = {k: p for k, p in pairs.items() if not _agree(*p)}
+    typer.echo(json.dumps({"submission_id": submission_id, "identical": identical, "agree": not diffs,
+                           "differences": diffs}, default=str))
     if diffs:
         raise typer.Exit(1)

@@ -5,7 +5,10 @@ puts into the model cards' model-index). Prints one line per task.
     .venv/bin/python benchmarks/baselines.py [--datasets DIR] [--only NAME ...] [--n N]
 
 Datasets default to ``$DISMAI_HOME/datasets``; baselines whose dataset is not built are
-skipped with the reason. Single-threaded torch (shared machine).
+skipped with the reason. Single-threaded torch (shared machine). For the tasks the quick
+start does not score (``dismai_data.cli.QUICK_START_SKIPS``) the scored predictions are kept
+in ``models/checkpoints/<repo>/predictions/seed0.parquet``: the main job ships them with
+these scores as leaderboard rows (``models.publish.shipped_record``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 
 def main() -> None:
+    from dismai_data.cli import QUICK_START_SKIPS
     from dismai_data.models.publish import BASELINES, score_baseline
     from dismai_data.paths import default_home
 
@@ -36,7 +40,8 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         try:
-            scores = score_baseline(b, args.datasets, seed=args.seed, n=args.n)
+            scores = score_baseline(b, args.datasets, seed=args.seed, n=args.n,
+                                    keep_predictions=args.n is None and any(t in QUICK_START_SKIPS for t in b.tasks))
         except (FileNotFoundError, RuntimeError) as exc:
             print(f"{b.name}: skipped ({exc})")
             continue
@@ -44,7 +49,8 @@ def main() -> None:
         for task, s in scores.items():
             m = s["metrics"]
             keys = [k for k in ("d_cluster", "percent_with_vacancies", "d_all", "d_Li", "d_motif", "d_rdf",
-                                "match_rate", "rmse", "mae_a", "percent_failed") if k in m]
+                                "match_rate", "diffcsp_match_rate", "diffcsp_match_rate_best_of_k", "rmse", "mae_a",
+                                "percent_failed") if k in m and m[k]["value"] is not None]
             print(f"{b.name} {task}: " + ", ".join(f"{k}={m[k]['value']:.4g}" for k in keys)
                   + f" ({s['generated']} generated, {time.perf_counter() - t0:.0f} s)")
 

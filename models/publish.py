@@ -127,11 +127,11 @@ BASELINES: list[Baseline] = [
              generic=False, title="Template baseline, Alexandria DS-A/B",
              description="Nearest-composition-and-Tc training structure, species substituted, cell scaled to "
                          "an atomic-radius volume estimate."),
-    Baseline("template-perov-5", ["perov-5"], "dismai/perov-5", subset=200, generic=False,
+    Baseline("template-perov-5", ["perov-5"], "dismai/perov-5", generic=False,
              title="Template baseline, Perov-5",
              description="Nearest-composition training structure, species substituted, cell scaled to an "
                          "atomic-radius volume estimate."),
-    Baseline("template-carbon-24", ["carbon-24"], "dismai/carbon-24", subset=200, generic=False,
+    Baseline("template-carbon-24", ["carbon-24"], "dismai/carbon-24", generic=False,
              title="Template baseline, Carbon-24",
              description="A training structure with the same number of atoms (all carbon, so the 'nearest "
                          "composition' is a tie broken by the seed), volume unchanged."),

@@ -44,7 +44,7 @@ class Baseline:
     name: str  # repo name under dismai/
     tasks: list[str]
     dataset: str  # the dataset it models (dismai/NAME)
-    n: int = 1000  # structures generated for scoring (reconstruction: one per reference row)
+    n: int = 1000  # structures generated for scoring (generation); reconstruction: every reference row
     split: str = "test"  # reference split (alloy/disorder tasks score against train: the module's rule)
     no_relax: bool = False
     subset: int | None = None  # score on the first `subset` rows of the reference split only
@@ -203,7 +203,9 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
         if hasattr(model, "data_source"):  # read the (possibly subset) local copy of the dataset
             model.data_source = str(ref)
         t0 = time.perf_counter()
-        rows = model.generate(n or b.n, seed=seed)
+        # reconstruction: one prediction per reference row, all of them (b.n is for generation)
+        every_row = all(_task_kind(t) == "reconstruction" for t in b.tasks)
+        rows = model.generate(n or (10**9 if every_row else b.n), seed=seed)
         gen_s = round(time.perf_counter() - t0, 1)
         rows_n = len(rows)
         preds = write_predictions(rows, tmp / "predictions.parquet")

@@ -149,7 +149,8 @@ def rescore(
     home: Optional[Path] = typer.Option(None, "--home"),
     storage: Optional[Path] = typer.Option(None, "--storage"),
     endpoint: str = typer.Option("http://127.0.0.1:8321", "--endpoint", envvar="HF_ENDPOINT"),
-    relax: bool = typer.Option(True, "--relax/--no-relax"),
+    relax: Optional[bool] = typer.Option(None, "--relax/--no-relax",
+                                         help="Default: as the row was scored (its 'relaxed' field)."),
 ):
     import subprocess
     import sys
@@ -178,6 +179,8 @@ def rescore(
         out = Path(tmp) / "out.json"
         cmd = [sys.executable, "-m", "dismai_data.leaderboard.score", "--job", str(q.job_path(submission_id)),
                "--endpoint", endpoint, "--out", str(out), "--work", str(Path(tmp) / "work"), "--no-commit"]
+        if relax is None:  # score as the row was: an unrelaxed (e.g. shipped) row is rescored unrelaxed
+            relax = cur["row"].get("relaxed") is not False
         if not relax:
             cmd.append("--no-relax")
         proc = subprocess.run(cmd, env=child_env(endpoint, worker_token(st), st), capture_output=True, text=True)

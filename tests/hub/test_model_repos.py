@@ -144,3 +144,52 @@ def test_template_generate_reads_its_dataset_from_the_hub(hub, client_home, tmp_
         print(json.dumps({{"match": r.metrics["match_rate"].value, "n": r.counts.submitted}}))
     """, client_home))
     assert res == {"match": 1.0, "n": 2}  # rock salt template, substituted: same prototype
+
+
+def _perovskite(i, a, b, x, lat):
+    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    return make_row([a, b, x, x, x], frac, [[lat, 0, 0], [0, lat, 0], [0, 0, lat]], f"{a}{b}{x}3-{i}")
+
+
+def test_shipped_diffcsp_checkpoint_loads_from_the_hub_and_generates(hub, client_home, tmp_path):
+    """The DiffCSP Perov-5 checkpoint committed in models/checkpoints (trained here, float16):
+    published as the main job does, loaded by `dismai generate` in a fresh process from the
+    hub, it predicts one structure per test composition of the hub's dismai/perov-5, which the
+    evaluation scores; its card states the budget and hardware."""
+    token = hub.tokens["alice"]
+    ds = tmp_path / "perov"
+    (ds / "data").mkdir(parents=True)
+    pq.write_table(rows_to_table([_perovskite(0, "Sr", "Ti", "O", 3.91), _perovskite(1, "Ba", "Zr", "O", 4.19)]),
+                   ds / "data" / "train-00000-of-00001.parquet")
+    pq.write_table(rows_to_table([_perovskite(2, "Ca", "Ti", "O", 3.84), _perovskite(3, "K", "Nb", "O", 4.00)]),
+                   ds / "data" / "test-00000-of-00001.parquet")
+    (ds / "README.md").write_text("---\nlicense: mit\n---\n# two cubic perovskites\n")
+    run_client(hub, f"""
+        import os
+        from dismai_data.hub.publish import publish_dataset
+        from dismai_data.models.publish import publish_baselines
+        publish_dataset("{ds}", "dismai/perov-5", version="1.0", endpoint=os.environ["HF_ENDPOINT"],
+                        token=os.environ["HF_TOKEN"])
+        publish_baselines(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], datasets_dir="{tmp_path}",
+                          only=["diffcsp-perov-5"], relaxer=False, evaluate=False)
+    """, client_home, token=token, timeout=600)
+    preds = tmp_path / "preds.parquet"
+    proc = subprocess.run([PY, "-m", "dismai_data.cli", "generate", "--model", "dismai/diffcsp-perov-5", "-n", "10",
+                           "--out", str(preds), "--revision", "v1.0"], env=client_env(hub, client_home),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pq.read_table(preds).to_pylist()
+    assert [r["id"] for r in rows] == ["CaTiO3-2", "KNbO3-3"]
+    assert sorted(rows[0]["species"]) == ["Ca", "O", "O", "O", "Ti"]
+    out = last_json(run_client(hub, f"""
+        import json
+        from huggingface_hub import ModelCard
+        from dismai_data.evaluation.api import evaluate
+        r = evaluate("perov-5", "{preds}", reference="{ds}", generic=False, figures=False)
+        card = ModelCard.load("dismai/diffcsp-perov-5")
+        print(json.dumps({{"n": r.counts.submitted, "failed": r.counts.percent_failed, "text": card.text,
+                          "eval": [(e.task_name, e.metric_type) for e in card.data.eval_results]}}))
+    """, client_home))
+    assert out["n"] == 2 and out["failed"] == 0.0
+    assert ("perov-5", "match_rate") in [tuple(e) for e in out["eval"]]
+    assert "epochs" in out["text"] and "CPU" in out["text"]  # budget and hardware on the card

@@ -289,7 +289,7 @@ def shipped_record(b: Baseline, task: str) -> tuple[Path, dict] | None:
         return None
     s = json.loads(sf.read_text()).get(task)
     if not s or s.get("predictions_sha256") != _sha256(f) or s.get("evaluation_version") != EVALUATION_VERSION \
-            or "scored_at" not in s or s.get("subset"):
+            or "scored_at" not in s or s.get("subset") or not isinstance(s.get("reference", {}).get("revision"), str):
         return None
     metrics = {k: v for k, v in s["metrics"].items() if not k.endswith("_best_of_k")}
     c = s["counts"]
@@ -297,7 +297,8 @@ def shipped_record(b: Baseline, task: str) -> tuple[Path, dict] | None:
                "percent_failed": c["percent_failed"], "relaxed": bool(s["relaxed"]),
                "relaxation_note": s.get("relaxation_note") or "", "evaluation_version": s["evaluation_version"],
                "scored_at": s["scored_at"], "scoring_seconds": float(s["seconds"]), "hardware": s["hardware"],
-               "command": s["command"], "predictions_sha256": s["predictions_sha256"]}
+               "command": s["command"], "predictions_sha256": s["predictions_sha256"],
+               "dataset_revision": s["reference"]["revision"]}
 
 
 def shipped_predictions(b: Baseline) -> tuple[Path, list[Path], dict]:

@@ -29,8 +29,11 @@ DISORDER_ATOMS = {"interface": 264, "a-si": 256, "alloy": 256}
 
 
 def _version_key(tag: str):
-    parts = re.findall(r"\d+", tag)
-    return tuple(int(p) for p in parts)
+    """``v1.0`` > ``v1.0-preview`` > ``v0.9``: a release sorts after its pre-releases."""
+    m = re.match(r"v?(\d+(?:\.\d+)*)(.*)$", tag)
+    if m is None:
+        return ((), 0, tag)
+    return tuple(int(p) for p in m.group(1).split(".")), 0 if m.group(2) else 1, m.group(2)
 
 
 def reference_revision(api, dataset: str) -> tuple[str, str, str]:
@@ -154,6 +157,10 @@ def shipped_row(job: dict, api) -> dict:
 
     sh = job["shipped"]
     ref_repo, ref_rev, ref_commit = reference_revision(api, parse_task(job["task"])[1])
+    if sh["dataset_revision"] != ref_rev:  # scores of another reference than the one rows here use
+        return failed_row(job, f"shipped scores are against {ref_repo}@{sh['dataset_revision']}; this hub scores "
+                               f"against {ref_rev}: submit without them to be scored here") | {
+            "dataset_repo": ref_repo, "dataset_revision": ref_rev, "dataset_commit": ref_commit}
     return base_row(job) | {
         "status": "scored", "reason": None, "dataset_repo": ref_repo, "dataset_revision": ref_rev,
         "dataset_commit": ref_commit, "evaluation_version": sh["evaluation_version"], "relaxed": sh["relaxed"],

@@ -116,7 +116,8 @@ def validate_submission(hub, user, body) -> dict:
 
 SHIPPED_FIELDS = {"metrics": dict, "n_submitted": int, "n_accepted": int, "percent_failed": (int, float),
                   "relaxed": bool, "relaxation_note": str, "evaluation_version": str, "scored_at": str,
-                  "scoring_seconds": (int, float), "hardware": str, "command": str, "predictions_sha256": str}
+                  "scoring_seconds": (int, float), "hardware": str, "command": str, "predictions_sha256": str,
+                  "dataset_revision": str}
 
 
 def validate_shipped(user, shipped, entry) -> dict:

@@ -11,6 +11,7 @@ so one scoring takes seconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -588,12 +589,12 @@ def test_shipped_scores_become_a_labelled_row_that_rescore_confirms(hub_on, ref,
     f, record = publish.shipped_record(b, TASK)
     assert f == preds and record["predictions_sha256"] == scores[TASK]["predictions_sha256"]
 
-    def submit(token, rec, name):
+    def submit(token, rec, name, path=f):
         code = f"""
         import json, os
         from dismai_data.leaderboard.client import submit_and_wait, SubmissionError
         try:
-            out = submit_and_wait(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], {TASK!r}, {str(f)!r},
+            out = submit_and_wait(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], {TASK!r}, {str(path)!r},
                                   {name!r}, timeout=240, shipped=json.loads({json.dumps(json.dumps(rec))}))
         except SubmissionError as exc:
             out = {{"error": str(exc)}}
@@ -621,6 +622,11 @@ def test_shipped_scores_become_a_labelled_row_that_rescore_confirms(hub_on, ref,
     # the publisher scored in-process and the worker in a single-threaded child: numbers agree
     # to rounding (a near-perfect match's RMSE is rounding noise), not always to the bit
     assert last_json(proc)["agree"] is True and last_json(proc)["differences"] == {}
+    # scores against another reference revision than the hub's: a failed row that says so
+    other = predictions(ref, tmp_path / "other" / "seed0.parquet", shift=0.3)
+    stale = dict(record, predictions_sha256=hashlib.sha256(other.read_bytes()).hexdigest(), dataset_revision="v0.1-old")
+    out = submit(publisher_token(hub_on.storage), stale, "Shipped stale", other)
+    assert out["status"] == "failed" and "v0.1-old" in out["row"]["reason"], out
 
 
 def test_rescore_agreement_is_rounding_not_a_real_difference():
@@ -632,3 +638,11 @@ def test_rescore_agreement_is_rounding_not_a_real_difference():
     assert not _agree({"x": 0.1234}, {"x": 0.1235})          # a real difference
     assert not _agree({"n": 8}, {"n": 7}) and not _agree({"x": 1.0}, {"x": None})
     assert not _agree({"x": 1.0}, {"x": 1.0, "y": 2.0})
+
+
+def test_reference_is_the_newest_release_not_its_preview():
+    from dismai_data.leaderboard.score import _version_key
+
+    tags = ["v1.0", "v1.0-preview", "v0.9", "v1.1-rc1", "v1.0.1"]
+    assert sorted(tags, key=_version_key) == ["v0.9", "v1.0-preview", "v1.0", "v1.0.1", "v1.1-rc1"]
+    assert max(["v1.0-preview", "v1.0"], key=_version_key) == max(["v1.0", "v1.0-preview"], key=_version_key) == "v1.0"

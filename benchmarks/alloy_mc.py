@@ -1,4 +1,4 @@
-"""Speed of the alloy Monte Carlo: dismai_data.ce.run_mc vs icet/mchammer, and a full build.
+"""Speed of the alloy Monte Carlo: dismai_data.physics.ce.run_mc vs icet/mchammer, and a full build.
 
 Usage::
 
@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from dismai_data import ce
+from dismai_data.physics import ce
 
 
 def _atoms(occ, lat):

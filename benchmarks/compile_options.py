@@ -36,9 +36,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from _cpu import cpu_line
-    from dismai_data import relax
+    from dismai_data.physics import relax
     from dismai_data.builders.interface import unrelaxed_interfaces
-    from dismai_data.matgl_compat import FastM3GNetPES
+    from dismai_data.physics.matgl_compat import FastM3GNetPES
 
     print(cpu_line())
     potential = relax._no_stress(relax.load_potential())

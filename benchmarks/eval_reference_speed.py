@@ -42,7 +42,7 @@ def main():
     from pymatgen.io.ase import AseAtomsAdaptor
 
     import test_reference_agreement as T
-    from dismai_data import ce
+    from dismai_data.physics import ce
     from dismai_data.evaluation import alloy as A
     from dismai_data.evaluation import crystalnn as C
     from dismai_data.raw import raw_file

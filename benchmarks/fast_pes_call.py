@@ -64,9 +64,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dismai_data import matgl_compat, relax
+    from dismai_data.physics import matgl_compat, relax
     from dismai_data.builders.interface import unrelaxed_interfaces
-    from dismai_data.matgl_compat import FastM3GNetPES
+    from dismai_data.physics.matgl_compat import FastM3GNetPES
 
     potential = relax.load_potential()
     new = FastM3GNetPES(potential, onednn=False, threebody_subset=False)

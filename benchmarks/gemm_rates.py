@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from _cpu import cpu_line
-    from dismai_data import matgl_compat
+    from dismai_data.physics import matgl_compat
 
     torch.set_num_threads(1)
     print(cpu_line())

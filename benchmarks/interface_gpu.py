@@ -37,7 +37,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("interface_gpu: no CUDA device here")
     from dismai_data.builders.interface import generate, references
-    from dismai_data.relax import _evaluate, _evaluate_matgl, _Relaxation, load_potential
+    from dismai_data.physics.relax import _evaluate, _evaluate_matgl, _Relaxation, load_potential
 
     refs = references()
     structs = [generate(2024, k, refs)[0] for k in range(max(a.n, a.batch))]

@@ -1,8 +1,8 @@
 """Relaxation engine vs one-structure-at-a-time ASE relaxation, same potential, same structures.
 
-(a) ``dismai_data.relax.relax_ase``: each structure alone, matgl's PESCalculator +
+(a) ``dismai_data.physics.relax.relax_ase``: each structure alone, matgl's PESCalculator +
     ase.optimize.FIRE (the standard way);
-(b) ``dismai_data.relax.relax_many``: the batched engine (one evaluation per step for
+(b) ``dismai_data.physics.relax.relax_many``: the batched engine (one evaluation per step for
     the whole batch, the fast exact M3GNet path ``matgl_compat.FastM3GNetPES``, skin
     neighbour list, per-structure optimizer state: ``--optimizer``, default the engine's
     FIRE = ase.optimize.FIRE's trajectory), in process, or with ``--workers N`` on a Dask
@@ -92,7 +92,7 @@ def _warm_worker(potential_ref, fast) -> None:
     and memory settings, the potential loaded and cached, the evaluator built and, with
     --compile, compiled) on a 2-step relaxation of a small cell, so that none of that one-time
     work falls inside the timed run."""
-    from dismai_data import relax
+    from dismai_data.physics import relax
 
     relax._relax_shard_task([(0, "warm-up", fallback_si(1, 99)[0])], potential_ref, 0.05, 2, 1, None, 1, fast=fast)
 
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from dismai_data.relax import load_potential, relax_ase, relax_many
+    from dismai_data.physics.relax import load_potential, relax_ase, relax_many
 
     structures, label = load_structures(args)
     potential = load_potential()
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     if args.workers > 1:
         from distributed import Client
 
-        from dismai_data.relax import _potential_ref, local_cluster
+        from dismai_data.physics.relax import _potential_ref, local_cluster
 
         # the cluster and each worker's one-time work (imports, loading the potential, with
         # --compile the compilation) before the clock, as for the in-process warm-up: the

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from dismai_data.builders.interface import unrelaxed_interfaces
-    from dismai_data.relax import DEFAULT_SKIN, _evaluate, _no_stress, _Relaxation, load_potential
+    from dismai_data.physics.relax import DEFAULT_SKIN, _evaluate, _no_stress, _Relaxation, load_potential
 
     structures = unrelaxed_interfaces(args.n, args.seed)
     potential = _no_stress(load_potential())

@@ -7,6 +7,10 @@ with a ``build(**params) -> DatasetBuild`` function, a ``DESCRIPTION`` line and 
 
 from __future__ import annotations
 
+if __name__ != "dismai_data.builders":  # the checkout root on sys.path makes this folder importable as 'builders'
+    raise ImportError(f"{__name__!r} is the checkout folder builders/: it is installed as dismai_data.builders; "
+                      "import that (a second copy would share, and break, the first one's numba cache)")
+
 import importlib
 from types import ModuleType
 

@@ -103,8 +103,8 @@ from typing import Any
 import numpy as np
 
 # LAMMPS set-up, potential files (sha256-checked) and the CG minimisation are shared with the
-# evaluation's a-Si relaxation: one copy, in dismai_data/lammps.py (re-exported here).
-from dismai_data.lammps import (POTENTIAL_SHA256, VINK, _lammps_dir, _max_force, _minimize,  # noqa: F401
+# evaluation's a-Si relaxation: one copy, in dismai_data/physics/lammps.py (re-exported here).
+from dismai_data.physics.lammps import (POTENTIAL_SHA256, VINK, _lammps_dir, _max_force, _minimize,  # noqa: F401
                                 _pair_commands, _positions_by_id, _preload_mpi, lammps_version, new_lammps,
                                 potential_file, shipped_potential, vink_sw_text)
 from dismai_data.build import Column, DatasetBuild, SourceFile

@@ -1,7 +1,7 @@
 """Dismai-Bench Fe60Ni20Cr20 alloys, rebuilt by cluster-expansion Monte Carlo.
 
 Four configs, ``300K_wide``, ``300K_narrow``, ``1500K_wide``, ``1500K_narrow``, each split
-80/20 ``train``/``validation``. Physics in :mod:`dismai_data.ce` (CE of
+80/20 ``train``/``validation``. Physics in :mod:`dismai_data.physics.ce` (CE of
 ``fenicr_ce_eci.json`` on the 256-site reference lattice ``alloy_ref_struc.extxyz``).
 
 Procedure (full size = the paper's Methods 4.1; every step seeded from ``seed``):
@@ -9,7 +9,7 @@ Procedure (full size = the paper's Methods 4.1; every step seeded from ``seed``)
 1. For each temperature T and run r = 0..runs-1: ``ss = numpy.random.SeedSequence([seed,
    T, r]).generate_state(2)``; the initial occupation is the reference composition
    permuted by ``numpy.random.default_rng(ss[1])``; canonical Metropolis MC with
-   Kawasaki swaps of two unlike atoms (:func:`dismai_data.ce.run_mc`, numba Mersenne
+   Kawasaki swaps of two unlike atoms (:func:`dismai_data.physics.ce.run_mc`, numba Mersenne
    Twister seeded with ``ss[0]``), ``passes`` passes of 256 attempted swaps, a snapshot
    after every ``snapshot_every`` passes. Snapshots at pass <= ``burn_in`` are discarded
    (equilibration); the rest form the *pool* of T (run-major, pass ascending).
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dismai_data import ce
+from dismai_data.physics import ce
 from dismai_data.build import Column, DatasetBuild, SourceFile
 from dismai_data.raw import SHA256
 
@@ -101,7 +101,7 @@ def _columns() -> dict[str, Column]:
         List(Value("float64"), length=45), "",
         "45-number cluster-probability fingerprint: point fractions of Cr, Fe, Ni, then for shells 1NN..7NN the "
         "pair probabilities of Cr-Cr, Cr-Fe, Cr-Ni, Fe-Fe, Fe-Ni, Ni-Ni (count / shell multiplicity); label order "
-        "of fenicr_ce_eci.json without 'constant' (dismai_data.ce.FINGERPRINT_LABELS)")
+        "of fenicr_ce_eci.json without 'constant' (dismai_data.physics.ce.FINGERPRINT_LABELS)")
     return cols
 
 
@@ -366,12 +366,12 @@ def _provenance(p: dict, stats: dict, from_files: bool) -> str:
                 f"site of alloy_ref_struc.extxyz within {p['map_tolerance']} Å (every site filled exactly once, "
                 "else the build fails); config from '300K'/'1500K' and 'wide'/'narrow' in the file or folder "
                 "name, split from 'train'/'val' in the file name; temperature from the path, run/pass from the frame info when "
-                "present (else null). Columns computed by dismai_data.ce exactly as for the rebuilt data.")
+                "present (else null). Columns computed by dismai_data.physics.ce exactly as for the rebuilt data.")
     lines = [
         "Cluster expansion: fenicr_ce_eci.json (46 ECIs in eV/atom; pair clusters to the 7th FCC shell, counts as "
-        "its count_definition), evaluated by dismai_data.ce on the sites of alloy_ref_struc.extxyz (fractional "
+        "its count_definition), evaluated by dismai_data.physics.ce on the sites of alloy_ref_struc.extxyz (fractional "
         "coordinates snapped to the exact 1/8 grid, cell 14.4 Å cubic).",
-        "Monte Carlo: canonical Metropolis with Kawasaki swaps (dismai_data.ce.run_mc, numba). A trial draws two "
+        "Monte Carlo: canonical Metropolis with Kawasaki swaps (dismai_data.physics.ce.run_mc, numba). A trial draws two "
         "sites uniformly, redrawing while they hold the same species (uniform, symmetric proposal over unlike "
         "pairs); 1 pass = 256 trials. The energy change is computed from the local environments (per-site pair "
         "fields over the 134 neighbours in shells 1-7, corrected when the two sites are neighbours); tests/test_alloy.py checks it "

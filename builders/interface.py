@@ -7,7 +7,7 @@ Procedure (every random number from ``seed``):
    checked): LiCoO2 R-3m (a = 2.8156, c = 14.0542 Å, O z = 0.2396) and an ordered approximant
    of Li3ScCl6 C2/m (Bohnsack et al. 1997 lattice; Sc 2a, Li 4g + 2d, Cl on ideal cubic
    close-packed 4i/8j sites), both relaxed (cell and positions, fmax 0.01 eV/Å, matgl Relaxer)
-   with the same M3GNet potential as the interfaces (:func:`dismai_data.relax.load_potential`,
+   with the same M3GNet potential as the interfaces (:func:`dismai_data.physics.relax.load_potential`,
    with the matgl 4.1.2 message-direction fix): LiCoO2 a = 2.8273, c = 14.3416 Å (+2.9 % volume);
    Li3ScCl6 a = 6.3442, b = 11.2191, c = 6.3710 Å, beta = 108.49° (+1.3 %).
    ``references.json`` (:func:`make_references`, ``bulk_cells = m3gnet``) records the published
@@ -33,7 +33,7 @@ Procedure (every random number from ``seed``):
    species Li, Co, O, Sc, Cl, and within a species interface region first, then by distance from
    the interface (LCO planes from the top down, LSC planes from the bottom up): the first 72 atoms
    are Li, the first 9 of them in the interface region, the next 9 in the top LCO plane.
-4. Relaxation of positions (cell fixed) with M3GNet through :func:`dismai_data.relax.relax_many`
+4. Relaxation of positions (cell fixed) with M3GNet through :func:`dismai_data.physics.relax.relax_many`
    to max force ``fmax`` (``max_steps`` at most; unconverged structures are not kept).
 5. Interface energy (J/m^2) from references relaxed with the same potential in the same lateral
    cell: gamma = [E - E_LCO_slab/2 - 18 e_LCO - E_LSC_slab/2 - 7.5 e_LSC] / A, i.e. E minus the
@@ -454,7 +454,7 @@ def make_references(bulk_cells: str = "published", potential=None, path: Path | 
         from matgl.ext.ase import Relaxer
 
         if potential is None:
-            from dismai_data.relax import load_potential
+            from dismai_data.physics.relax import load_potential
 
             potential = load_potential()
         relaxed = []
@@ -778,7 +778,7 @@ def gamma_jm2(energy: float, terms: dict) -> float:
 
 
 def _relax(items, p: dict, potential, folder: Path, *, progress: bool = True, shard_size: int | None = None):
-    from dismai_data.relax import relax_many
+    from dismai_data.physics.relax import relax_many
 
     device = getattr(potential, "dismai_device", None) or _device(p)
     return relax_many(items, potential=potential, fmax=p["fmax"], max_steps=p["max_steps"],
@@ -788,13 +788,13 @@ def _relax(items, p: dict, potential, folder: Path, *, progress: bool = True, sh
 
 
 def _generated_rows(p: dict) -> tuple[list[dict], dict]:
-    from dismai_data.relax import load_potential
+    from dismai_data.physics.relax import load_potential
     from dismai_data.structure import row_from_structure
 
     if p["scheduler"] == "local":
         # one LocalCluster for the whole build: its workers keep the potential (and a compiled
         # evaluator) from round to round instead of a new cluster per round
-        from dismai_data.relax import local_cluster
+        from dismai_data.physics.relax import local_cluster
 
         with local_cluster(p["workers"]) as address:
             return _generated_rows({**p, "scheduler": address})
@@ -814,7 +814,7 @@ def _generated_rows(p: dict) -> tuple[list[dict], dict]:
     t0 = time.monotonic()
     ref_wall = t0 - t_build
     chunk = max(p["batch_size"] * max(p["workers"], 1), 1)
-    from dismai_data.relax import checkpoint_index
+    from dismai_data.physics.relax import checkpoint_index
 
     before = set(checkpoint_index(folder / "candidates"))  # relaxed by earlier runs (resumed here)
     done: list[tuple[int, dict, Any]] = []
@@ -876,7 +876,7 @@ def relaxation_provenance(folder: Path, ids: set[str]) -> list[dict]:
     one entry per (machine, device, engine, builder version) with its candidate count."""
     from collections import Counter
 
-    from dismai_data.relax import checkpoint_index
+    from dismai_data.physics.relax import checkpoint_index
 
     counts = Counter((str(prov.get("machine", "not recorded")).split(";")[0], prov.get("device"),
                       prov.get("engine"), prov.get("builder_version"))
@@ -905,7 +905,7 @@ def _relax_worker(w: int, chunks: list[list[int]], p: dict, shard_size: int, dea
     import torch
 
     torch.set_num_threads(1)
-    from dismai_data.relax import load_potential
+    from dismai_data.physics.relax import load_potential
 
     device = _device(p)
     potential = load_potential(device=device)
@@ -944,7 +944,7 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
     deadline = t0 + deadline_s if deadline_s else float("inf")
     folder = _workdir(p)
     folder.mkdir(parents=True, exist_ok=True)
-    from dismai_data.relax import load_potential
+    from dismai_data.physics.relax import load_potential
 
     device = _device(p)
     ref_structs = _reference_structures()
@@ -953,7 +953,7 @@ def relax_candidates(n_candidates: int, *, workers: int, deadline_s: float | Non
     ref_wall = time.time() - t0
     size = int(chunk or 2 * p["batch_size"])
     chunks = [list(range(a, min(a + size, n_candidates))) for a in range(0, n_candidates, size)]
-    from dismai_data.relax import checkpoint_index
+    from dismai_data.physics.relax import checkpoint_index
 
     done_ids = frozenset(checkpoint_index(folder / "candidates"))
     ctx = mp.get_context("spawn")

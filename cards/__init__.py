@@ -8,6 +8,10 @@ from a :class:`dismai_data.build.DatasetBuild`.
 
 from __future__ import annotations
 
+if __name__ != "dismai_data.cards":  # the checkout root on sys.path makes this folder importable as 'cards'
+    raise ImportError(f"{__name__!r} is the checkout folder cards/: it is installed as dismai_data.cards; "
+                      "import that (a second copy would share, and break, the first one's numba cache)")
+
 from importlib import resources
 
 import yaml

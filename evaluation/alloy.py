@@ -25,7 +25,7 @@ The headline ``d_cluster`` and ``percent_with_vacancies`` follow the authors' co
    margin); counts divided by the number of atoms present (``AtomSum = len(struc)``) and
    rounded to 5 decimals; probabilities divide by the shell multiplicities
    (``analyze_cluster_count.py``). On a snapped structure this equals
-   :func:`dismai_data.ce.cluster_counts_per_atom` of its occupation; with positions kept
+   :func:`dismai_data.physics.ce.cluster_counts_per_atom` of its occupation; with positions kept
    :func:`count_around_positions` does the reference's search. A structure for which no
    atom has six 2NN neighbours has no basis (the reference raises): failed.
 3. d_cluster (``get_alloy_metrics.py``): Euclidean distance of the average fingerprints,
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dismai_data import ce
+from dismai_data.physics import ce
 
 from .result import Metric
 from .sources import PredictionSet, Reference
@@ -214,7 +214,7 @@ def shell_vectors() -> list[np.ndarray]:
 def count_around_positions(structure, margin: float = ASSIGN_TOLERANCE) -> tuple[np.ndarray | None, bool]:
     """The reference's ``count.count_clusters`` (with ``utils/main.py``'s rotated basis) on
     a structure as it is: ``(counts (46,), has_vacancy)``, counts per atom present rounded to
-    5 decimals as :func:`dismai_data.ce.cluster_counts_per_atom`; ``(None, False)`` without a
+    5 decimals as :func:`dismai_data.physics.ce.cluster_counts_per_atom`; ``(None, False)`` without a
     basis. Around each atom, each shell vector (rotated, rescaled to its length) is put
     through ``apply_pbc`` (fractional, rounded to 3 decimals, wrapped) and the nearest atom
     within ``margin`` of it (+1e-6 Å) gives the neighbour's species; no atom: the pair is

@@ -65,7 +65,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     fingerprint averages. ``workers``/``scheduler``: local processes / Dask address.
     a-si and interface relax the generated structures (positions only, fmax 0.05 eV/A)
     after the move-apart rule, by default: interface with the M3GNet relaxer of
-    :mod:`dismai_data.relax` (hub repo, packaged copy offline; ``relax_weights``: another
+    :mod:`dismai_data.physics.relax` (hub repo, packaged copy offline; ``relax_weights``: another
     matgl potential folder or hub repo); a-si with the LAMMPS potential the reference
     dataset was built with (its ``build_info.json`` ``parameters.potential``; else
     ``sw-vink``; ``lammps_potential`` overrides; ``relax_weights`` switches a-si to that
@@ -81,7 +81,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     if samples and kind != "reconstruction":
         raise EvaluationInputError(f"samples apply to the reconstruction tasks only, not {task!r}", field="samples")
     if lammps_potential is not None:
-        from dismai_data.lammps import POTENTIALS
+        from dismai_data.physics.lammps import POTENTIALS
 
         if kind != "a-si":
             raise EvaluationInputError(f"lammps_potential applies to the a-si task only, not {task!r}",
@@ -247,7 +247,7 @@ def _relax_spec(kind: str, ref: Reference, relax_weights, lammps_potential: str 
     """How the generated structures of a disorder task are relaxed (see :func:`evaluate`)."""
     if kind == "interface" or relax_weights is not None:
         return {"engine": "m3gnet", "source": None if relax_weights is None else str(relax_weights)}
-    from dismai_data.lammps import POTENTIALS
+    from dismai_data.physics.lammps import POTENTIALS
 
     if lammps_potential is not None:
         return {"engine": "lammps", "potential": lammps_potential, "why": "given (lammps_potential)"}

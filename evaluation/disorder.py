@@ -24,8 +24,8 @@
   references it is tested against.
 * :func:`evaluate_disorder` — the ``a-si`` and ``interface`` tasks: move apart, relax
   (:func:`relax_generated`: interface with the M3GNet relaxer of the shared engine
-  :mod:`dismai_data.relax`; a-Si with the LAMMPS potential the dataset was built with,
-  :mod:`dismai_data.lammps`), fingerprints. A structure that fails to relax is rejected
+  :mod:`dismai_data.physics.relax`; a-Si with the LAMMPS potential the dataset was built with,
+  :mod:`dismai_data.physics.lammps`), fingerprints. A structure that fails to relax is rejected
   with the reason in the per-row table; ``relax=None`` (``--no-relax``) scores the
   structures unrelaxed and the result says so.
 """
@@ -217,7 +217,7 @@ def move_apart_task(row) -> dict:
 
 def lammps_relax_task(task) -> list:
     """LAMMPS positions-only relaxation of a chunk of structures (one LAMMPS instance)."""
-    from dismai_data.lammps import relax_structures
+    from dismai_data.physics.lammps import relax_structures
 
     structures, potential, fmax = task
     return relax_structures(structures, potential, fmax=fmax)
@@ -228,7 +228,7 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
 
     ``structures``: id -> moved-apart Structure. ``relax``: ``{"engine": "lammps",
     "potential": "sw-vink" | "sw" | "tersoff"}`` or ``{"engine": "m3gnet", "source": None |
-    folder | hub repo}`` (the shared engine :mod:`dismai_data.relax`; None = its default
+    folder | hub repo}`` (the shared engine :mod:`dismai_data.physics.relax`; None = its default
     hub repo with the packaged offline copy as fallback). Returns ``(results, settings)``:
     id -> ``{"ok", "reason", "structure", "relax_steps", "relax_fmax", "relax_energy_eV"}``
     and what relaxed them."""
@@ -237,7 +237,7 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
     ids = list(structures)
     out: dict = {}
     if relax["engine"] == "lammps":
-        from dismai_data.lammps import describe
+        from dismai_data.physics.lammps import describe
 
         n_chunks = max(1, min(len(ids), (workers or 1) * 4 if (workers or 1) > 1 or scheduler else 1))
         chunks = [ids[k::n_chunks] for k in range(n_chunks)] if ids else []
@@ -250,7 +250,7 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
                     "minimizer": "min_style cg, min_modify norm max, minimize 0.0 fmax 100000 1000000, "
                                  "up to 5 rounds (as the a-Si builder)"}
     elif relax["engine"] == "m3gnet":
-        from dismai_data import relax as engine
+        from dismai_data.physics import relax as engine
 
         try:
             potential = engine.load_potential(relax.get("source"))
@@ -264,7 +264,7 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
                                max_steps=M3GNET_MAX_STEPS, scheduler=scheduler if isinstance(scheduler, str) else None,
                                workers=workers, progress=False) if ids else []
         results = dict(zip(ids, rs))
-        settings = {"engine": "dismai_data.relax (matgl M3GNet, FIRE)", "potential": engine._WEIGHTS_NAME,
+        settings = {"engine": "dismai_data.physics.relax (matgl M3GNet, FIRE)", "potential": engine._WEIGHTS_NAME,
                     "source": getattr(potential, "dismai_source", None),
                     "fallback_reason": getattr(potential, "dismai_fallback_reason", None),
                     "fmax_eV_per_A": RELAX_FMAX, "max_steps": M3GNET_MAX_STEPS, "cell": "fixed"}

@@ -25,6 +25,10 @@ Each class is also a ``huggingface_hub`` mixin, so ``CryinGAN.from_pretrained(re
 
 from __future__ import annotations
 
+if __name__ != "dismai_data.models":  # the checkout root on sys.path makes this folder importable as 'models'
+    raise ImportError(f"{__name__!r} is the checkout folder models/: it is installed as dismai_data.models; "
+                      "import that (a second copy would share, and break, the first one's numba cache)")
+
 import json
 import os
 from pathlib import Path

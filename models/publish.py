@@ -536,7 +536,7 @@ relaxed scores are not identical to the paper's.
 ## Use
 
 ```python
-from dismai_data.relax import load_potential, relax_many
+from dismai_data.physics.relax import load_potential, relax_many
 potential = load_potential()   # this repo via HF_ENDPOINT; the packaged copy when offline
 ```
 
@@ -545,7 +545,7 @@ or by hand:
 ```python
 from huggingface_hub import snapshot_download
 import matgl
-from dismai_data.matgl_compat import fix_potential
+from dismai_data.physics.matgl_compat import fix_potential
 potential = fix_potential(matgl.load_model(snapshot_download("dismai/m3gnet-mp-2021.2.8-pes", revision="v1.0")))
 ```
 

@@ -480,7 +480,7 @@ def test_changed_potential_file_is_refused(monkeypatch, tmp_path):
     fake = tmp_path / "share" / "lammps" / "potentials"
     fake.mkdir(parents=True)
     (fake / "Si.sw").write_text(a_si.shipped_potential("sw").read_text().replace("21.0", "21.5"))
-    from dismai_data import lammps
+    from dismai_data.physics import lammps
 
     monkeypatch.setattr(lammps, "_lammps_dir", lambda: tmp_path)  # where shipped_potential looks
     with pytest.raises(ValueError, match="sha256"):

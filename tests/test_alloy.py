@@ -1,6 +1,6 @@
-"""Fe-Ni-Cr cluster-expansion physics (dismai_data.ce) and the alloy builder.
+"""Fe-Ni-Cr cluster-expansion physics (dismai_data.physics.ce) and the alloy builder.
 
-References used here are independent of dismai_data.ce's shell tables: ASE neighbour
+References used here are independent of dismai_data.physics.ce's shell tables: ASE neighbour
 lists and plain distance arithmetic, full-energy differences, hand-written formulas.
 """
 
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from dismai_data import ce
+from dismai_data.physics import ce
 from dismai_data.raw import raw_file
 
 A = 3.6

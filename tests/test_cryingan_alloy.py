@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dismai_data import ce
+from dismai_data.physics import ce
 from dismai_data.evaluation.alloy import cleanup_occupation
 from dismai_data.models.cryingan import CryinGAN, _gradient_penalty, lattice_translations, train, training_tensor
 from dismai_data.structure import make_row

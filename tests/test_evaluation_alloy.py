@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("DISMAI_NO_PROGRESS", "1")
 
-from dismai_data import ce  # noqa: E402
+from dismai_data.physics import ce  # noqa: E402
 from dismai_data.evaluation import evaluate  # noqa: E402
 from dismai_data.evaluation.alloy import assign  # noqa: E402
 from dismai_data.structure import make_row, rows_to_table  # noqa: E402

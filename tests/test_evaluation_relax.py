@@ -16,7 +16,7 @@ from pymatgen.core import Lattice, Structure
 
 os.environ.setdefault("DISMAI_NO_PROGRESS", "1")
 
-from dismai_data import lammps  # noqa: E402
+from dismai_data.physics import lammps  # noqa: E402
 from dismai_data.evaluation import evaluate  # noqa: E402
 from dismai_data.structure import make_row, row_from_structure, rows_to_table  # noqa: E402
 
@@ -41,7 +41,7 @@ def test_vink_file_and_checks_are_the_builders():
     from dismai_data.builders import a_si
 
     src = lammps.shipped_potential("sw-vink").read_text()
-    # one copy: the builder uses dismai_data.lammps's potential files and minimiser
+    # one copy: the builder uses dismai_data.physics.lammps's potential files and minimiser
     assert a_si.potential_file is lammps.potential_file and a_si._minimize is lammps._minimize
     assert lammps.SI_MASS == a_si.SI_MASS
     text = lammps.vink_sw_text(src)
@@ -179,7 +179,7 @@ def _interface_like(seed, noise=0.05):
 @pytest.mark.slow  # M3GNet relaxations on CPU: minutes on a shared 2-core machine
 def test_interface_relaxes_with_the_m3gnet_relaxer_and_done_when_pair(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from dismai_data.relax import load_potential, relax_many
+    from dismai_data.physics.relax import load_potential, relax_many
 
     pot = load_potential()
     relaxed = [r.structure for r in relax_many([_interface_like(s) for s in range(3)], potential=pot, fmax=0.05,

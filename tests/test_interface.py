@@ -320,7 +320,7 @@ def test_local_scheduler_starts_one_cluster_for_all_rounds(tmp_path_factory, mon
 
 _HASHES = """
 from dismai_data.builders import interface as I
-from dismai_data.relax import input_hash
+from dismai_data.physics.relax import input_hash
 print([input_hash(I.generate(11, k)[0]) for k in range(3)] + [input_hash(s) for s in I._reference_structures().values()])
 """
 
@@ -356,7 +356,7 @@ def test_resume_from_copied_shards_is_byte_identical(tmp_path_factory):
 
     import torch
 
-    from dismai_data.relax import RelaxInputError, read_shard_metadata
+    from dismai_data.physics.relax import RelaxInputError, read_shard_metadata
 
     common = dict(n_structures=4, max_steps=5, fmax=5.0, batch_size=2, window_jm2=1000.0, seed=SEED, device="cpu")
     threads = torch.get_num_threads()

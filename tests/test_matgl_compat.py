@@ -1,4 +1,4 @@
-"""dismai_data.matgl_compat: the packaged M3GNet-MP-2021.2.8-PES weights under matgl 4.1.2
+"""dismai_data.physics.matgl_compat: the packaged M3GNet-MP-2021.2.8-PES weights under matgl 4.1.2
 reproduce matgl's own published reference energies once the graph-convolution node update
 sums into the destination atom again (see the module docstring for the bug)."""
 
@@ -19,7 +19,7 @@ matgl = pytest.importorskip("matgl")
 from pymatgen.core import Lattice, Molecule, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
 
-from dismai_data import matgl_compat  # noqa: E402
+from dismai_data.physics import matgl_compat  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "M3GNet-MP-2021.2.8-PES"
 
@@ -150,7 +150,7 @@ def test_idempotent_scoped_and_copyable(fixed):
     assert not matgl_compat.is_fixed(other)
     assert all(type(m) is M3GNetGraphConv for m in other.model.modules() if isinstance(m, M3GNetGraphConv))
     # copies keep the fix (a matgl Potential does not pickle at all: its basis holds
-    # sympy-lambdified functions; dismai_data.relax reloads it on Dask workers instead)
+    # sympy-lambdified functions; dismai_data.physics.relax reloads it on Dask workers instead)
     # (deepcopy a fresh one: after a forward pass matgl's model holds non-leaf tensors in
     # ``feature_dict``, which torch refuses to deepcopy, fixed or not)
     clone = copy.deepcopy(matgl_compat.fix_potential(_load()))
@@ -409,7 +409,7 @@ def test_compile_failure_falls_back_to_eager(fixed, monkeypatch, caplog):
     index = {el: i for i, el in enumerate(fixed.model.element_types)}
     args = (torch.tensor([index[site.specie.symbol] for site in s]), torch.from_numpy(src), torch.from_numpy(dst),
             torch.from_numpy(vec), torch.zeros(len(s), dtype=torch.long), 1)
-    with caplog.at_level(logging.WARNING, logger="dismai_data.matgl_compat"):
+    with caplog.at_level(logging.WARNING, logger="dismai_data.physics.matgl_compat"):
         e, f = fast.energies_forces(*args)
     assert not fast.compiled
     assert "torch.compile failed" in caplog.text and "no C++ compiler found" in caplog.text

@@ -111,7 +111,7 @@ def test_angle_histogram_edges_right_closed():
 # scripts) is reproduced in tests/dismai_bench_alloy_reference.py with its source and commit.
 
 def _alloy_row(occ, rid, noise=0.0, seed=0, holes=0, drop=0):
-    from dismai_data import ce
+    from dismai_data.physics import ce
     from dismai_data.structure import make_row
 
     species, frac, cell = ce.structure_arrays(occ)
@@ -127,7 +127,7 @@ def _alloy_row(occ, rid, noise=0.0, seed=0, holes=0, drop=0):
 
 
 def _alloy_cases():
-    from dismai_data import ce
+    from dismai_data.physics import ce
 
     wrong = ce.random_occupation(5)
     wrong[np.flatnonzero(wrong == 1)[:10]] = 2  # 10 Fe -> Ni: another composition
@@ -151,7 +151,7 @@ def alloy_reference():
     from ase.io import read
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from dismai_data import ce
+    from dismai_data.physics import ce
     from dismai_data.raw import raw_file
     from dismai_data.structure import make_row, row_to_structure
 
@@ -184,7 +184,7 @@ def alloy_reference():
 
 
 def test_alloy_counts_and_cleanups_equal_reference(alloy_reference):
-    from dismai_data import ce
+    from dismai_data.physics import ce
     from dismai_data.evaluation import alloy as A
     from dismai_data.structure import row_to_structure
 
@@ -258,7 +258,7 @@ def test_alloy_cleanup_exclude_self_quirk_is_documented(alloy_reference):
     reference site (pymatgen get_neighbor_list's exclude_self with one query site): an exactly
     on-lattice structure gets one vacancy there. The product counts that atom (alloy module
     docstring); every other site agrees."""
-    from dismai_data import ce
+    from dismai_data.physics import ce
     from dismai_data.evaluation import alloy as A
     from dismai_data.structure import row_to_structure
 

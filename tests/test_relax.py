@@ -1,4 +1,4 @@
-"""The shared relaxation engine (dismai_data.relax): the batched FIRE engine against
+"""The shared relaxation engine (dismai_data.physics.relax): the batched FIRE engine against
 one-at-a-time ASE FIRE with matgl's calculator, checkpoint/resume, Dask, bad input,
 and where the potential comes from."""
 
@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from dismai_data import relax as R  # noqa: E402
+from dismai_data.physics import relax as R  # noqa: E402
 
 
 def _rattle(s: Structure, sd: float, seed: int) -> Structure:
@@ -101,7 +101,7 @@ def test_fast_path_is_used_and_equals_matgl_forward(potential):
     """The batched engine evaluates with matgl_compat.FastM3GNetPES; on the same positions it
     gives matgl's own batched forward (_evaluate_matgl), and a whole relaxation follows the
     same trajectory either way (fast=False keeps matgl's forward)."""
-    from dismai_data.matgl_compat import FastM3GNetPES
+    from dismai_data.physics.matgl_compat import FastM3GNetPES
 
     view = R._no_stress(potential)
     assert isinstance(R._fast_evaluator(view), FastM3GNetPES)
@@ -285,7 +285,7 @@ def test_load_potential_falls_back_when_hub_unreachable(monkeypatch):
 _FAULTS_SCRIPT = """
 import ctypes, resource, sys
 import numpy as np
-from dismai_data.relax import keep_freed_memory
+from dismai_data.physics.relax import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",

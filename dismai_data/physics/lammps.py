@@ -54,7 +54,7 @@ MIN_ROUNDS = 5
 
 @dataclass
 class LammpsRelaxResult:
-    """Outcome of one relaxation (the fields of ``dismai_data.relax.RelaxResult``)."""
+    """Outcome of one relaxation (the fields of ``dismai_data.physics.relax.RelaxResult``)."""
 
     structure: Any  # pymatgen Structure (last positions) or None when LAMMPS failed
     energy: float | None  # total potential energy, eV

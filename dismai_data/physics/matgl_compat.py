@@ -99,7 +99,7 @@ def _legacy_class():
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: ``dismai_data.matgl_compat.LegacyM3GNetGraphConv`` resolves (and builds the
+    # PEP 562: ``dismai_data.physics.matgl_compat.LegacyM3GNetGraphConv`` resolves (and builds the
     # class) on first use by name (copy/pickle of a single fixed module, introspection),
     # while importing this module does not import matgl/torch.
     if name == "LegacyM3GNetGraphConv":

@@ -13,7 +13,7 @@ Used by the interface builder and by the evaluation module (interface and a-Si t
   place. The neighbour list is built once with a skin and only rebuilt when an atom has
   moved more than half the skin; every step keeps exactly the bonds within the model's
   cutoff, so the graph is the one ASE's calculator would build. The batched graph is
-  evaluated with :class:`dismai_data.matgl_compat.FastM3GNetPES` (the same M3GNet function
+  evaluated with :class:`dismai_data.physics.matgl_compat.FastM3GNetPES` (the same M3GNet function
   and weights with less work: per-atom three-body moments instead of the line graph on the
   bonds within the three-body cutoff only, split first MLP layers, matrix products through
   oneDNN instead of MKL, which ran them 1.9-2.9x slower on one of this project's AMD CPUs and
@@ -111,7 +111,7 @@ def _load_folder(folder: Path, device: str, source: str):
         potential = matgl.load_model(folder)
     # matgl 4.1.2 sums M3GNet node messages into the source atom; the DGL-era weights were
     # trained summing into the destination (compounds wrong, elements fine): matgl_compat.
-    from dismai_data.matgl_compat import fix_potential
+    from dismai_data.physics.matgl_compat import fix_potential
 
     potential = fix_potential(potential)
     potential = potential.to(device)
@@ -454,13 +454,13 @@ class _Relaxation:
 
 
 def _fast_evaluator(potential, compile: bool = False):
-    """The :class:`~dismai_data.matgl_compat.FastM3GNetPES` of ``potential`` (cached on it;
+    """The :class:`~dismai_data.physics.matgl_compat.FastM3GNetPES` of ``potential`` (cached on it;
     ``compile``: the one evaluated through ``torch.compile``, cached separately), or None
     where the potential is not an M3GNet it supports (then matgl's forward is used)."""
     attr = "_dismai_fast_compiled" if compile else "_dismai_fast"
     fast = getattr(potential, attr, None)
     if fast is None:
-        from dismai_data.matgl_compat import FastM3GNetPES
+        from dismai_data.physics.matgl_compat import FastM3GNetPES
 
         try:
             fast = FastM3GNetPES(potential, compile=compile)
@@ -484,7 +484,7 @@ def _fast_mode(fast):
 
 def _evaluate(potential, batch: Sequence[_Relaxation], compile: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
     """Energies and float32 forces of every structure in ``batch`` from ONE evaluation of
-    the batched graph: :class:`~dismai_data.matgl_compat.FastM3GNetPES` (the same M3GNet
+    the batched graph: :class:`~dismai_data.physics.matgl_compat.FastM3GNetPES` (the same M3GNet
     function with less work, checked against matgl's calculator in the tests) when it
     supports the potential, else matgl's own forward (:func:`_evaluate_matgl`)."""
     import torch
@@ -915,7 +915,7 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     the run that wrote them: use one folder per setting.
 
     ``fast``: evaluate with the fast exact M3GNet path
-    (:class:`~dismai_data.matgl_compat.FastM3GNetPES`, the default), with that path through
+    (:class:`~dismai_data.physics.matgl_compat.FastM3GNetPES`, the default), with that path through
     ``torch.compile`` (``"compile"``: inductor's fused kernels, about 1.25x less CPU per
     force call on 264-atom interfaces, after a compilation of tens of seconds in each
     process; eager if compiling fails), or with matgl's own forward (False); same function,

@@ -6,7 +6,7 @@ puts into the model cards' model-index). Prints one line per task.
 
 Datasets default to ``$DISMAI_HOME/datasets``; baselines whose dataset is not built are
 skipped with the reason. Single-threaded torch (shared machine). For the tasks the quick
-start does not score (``dismai_data.cli.QUICK_START_SKIPS``) the scored predictions are kept
+start does not score (``dismai_data.mainjob.QUICK_START_SKIPS``) the scored predictions are kept
 in ``models/checkpoints/<repo>/predictions/seed0.parquet``: the main job ships them with
 these scores as leaderboard rows (``models.publish.shipped_record``).
 """
@@ -21,7 +21,8 @@ import torch
 
 
 def main() -> None:
-    from dismai_data.cli import QUICK_START_SKIPS
+    from dismai_data import tasks
+    from dismai_data.mainjob import QUICK_START_SKIPS
     from dismai_data.models.publish import BASELINES, score_baseline
     from dismai_data.paths import default_home
 
@@ -48,9 +49,8 @@ def main() -> None:
         (b.folder / "scores.json").write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
         for task, s in scores.items():
             m = s["metrics"]
-            keys = [k for k in ("d_cluster", "percent_with_vacancies", "d_all", "d_Li", "d_motif", "d_rdf",
-                                "match_rate", "diffcsp_match_rate", "diffcsp_match_rate_best_of_k", "rmse", "mae_a",
-                                "percent_failed") if k in m and m[k]["value"] is not None]
+            # the task's leaderboard columns (headline first; dismai_data.tasks)
+            keys = [k for k in tasks.get(task).columns if k in m and m[k]["value"] is not None]
             print(f"{b.name} {task}: " + ", ".join(f"{k}={m[k]['value']:.4g}" for k in keys)
                   + f" ({s['generated']} generated, {time.perf_counter() - t0:.0f} s)")
 

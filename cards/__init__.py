@@ -3,7 +3,9 @@
 Installed as ``dismai_data.cards``. A dataset card is ``README.md`` with Hugging Face
 YAML front matter (license, pretty_name, tags, task_categories, size_categories,
 configs with data_files per split, dataset_info with features) and prose rendered
-from a :class:`dismai_data.build.DatasetBuild`.
+from a :class:`dismai_data.build.DatasetBuild`. A model card (``model_card.md.j2``) is
+the YAML of a ``huggingface_hub.ModelCardData`` (with the model-index) and prose
+rendered from what :mod:`dismai_data.models.publish` gathers about a baseline.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ def card_yaml(build, rows_per_shard: int) -> dict:
         configs.append(entry)
         # name, num_bytes (Arrow bytes of the split, as `datasets` counts them) and num_examples:
         # `datasets` ignores a splits list that lacks any of the three (with a warning on load)
+        splits = build.configs[config]
         infos.append({"config_name": config, "features": yaml_features,
                       "splits": [{"name": s,
-                                  "num_bytes": int(rows_to_table(build.configs[config][s], build.extra_features).nbytes),
-                                  "num_examples": len(build.configs[config][s])}
+                                  "num_bytes": int(rows_to_table(splits[s], build.extra_features).nbytes),
+                                  "num_examples": len(splits[s])}
                                  for s in build.split_names(config)]})
     meta = {
         "license": build.license,
@@ -85,3 +88,13 @@ def render_dataset_card(build, figure_paths: list[str], rows_per_shard: int) -> 
         counts={c: {s: len(build.configs[c][s]) for s in build.split_names(c)} for c in build.configs},
     )
     return f"---\n{meta}---\n\n{body}"
+
+
+def render_model_card(card_data, **context) -> str:
+    """Full README.md text of a model repo: ``card_data`` (a ``huggingface_hub.ModelCardData``)
+    as YAML front matter, then ``model_card.md.j2`` rendered with ``context``."""
+    from huggingface_hub import ModelCard
+
+    body = _template("model_card.md.j2").render(**context).removesuffix("\n")
+    card = ModelCard.from_template(card_data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}", body=body)
+    return str(card)

@@ -67,7 +67,8 @@ def _alloy_tasks() -> list[str]:
 
 
 BASELINES: list[Baseline] = [
-    Baseline("cryingan-alloy-300k-narrow", ["alloy/300K_narrow"], "dismai/alloy", title="CryinGAN, Fe-Ni-Cr 300 K narrow SRO",
+    Baseline("cryingan-alloy-300k-narrow", ["alloy/300K_narrow"], "dismai/alloy",
+             title="CryinGAN, Fe-Ni-Cr 300 K narrow SRO",
              description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/alloy` "
                          "config `300K_narrow`, lambda = 0.1, 64 lattice translations (identity + 63); generator "
                          "with a per-atom start (`atom_init` 1.0), coordinate discriminator on periodic features "
@@ -344,160 +345,44 @@ def _eval_results(b: Baseline, scores: dict):
     return results
 
 
-def _scores_table(scores: dict) -> str:
-    lines = ["| task | metric | value | 95 % interval (bootstrap) |", "|---|---|---|---|"]
+def _score_rows(scores: dict) -> list[dict]:
+    """The card's table of scores: one row per task and metric with a value (``_scalar_keys`` order)."""
+    rows = []
     for task, s in scores.items():
         for k in _scalar_keys(task):
             m = s["metrics"].get(k)
             if m is None or m.get("value") is None:
                 continue
-            iv = ""
-            if m.get("error_low") is not None and m.get("error_high") is not None:
-                iv = f"{m['value'] - m['error_low']:.4g} to {m['value'] + m['error_high']:.4g}"
-            lines.append(f"| {task} | {k} | {m['value']:.4g} | {iv} |")
-    return "\n".join(lines)
+            rows.append({"task": task, "key": k, "value": m["value"], "low": m.get("error_low"),
+                         "high": m.get("error_high")})
+    return rows
 
 
 def render_card(b: Baseline, config: dict, scores: dict | None, training: dict | None) -> str:
-    """Model card: HF YAML (license, library_name, tags, datasets, model-index) + prose."""
-    from huggingface_hub import ModelCard, ModelCardData
+    """Model card: HF YAML (license, library_name, tags, datasets, model-index) + the prose of
+    ``cards/model_card.md.j2`` (rendered by :func:`dismai_data.cards.render_model_card`)."""
+    from huggingface_hub import ModelCardData
+
+    from dismai_data.cards import render_model_card
 
     kind = config["baseline"]
     data = ModelCardData(
         license="mit", library_name="dismai-data", datasets=[b.dataset],
         tags=["dismai-data", "materials", "crystal-generation", kind, "baseline"],
         model_name=f"dismai/{b.name}", eval_results=_eval_results(b, scores) if scores else None)
-    load = (f"from dismai_data.models import load\nmodel = load(\"dismai/{b.name}\", revision=\"{VERSION_TAG}\")\n"
-            f"rows = model.generate({b.n}, seed=0)   # structure rows (dismai_data.schema)")
-    parts = [f"# {b.title or b.name}", "", b.description, "",
-             "## Use", "", "```python", "import os; os.environ[\"HF_ENDPOINT\"] = \"http://127.0.0.1:8321\"", load,
-             "```", "", "or on the command line:", "", "```bash",
-             f"dismai generate --model dismai/{b.name} -n {b.n} --out preds.parquet --seed 0",
-             f"dismai evaluate --task {b.tasks[0]} --predictions preds.parquet" +
-             (" --no-relax" if b.no_relax and _task_kind(b.tasks[0]) in ("interface", "a-si") else ""), "```", ""]
-    if kind == "cryingan":
-        parts += ["## Model", "",
-                  "CryinGAN as described in the Dismai-Bench paper (Digital Discovery 2024, 3, 1889, section 2.4 "
-                  "and Methods 4.2.5): a generator from Gaussian noise to the fractional coordinates of a fixed "
-                  "composition and lattice; two discriminators of the same architecture (per-atom 1D "
-                  "convolutions, average pooling per species block, so permutation-invariant within each "
-                  "species block), one on fractional coordinates, one on the distances to each atom's 6 "
-                  "nearest neighbours; Wasserstein loss with gradient penalty (mu = 10); total loss "
-                  "coordinate + lambda x bond; Adam 5e-5; generator trained once every 5 batches; batch 32.",
-                  "", f"- composition blocks: {config['blocks']}", f"- lambda: {config['lam']}",
-                  f"- lattice translations per axis (augmentation): {config['translations']}",
-                  f"- widths: generator {config['gen_channels']}, discriminator per-atom {config['disc_channels']}, "
-                  f"MLP {config['disc_hidden']} (reduced from the reference code's 128/256/512/256, 512/512/256 and "
-                  "1000/200 to fit the CPU budget below)", ""]
-    if kind == "diffcsp":
-        parts += _diffcsp_sections(config, training, scores)
-    if training and kind != "diffcsp":
-        segs = training.get("segments") or []
-        lavg = training.get("load_average") or {}
-        aug = ("An epoch here is one pass over the training structures, each drawn with one random lattice "
-               "translation (the paper's epoch is over the 64x augmented set). "
-               if config.get("translations", 0) > 1 else "")
-        n_train = training.get("training_structures")
-        parts += ["## Training budget (read this before comparing numbers)", "",
-                  f"Trained on a CPU for **{training.get('epochs_completed', training.get('epoch'))} epochs** "
-                  f"({training.get('batches')} discriminator batches, **{training.get('generator_steps')} generator "
-                  f"steps**) in **{training.get('seconds')} s wall time** ({training.get('threads', 1)} torch "
-                  f"thread(s)" + (f", niceness {training['niceness']}" if training.get("niceness") and not segs else "")
-                  + ", on a 2-core machine shared with other jobs"
-                  + (f", 1-minute load average {lavg['start'][0]} at the start and {lavg['end'][0]} at the end"
-                     if lavg.get("start") and lavg.get("end") else "") + ")"
-                  + (f", {n_train} training structures" if n_train else "") + ". "
-                  "The paper trains for 100 000 epochs (on GPUs); that is far out of reach here, so this checkpoint "
-                  "is heavily under-trained and its scores are *not* comparable to the paper's CryinGAN numbers. "
-                  + aug, ""]
-        if segs:
-            parts += [f"Trained in {len(segs)} segments (each resumed from the previous checkpoint's weights; the "
-                      "optimizer state was not saved, so Adam restarted from zero moments at each resume):", ""]
-            parts += [f"- segment {i + 1}: {g.get('epochs_completed')} epochs, {g.get('batches')} batches, "
-                      f"{g.get('generator_steps')} generator steps, {g.get('seconds')} s: `{g.get('command')}`"
-                      for i, g in enumerate(segs)]
-            parts += [""]
-        else:
-            parts += [f"Command: `{training.get('command', '')}`.", ""]
-        if training.get("lattice_note"):
-            parts += [f"Lattice: {training['lattice_note']}.", ""]
-        parts += ["Per-epoch losses: `training_log.jsonl`.", ""]
-    parts += ["## Scores", ""]
-    if scores:
-        parts += ["Scored with `dismai_data.evaluation.api.evaluate` (the numbers in the model-index above); "
-                  "generated structures: " + ", ".join(f"{t}: {s['generated']} (seed {s['seed']})"
-                                                       for t, s in scores.items()) + ".", "",
-                  _scores_table(scores), ""]
-        for task, s in scores.items():
-            note = s.get("relaxation_note", "")
-            extra = f"; scored on the first {s['subset']} rows of the {s['reference']['split']} split only " \
-                    "(time budget), generic metrics off" if s.get("subset") else ""
-            parts.append(f"- {task}: {note}{extra}.")
-        parts.append("")
-    else:
-        parts += ["Not scored in this release (the dataset it is scored on was not built when it was "
-                  "published); run `dismai evaluate` on its output.", ""]
-    pub = {t: PUBLISHED[t] for t in b.tasks if t in PUBLISHED}
-    if pub:
-        parts += ["Published numbers for orientation only (paper 000, its own dataset, averages of 3 models "
-                  "trained for 100 000 epochs; interface scores after relaxation; lower is better): " + "; ".join(f"{t}: " + ", ".join(f"{m} {k} {v}" for m, d in p.items() for k, v in d.items())
-                                          for t, p in pub.items()) + ".", ""]
-    for note in b.notes:
-        parts += [f"- {note}"]
-    if b.notes:
-        parts += [""]
-    parts += ["## Citation", "", "```bibtex", "@article{yong2024dismaibench,", "  title={Dismai-Bench: benchmarking "
-              "and designing generative models using disordered materials and interfaces},",
-              "  author={Yong, Adrian Xiao Bin and Su, Tianyu and Ertekin, Elif},",
-              "  journal={Digital Discovery}, volume={3}, pages={1889--1909}, year={2024},",
-              "  doi={10.1039/D4DD00100A}}", "```", ""]
-    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(parts))
-    return str(card)
-
-
-def _diffcsp_sections(config: dict, training: dict | None, scores: dict | None) -> list[str]:
-    """The DiffCSP card's model, budget and generation sections, from config.json,
-    training.json and the shipped predictions' provenance."""
-    fixed = config.get("fixed_lattice") is not None
-    parts = ["## Model", "",
-             "DiffCSP (Jiao et al., NeurIPS 2023): joint diffusion of the lattice (DDPM, cosine schedule) and the "
-             "fractional coordinates (score matching on the wrapped normal, sigma 0.005 to 0.5) at a fixed "
-             "composition, with the periodic E(3)-invariant CSPNet denoiser of `chemeleon-dng` (PyPI, pinned) and "
-             "DiffCSP's predictor-corrector sampler; code in `dismai_data.models.diffcsp`.", "",
-             f"- denoiser: {config['num_layers']} layers, hidden width {config['hidden_dim']}, time embedding "
-             f"{config['time_dim']}, {config['num_freqs']} Fourier frequencies of the fractional differences "
-             "(DiffCSP: 6 layers, 512, 256, 128)",
-             f"- diffusion steps T = {config['timesteps']} (DiffCSP: 1000); corrector step_lr {config['step_lr']}",
-             f"- edges: {'all pairs in the cell (DiffCSP fc)' if config['edge_style'] == 'fc' else ''}"
-             + (f"the {config['knn']} nearest neighbours within {config['cutoff']} Å, minimum image, recomputed "
-                "from the noisy structure at each step (DiffCSP's knn style)" if config["edge_style"] == "knn" else ""),
-             "- lattice: " + ("fixed to the training cell (every training row shares it); only coordinates are "
-                              "diffused" if fixed else "diffused (raw 3 x 3 matrix in Å, as DiffCSP)"),
-             "- widths and T are reduced from DiffCSP's to fit the CPU budget below: sampling costs 2 T network "
-             "calls per structure", ""]
-    if training:
-        segs = training.get("segments") or []
-        parts += ["## Training budget (read this before comparing numbers)", "",
-                  f"**{training.get('epoch')} epochs** ({training.get('batches')} batches of "
-                  f"{training.get('batch_size')}, {training.get('n_train')} training structures) in "
-                  f"**{training.get('seconds')} s**, Adam {training.get('learning_rate')} with ReduceLROnPlateau "
-                  f"(rate at the end {training.get('lr_now')}), seed {training.get('seed')}. DiffCSP trains for "
-                  "1000-3500 epochs on a GPU, so this checkpoint is under-trained.", ""]
-        parts += [f"- segment {i + 1}: {g.get('epochs')} epochs, {g.get('seconds')} s on {g.get('device')}, "
-                  f"started {g.get('started')}" for i, g in enumerate(segs)]
-        parts += ["", "Command: `" + str(training.get("command") or "benchmarks/diffcsp_gpu.py run-one (see "
-                                                                      "benchmarks/RESULTS.md)") + "`. "
-                  "Per-epoch losses: `training_log.jsonl`.", ""]
-    for task, s in (scores or {}).items():
-        sp = s.get("shipped_predictions")
-        if sp:
-            parts += ["## Predictions scored", "",
-                      f"{task}: the predictions shipped in `predictions/` ({sp['seeds']} seed(s), "
-                      f"{sp['structures']} structures each; made on {sp.get('device')}"
-                      + (f" in {sp['seconds']} s" if sp.get("seconds") else "") + "), sha256: "
-                      + ", ".join(f"`{k}` {v[:16]}" for k, v in sp["files"].items())
-                      + ". `dismai leaderboard rescore` and `benchmarks/baselines.py` rescore these files.", ""]
-    return parts
+    training = training or None
+    segs = (training or {}).get("segments") or []
+    aug = ("An epoch here is one pass over the training structures, each drawn with one random lattice "
+           "translation (the paper's epoch is over the 64x augmented set). "
+           if config.get("translations", 0) > 1 else "")
+    return render_model_card(
+        data, b=b, config=config, kind=kind, version_tag=VERSION_TAG,
+        evaluate_flags=" --no-relax" if b.no_relax and _task_kind(b.tasks[0]) in ("interface", "a-si") else "",
+        training=training, segs=segs, lavg=(training or {}).get("load_average") or {},
+        n_train=(training or {}).get("training_structures"), aug=aug,
+        fixed=config.get("fixed_lattice") is not None, scores=scores,
+        score_rows=_score_rows(scores) if scores else [],
+        published={t: PUBLISHED[t] for t in b.tasks if t in PUBLISHED})
 
 
 RELAXER_CARD = """---
@@ -639,7 +524,8 @@ def publish_baselines(endpoint: str, token: str | None, *, datasets_dir: str | o
     to the hub at ``endpoint``. ``evaluate=True`` scores each against ``datasets_dir`` now
     (skipping tasks whose dataset is not built); ``evaluate=False`` uses the committed
     ``scores.json``. ``n``: structures generated for scoring instead of each baseline's
-    default (1000 for the generators; tests use a few). Returns one ``{repo, url, commit, tag, scored, skipped}`` per repo."""
+    default (1000 for the generators; tests use a few). Returns one
+    ``{repo, url, commit, tag, scored, skipped}`` per repo."""
     out = []
     if relaxer:
         out.append(publish_relaxer(endpoint, token, console))

@@ -1,6 +1,7 @@
 """Dismai-Bench Fe60Ni20Cr20 alloys, rebuilt by cluster-expansion Monte Carlo.
 
-Four configs, ``300K_wide``, ``300K_narrow``, ``1500K_wide``, ``1500K_narrow``, each split
+Four configs, one per temperature and SRO selection (named by
+:func:`dismai_data.tasks.alloy_config`; the list is :data:`dismai_data.tasks.ALLOY_CONFIGS`), each split
 80/20 ``train``/``validation``. Physics in :mod:`dismai_data.physics.ce` (CE of
 ``fenicr_ce_eci.json`` on the 256-site reference lattice ``alloy_ref_struc.extxyz``).
 
@@ -33,20 +34,21 @@ from typing import Any
 
 import numpy as np
 
-from dismai_data.physics import ce
 from dismai_data.build import Column, DatasetBuild, SourceFile
+from dismai_data.physics import ce
 from dismai_data.raw import SHA256
+from dismai_data.tasks import ALLOY_CONFIGS, ALLOY_DEFAULT_CONFIG, ALLOY_SELECTIONS, ALLOY_TEMPERATURES, alloy_config
 
 from dismai_data.builders.common import DISMAI_BENCH_CITATION, file_split, from_files_paths, unique_ids
 
 MULTI = True
 BUILDER_VERSION = "1.0.0"
 DESCRIPTION = ("Dismai-Bench Fe60Ni20Cr20 FCC alloys (256 atoms), rebuilt by cluster-expansion Monte Carlo "
-               "at 300 K and 1500 K; configs 300K_wide, 300K_narrow, 1500K_wide, 1500K_narrow")
+               f"at {' K and '.join(map(str, ALLOY_TEMPERATURES))} K; configs {', '.join(ALLOY_CONFIGS)}")
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "seed": (2024, "base seed of every MC run, initial occupation, snapshot draw and split"),
-    "temperatures": ([300, 1500], "MC temperatures, K (one wide and one narrow config each)"),
+    "temperatures": (list(ALLOY_TEMPERATURES), "MC temperatures, K (one wide and one narrow config each)"),
     "runs": (10, "independent MC runs per temperature"),
     "passes": (50_000, "MC passes per run (1 pass = 256 attempted swaps of two unlike atoms)"),
     "snapshot_every": (10, "passes between snapshots"),
@@ -234,18 +236,19 @@ def _mc_configs_with(p: dict, tasks: list[tuple], executor) -> tuple[dict, list[
                           "acceptance_rate": round(float(acc), 4),
                           "pool_mean_sro": {lab: round(float(v), 4) for lab, v in zip(ce.SRO_LABELS, mean)},
                           "pool_mean_ce_energy": round(float(cex.energy_from_counts(counts).mean()), 6)}
-        for kind, sub, cands in (("wide", 0, np.arange(len(snaps))), ("narrow", 1, eligible)):
+        wide, narrow = ALLOY_SELECTIONS
+        for kind, sub, cands in ((wide, 0, np.arange(len(snaps))), (narrow, 1, eligible)):
             rng = np.random.default_rng([int(p["seed"]), t, sub])
             try:
                 split_idx = _draw(rng, cands, p["n_per_config"], p["train_fraction"])
             except ValueError as exc:
-                raise ValueError(f"{t}K_{kind}: {exc} (pool {len(snaps)}; increase runs/passes or "
+                raise ValueError(f"{alloy_config(t, kind)}: {exc} (pool {len(snaps)}; increase runs/passes or "
                                  "sro_window)") from None
-            configs[f"{t}K_{kind}"] = {}
+            configs[alloy_config(t, kind)] = {}
             for split, idx in split_idx.items():
                 items = [(f"{t}K-run{runs[k]:02d}-pass{passes[k]:06d}", snaps[k],
                           _extra(t, runs[k], passes[k], counts[k], cex)) for k in idx]
-                jobs.append((f"{t}K_{kind}", split, items))
+                jobs.append((alloy_config(t, kind), split, items))
         checks.append(f"{t} K: every one of {len(snaps)} pool snapshots keeps Fe154 Ni51 Cr51 and its pair "
                       f"counts sum to the FCC shell multiplicities z_s/2")
         checks.append(f"{t} K narrow: all rows have the 12 1NN/2NN Warren-Cowley values within "
@@ -257,7 +260,8 @@ def _mc_configs_with(p: dict, tasks: list[tuple], executor) -> tuple[dict, list[
 
 
 # --------------------------------------------------------------------------- from files
-_CONFIG_RE = re.compile(r"(300|1500)\s*K.*?(wide|narrow)|(wide|narrow).*?(300|1500)\s*K", re.IGNORECASE)
+_T, _SEL = "|".join(map(str, ALLOY_TEMPERATURES)), "|".join(ALLOY_SELECTIONS)
+_CONFIG_RE = re.compile(rf"({_T})\s*K.*?({_SEL})|({_SEL}).*?({_T})\s*K", re.IGNORECASE)
 
 
 def _file_config(path: Path) -> tuple[str, int]:
@@ -268,7 +272,7 @@ def _file_config(path: Path) -> tuple[str, int]:
                          "name")
     t = int(m.group(1) or m.group(4))
     kind = (m.group(2) or m.group(3)).lower()
-    return f"{t}K_{kind}", t
+    return alloy_config(t, kind), t
 
 
 
@@ -365,16 +369,20 @@ def _provenance(p: dict, stats: dict, from_files: bool) -> str:
         return ("Rows read with dismai_data.io.read_extxyz from the given files; each atom mapped to the nearest "
                 f"site of alloy_ref_struc.extxyz within {p['map_tolerance']} Å (every site filled exactly once, "
                 "else the build fails); config from '300K'/'1500K' and 'wide'/'narrow' in the file or folder "
-                "name, split from 'train'/'val' in the file name; temperature from the path, run/pass from the frame info when "
+                "name, split from 'train'/'val' in the file name; temperature from the path, run/pass from the "
+                "frame info when "
                 "present (else null). Columns computed by dismai_data.physics.ce exactly as for the rebuilt data.")
     lines = [
         "Cluster expansion: fenicr_ce_eci.json (46 ECIs in eV/atom; pair clusters to the 7th FCC shell, counts as "
-        "its count_definition), evaluated by dismai_data.physics.ce on the sites of alloy_ref_struc.extxyz (fractional "
+        "its count_definition), evaluated by dismai_data.physics.ce on the sites of alloy_ref_struc.extxyz "
+        "(fractional "
         "coordinates snapped to the exact 1/8 grid, cell 14.4 Å cubic).",
-        "Monte Carlo: canonical Metropolis with Kawasaki swaps (dismai_data.physics.ce.run_mc, numba). A trial draws two "
+        "Monte Carlo: canonical Metropolis with Kawasaki swaps (dismai_data.physics.ce.run_mc, numba). A trial "
+        "draws two "
         "sites uniformly, redrawing while they hold the same species (uniform, symmetric proposal over unlike "
         "pairs); 1 pass = 256 trials. The energy change is computed from the local environments (per-site pair "
-        "fields over the 134 neighbours in shells 1-7, corrected when the two sites are neighbours); tests/test_alloy.py checks it "
+        "fields over the 134 neighbours in shells 1-7, corrected when the two sites are neighbours); "
+        "tests/test_alloy.py checks it "
         "against differences of full CE energies.",
         "Acceptance energy: the JSON energy is per atom; Metropolis uses the change of the TOTAL cell energy, "
         "dE = 256 x d(E per atom), i.e. accept with min(1, exp(-dE / k_B T)), k_B = 8.617333262e-5 eV/K. "
@@ -436,7 +444,7 @@ def build(name: str = "alloy", **params) -> DatasetBuild:
         property_column="ce_energy",
         property_label="CE formation energy (eV/atom)",
         rebuilt=not from_files,
-        default_config="300K_narrow" if "300K_narrow" in configs else sorted(configs)[0],
+        default_config=ALLOY_DEFAULT_CONFIG if ALLOY_DEFAULT_CONFIG in configs else sorted(configs)[0],
         checks=checks,
         extra_figures=[_card_sro_figure],
     )

@@ -76,6 +76,11 @@ class Task:
     def headline_spec(self) -> MetricSpec:
         return self.metric[self.headline]
 
+    @property
+    def relaxes(self) -> bool:
+        """Whether scoring relaxes the structures first (what ``--no-relax`` turns off)."""
+        return self.protocol.relaxation != "none"
+
 
 FAILED = MetricSpec("percent_failed", "% failed", "min", "%",
                     "100 - 100 * accepted / submitted (submitted: structures read; reconstruction: reference rows)")
@@ -148,8 +153,8 @@ def _recon_metrics() -> tuple[MetricSpec, ...]:
                              "parsed pair (any composition)", pb))
     for p in LATTICE:
         ms.append(MetricSpec(f"kld_{p}", f"KLD {_SYMBOL[p]}", "min", "nats",
-                             f"AtomBench code: scipy.stats.entropy(target, prediction) of the paired per-material {p} vectors "
-                             f"(each divided by its sum; no bins, no epsilon), every parsed pair", pb))
+                             "AtomBench code: scipy.stats.entropy(target, prediction) of the paired per-material "
+                             f"{p} vectors (each divided by its sum; no bins, no epsilon), every parsed pair", pb))
     for p in LATTICE:
         ms.append(MetricSpec(f"kld_histogram_{p}", f"KLD hist {_SYMBOL[p]}", "", "nats",
                              f"the AtomBench paper's text variant (not its code): 50-bin histograms of {p}, "
@@ -204,7 +209,21 @@ def _disorder_metrics(kind: str) -> tuple[MetricSpec, ...]:
 #: CDVAE's COV cutoffs (txie-93/cdvae scripts/compute_metrics.py COV_Cutoffs) for the datasets it has them for
 CDVAE_COV_CUTOFFS = {"perov-5": {"struc": 0.2, "comp": 4.0}, "carbon-24": {"struc": 0.2, "comp": 4.0}}
 RECONSTRUCTION_DATASETS = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
-ALLOY_CONFIGS = ("300K_wide", "300K_narrow", "1500K_wide", "1500K_narrow")
+#: the alloy dataset's configs: one per MC temperature (K) and SRO selection (wide: any snapshot;
+#: narrow: Warren-Cowley values near the pool means); the alloy builder names its configs with
+#: :func:`alloy_config`
+ALLOY_TEMPERATURES = (300, 1500)
+ALLOY_SELECTIONS = ("wide", "narrow")
+
+
+def alloy_config(temperature: int, selection: str) -> str:
+    """Config name of the alloy dataset, e.g. ``300K_narrow``."""
+    return f"{temperature}K_{selection}"
+
+
+ALLOY_CONFIGS = tuple(alloy_config(t, k) for t in ALLOY_TEMPERATURES for k in ALLOY_SELECTIONS)
+#: the alloy dataset's default config (the one its card and loaders open first)
+ALLOY_DEFAULT_CONFIG = alloy_config(300, "narrow")
 
 
 def _build() -> dict[str, Task]:
@@ -259,6 +278,11 @@ TASKS: dict[str, Task] = _build()
 #: axes of the leaderboard's rank chart: (task, headline)
 DISMAI_AXES: list[tuple[str, str]] = [(t, TASKS[t].headline) for t in
                                       ["interface", "a-si"] + [f"alloy/{c}" for c in ALLOY_CONFIGS]]
+
+
+#: datasets of fixed composition and cell (the Dismai-Bench tasks): generators make new
+#: arrangements in the training cell rather than predict a structure per row
+FIXED_CELL_DATASETS: tuple[str, ...] = tuple(dict.fromkeys(t.dataset for t in TASKS.values() if t.dismai_axis))
 
 
 def task_names() -> list[str]:
@@ -344,4 +368,6 @@ def help_text() -> str:
 
 
 __all__ = ["Task", "MetricSpec", "Protocol", "TASKS", "DISMAI_AXES", "MIN_ACCEPTED_FRACTION", "get", "task_names",
-           "rankable", "rank_key", "rank_order", "accepted_fraction", "help_text"]
+           "rankable", "rank_key", "rank_order", "accepted_fraction", "help_text", "RECONSTRUCTION_DATASETS",
+           "ALLOY_TEMPERATURES", "ALLOY_SELECTIONS", "ALLOY_CONFIGS", "ALLOY_DEFAULT_CONFIG", "alloy_config",
+           "FIXED_CELL_DATASETS"]

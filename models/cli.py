@@ -11,6 +11,10 @@ from pathlib import Path
 
 import typer
 
+from dismai_data.tasks import ALLOY_CONFIGS, FIXED_CELL_DATASETS
+
+_CONFIG_HELP = f"dataset config (alloy: {', '.join(ALLOY_CONFIGS)})"
+
 train_app = typer.Typer(help="Train a baseline model (CryinGAN) on a dataset.", no_args_is_help=True)
 
 
@@ -27,7 +31,7 @@ def _ints(text: str, field: str, n: int) -> list[int]:
 @train_app.command("cryingan")
 def train_cryingan(
     dataset: str = typer.Option(..., "--dataset", help="hub id (dismai/interface, dismai/alloy) or a dataset folder"),
-    config: str = typer.Option(None, "--config", help="dataset config (alloy: 300K_narrow, ...)"),
+    config: str = typer.Option(None, "--config", help=_CONFIG_HELP),
     revision: str = typer.Option(None, "--revision", help="dataset revision (tag/branch/commit)"),
     lam: float = typer.Option(0.05, "--lambda", help="weight of the bond-distance discriminator (paper: "
                                                      "0.05 interface, 0.1 alloys)"),
@@ -184,7 +188,7 @@ def generate(
 @train_app.command("diffcsp")
 def train_diffcsp(
     dataset: str = typer.Option(..., "--dataset", help="hub id (dismai/perov-5, dismai/alloy) or a dataset folder"),
-    config: str = typer.Option(None, "--config", help="dataset config (alloy: 300K_narrow, ...)"),
+    config: str = typer.Option(None, "--config", help=_CONFIG_HELP),
     revision: str = typer.Option(None, "--revision", help="dataset revision (tag/branch/commit)"),
     out: Path = typer.Option(..., "--out", help="checkpoint folder (config.json, model.safetensors, "
                                                 "training.json, training_state.pt)"),
@@ -224,7 +228,7 @@ def train_diffcsp(
     if threads:
         torch.set_num_threads(threads)
     name = dataset_name(dataset)
-    fixed = name in ("alloy", "a-si", "interface") if fixed is None else fixed
+    fixed = name in FIXED_CELL_DATASETS if fixed is None else fixed
     rows = load_split(dataset, "train", config=config, revision=revision,
                       columns=["id", "species", "atomic_numbers", "frac_coords", "lattice"])
     items, comp, lat = training_batches(rows, fixed=fixed, source=f"{dataset} [{config or 'default'}] train",

@@ -19,14 +19,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dismai_data import tasks
+from dismai_data.physics.relax import RELAXER_REPO, local_weights_dir
+
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-WEIGHTS = Path(__file__).resolve().parent / "weights"
-RELAXER_REPO = "dismai/m3gnet-mp-2021.2.8-pes"
-RELAXER_DIR = WEIGHTS / "M3GNet-MP-2021.2.8-PES"
+RELAXER_DIR = local_weights_dir()  # the packaged relaxer weights that publish_relaxer pushes as RELAXER_REPO
 VERSION_TAG = "v1.0"
 PAPER = "https://doi.org/10.1039/D4DD00100A"
 
-#: Published numbers of the Dismai-Bench paper (averages of 3 trained models, 1000 structures each).
+#: Published numbers of the Dismai-Bench paper (averages of 3 trained models, 1000 structures each) for
+#: the baselines it also trained (CryinGAN): model-specific data shown on the cards, not task definitions
+#: (those are in dismai_data.tasks).
 PUBLISHED = {
     "alloy/300K_narrow": {"CryinGAN": {"d_cluster": 0.117, "percent_with_vacancies": 100, "percent_failed": 0.0}},
     "alloy/300K_wide": {"CryinGAN": {"d_cluster": 0.125, "percent_with_vacancies": 100, "percent_failed": 0.0}},
@@ -61,8 +64,6 @@ class Baseline:
 
 
 def _alloy_tasks() -> list[str]:
-    from dismai_data import tasks
-
     return [t.name for t in tasks.TASKS.values() if t.kind == "alloy"]
 
 
@@ -157,15 +158,11 @@ BASELINES: list[Baseline] = [
 def _scalar_keys(task: str) -> list[str]:
     """The card's metrics of ``task``: the registry's leaderboard columns (headline first,
     ``percent_failed`` last; :mod:`dismai_data.tasks`)."""
-    from dismai_data import tasks
-
     cols = [k for k in tasks.get(task).columns if k != "percent_failed"]
     return cols + ["percent_failed"]
 
 
 def _task_kind(task: str) -> str:
-    from dismai_data import tasks
-
     kind = tasks.get(task).kind
     return "reconstruction" if kind == "generation" else kind
 
@@ -232,7 +229,7 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
         kwargs = {}
         if samples and _task_kind(task) == "reconstruction":
             kwargs["samples"] = [str(x) for x in samples]
-        if _task_kind(task) in ("interface", "a-si"):
+        if tasks.get(task).relaxes:
             kwargs["no_relax"] = b.no_relax
             if not b.no_relax:
                 kwargs["relax_weights"] = str(RELAXER_DIR)
@@ -377,7 +374,7 @@ def render_card(b: Baseline, config: dict, scores: dict | None, training: dict |
            if config.get("translations", 0) > 1 else "")
     return render_model_card(
         data, b=b, config=config, kind=kind, version_tag=VERSION_TAG,
-        evaluate_flags=" --no-relax" if b.no_relax and _task_kind(b.tasks[0]) in ("interface", "a-si") else "",
+        evaluate_flags=" --no-relax" if b.no_relax and tasks.get(b.tasks[0]).relaxes else "",
         training=training, segs=segs, lavg=(training or {}).get("load_average") or {},
         n_train=(training or {}).get("training_structures"), aug=aug,
         fixed=config.get("fixed_lattice") is not None, scores=scores,

@@ -31,8 +31,6 @@ import numpy as np
 from huggingface_hub import ModelHubMixin
 
 from dismai_data.structure import make_row
-
-RECONSTRUCTION_DATASETS = ("jarvis-supercon-3d", "alexandria-ds-ab", "perov-5", "carbon-24")
 _PROPS: dict[str, tuple[float, float]] = {}
 
 

@@ -50,7 +50,7 @@ def main() -> None:
     t_build = time.perf_counter() - t0
     out = write_dataset(b, workdir / "dataset")
     t_write = time.perf_counter() - t0 - t_build
-    p = a_si._params(params)
+    p = a_si.parse_params(params)
 
     cells = [np.load(workdir / "work" / f"cell_{c:03d}.npz") for c in range(p["n_cells"])]
     cell_s = np.array([float(z["seconds"]) for z in cells])

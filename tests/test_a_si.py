@@ -1,4 +1,4 @@
-"""The amorphous-Si builder (builders/a_si.py): LAMMPS melt-quench, paper-style slicing,
+"""The amorphous-Si builder (builders/a_si/): LAMMPS melt-quench, paper-style slicing,
 relaxation, checkpoints/resume, quality analysis, from_files.
 
 The default tests use a tiny deterministic build (one 320-atom cell, 1.5 ps melt,
@@ -24,6 +24,7 @@ import pytest
 from dismai_data.build import write_dataset
 from dismai_data.builders import a_si
 from dismai_data.io import write_extxyz
+from dismai_data.physics import lammps
 from dismai_data.raw import sha256_file
 from dismai_data.structure import row_to_atoms
 
@@ -98,7 +99,7 @@ def test_vink_file_changes_only_epsilon_and_lambda(tmp_path):
     vink = a_si.potential_file("sw-vink", tmp_path)
 
     def numbers(path):
-        words = " ".join(l for l in path.read_text().splitlines() if not l.lstrip().startswith("#")).split()
+        words = " ".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")).split()
         assert words[:3] == ["Si", "Si", "Si"] and len(words) == 14
         return [float(w) for w in words[3:]]
 
@@ -145,24 +146,24 @@ def test_slice_block_reaches_256_and_is_deterministic():
         s = a_si.slice_block(cell, edge, p, block)
         s2 = a_si.slice_block(cell, edge, p, block)
         assert np.array_equal(s["positions"], s2["positions"])
-        x, l = s["positions"], s["edge"]
+        x, bl = s["positions"], s["edge"]
         assert len(x) == 256
-        assert l == pytest.approx(edge * (256 / 1200) ** (1 / 3))
-        assert np.all((x >= 0) & (x < l))
+        assert bl == pytest.approx(edge * (256 / 1200) ** (1 / 3))
+        assert np.all((x >= 0) & (x < bl))
         assert s["n_sliced"] + s["n_added"] - s["n_removed"] == 256
         d = x[:, None] - x[None]
-        d -= l * np.round(d / l)
+        d -= bl * np.round(d / bl)
         r = np.sqrt((d * d).sum(axis=2)) + np.eye(256) * 99
         assert r.min() >= p["clash_distance"] - 1e-12
         # atoms not cut from the cell were added, and only in the boundary layers
         rel = np.mod(cell - s["origin"], edge)
-        original = rel[np.all(rel < l, axis=1)]
+        original = rel[np.all(rel < bl, axis=1)]
         new = [y for y in x if not np.any(np.all(np.isclose(original, y, atol=1e-12), axis=1))]
         assert len(new) == s["n_added"]
         for y in new:
-            assert np.any((y < p["boundary_width"]) | (y >= l - p["boundary_width"]))
+            assert np.any((y < p["boundary_width"]) | (y >= bl - p["boundary_width"]))
             dy = x - y
-            dy -= l * np.round(dy / l)
+            dy -= bl * np.round(dy / bl)
             assert np.sort(np.sqrt((dy * dy).sum(axis=1)))[1] >= p["add_min_distance"] - 1e-12
 
 
@@ -240,9 +241,9 @@ def test_tiny_build_energies_and_forces_recomputed(tiny, tmp_path):
             lmp.commands_string("units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
                                 f"region box block 0 {edge!r} 0 {edge!r} 0 {edge!r} units box\ncreate_box 1 box\n")
             lmp.create_atoms(256, list(range(1, 257)), [1] * 256, atoms.positions.reshape(-1).tolist())
-            lmp.commands_string(a_si._pair_commands("sw-vink", pot) + "run 0\n")
+            lmp.commands_string(lammps._pair_commands("sw-vink", pot) + "run 0\n")
             e = lmp.get_thermo("pe") / 256
-            f = a_si._max_force(lmp)
+            f = lammps._max_force(lmp)
         finally:
             lmp.close()
         assert e == pytest.approx(r["energy_per_atom"], abs=1e-8)
@@ -282,15 +283,15 @@ def _ckpt_files(work):
 
 
 def test_md_segments_cover_each_stage_once():
-    p = a_si._params(TINY)
-    stages = a_si._md_stages(p)
+    p = a_si.parse_params(TINY)
+    stages = a_si.md_stages(p)
     assert [s[1:3] for s in stages] == [(0, 1500), (1500, 7900), (7900, 8400)]
-    seg = a_si._md_segments(p)
+    seg = a_si.md_segments(p)
     assert seg[0] == (0, 0, 1000) and seg[1] == (0, 1000, 1500) and seg[2] == (1, 1500, 2500)
     assert all(b - a <= a_si.MD_SEGMENT_STEPS for _, a, b in seg)
     assert [a for _, a, _ in seg[1:]] == [b for _, _, b in seg[:-1]]  # contiguous, no step twice
     # checkpoint_ps and the other runtime settings are not part of the data (hash, card)
-    assert "checkpoint_ps" not in a_si._data_params(p)
+    assert "checkpoint_ps" not in a_si.data_params(p)
     assert a_si.default_workdir(p) == a_si.default_workdir({**p, "checkpoint_ps": 0.5, "workers": 1})
 
 
@@ -304,16 +305,16 @@ def test_melt_msd_equals_lammps_compute_msd(tmp_path):
         lmp.commands_string("units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
                             f"region box block 0 {L!r} 0 {L!r} 0 {L!r} units box\ncreate_box 1 box\n"
                             "create_atoms 1 random 200 4321 NULL overlap 2.0 maxtry 1000 units box\n"
-                            + a_si._md_setup_commands({"potential": "sw-vink", "timestep_fs": 1.0}, str(pot))
+                            + a_si.md_setup_commands({"potential": "sw-vink", "timestep_fs": 1.0}, str(pot))
                             + "velocity all create 5000.0 99 mom yes rot yes\nfix md all nvt temp 5000.0 5000.0 0.1\n"
                               "run 0\n")
-        x0 = a_si._unwrapped_by_id(lmp, L)
+        x0 = a_si.unwrapped_by_id(lmp, L)
         lmp.commands_string("compute msd all msd\nrun 600\n")
         ref = float(lmp.extract_compute("msd", 0, 1)[3])
-        x1 = a_si._unwrapped_by_id(lmp, L)
+        x1 = a_si.unwrapped_by_id(lmp, L)
         n = lmp.get_natoms()
         wrapped = np.array(lmp.numpy.extract_atom("x")[:n])
-        assert np.any(np.abs(x1 - a_si._positions_by_id(lmp)) > L / 2)  # some atoms crossed a face
+        assert np.any(np.abs(x1 - lammps._positions_by_id(lmp)) > L / 2)  # some atoms crossed a face
         assert np.all((wrapped > -1.0) & (wrapped < L + 1.0))
     finally:
         lmp.close()
@@ -361,7 +362,7 @@ def test_cell_interrupted_by_stop_hook_resumes_to_the_same_data(tiny, tmp_path):
 _KILL_SCRIPT = """
 import sys
 from dismai_data.builders import a_si
-p = a_si._params(dict({tiny}, checkpoint_ps=0.5))
+p = a_si.parse_params(dict({tiny}, checkpoint_ps=0.5))
 a_si.melt_quench(p, 0, sys.argv[1], sys.argv[2])
 """
 
@@ -399,8 +400,8 @@ def test_cell_killed_then_corrupt_checkpoint_restarts_from_scratch(tiny, tmp_pat
         if proc.poll() is None:
             proc.kill()
     killed_step = json.loads((work / "cell_000.ckpt.json").read_text())["step"]
-    p = a_si._params({**TINY, "checkpoint_ps": 0.5})
-    ends = [b for _, _, b in a_si._md_segments(p)]
+    p = a_si.parse_params({**TINY, "checkpoint_ps": 0.5})
+    ends = [b for _, _, b in a_si.md_segments(p)]
     assert killed_step in ends and 2000 <= killed_step < ends[-2]  # mid-quench; not the last checkpoint
     next_step = ends[ends.index(killed_step) + 1]
     # resume from what the killed process left, then stop after one more checkpoint
@@ -415,7 +416,7 @@ def test_cell_killed_then_corrupt_checkpoint_restarts_from_scratch(tiny, tmp_pat
     # 1. truncated restart file: the sha256 check refuses it, nothing is used, files deleted
     restart.write_bytes(restart.read_bytes()[: restart.stat().st_size // 2])
     with caplog.at_level(logging.WARNING, logger=a_si.__name__):
-        assert a_si._CellCheckpoint(work, 0).load(p) is None
+        assert a_si.CellCheckpoint(work, 0).load(p) is None
     assert "does not match its sha256" in caplog.text and "from the beginning" in caplog.text
     assert _ckpt_files(work) == []
 
@@ -423,11 +424,11 @@ def test_cell_killed_then_corrupt_checkpoint_restarts_from_scratch(tiny, tmp_pat
     shutil.rmtree(work)
     shutil.copytree(saved, work)
     restart.write_bytes(restart.read_bytes()[: restart.stat().st_size // 2])
-    state["restart_sha256"] = a_si.sha256_file(restart)
+    state["restart_sha256"] = sha256_file(restart)
     (work / "cell_000.ckpt.json").write_text(json.dumps(state))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=a_si.__name__):
-        a_si._cell_task(p, 0, pot, str(work))
+        a_si.cell_task(p, 0, pot, str(work))
     assert "unusable" in caplog.text and "restart file" in caplog.text and "from the beginning" in caplog.text
     assert _ckpt_files(work) == []
     with np.load(work / "cell_000.npz") as z, np.load(fixture_work / "cell_000.npz") as ref:
@@ -480,8 +481,6 @@ def test_changed_potential_file_is_refused(monkeypatch, tmp_path):
     fake = tmp_path / "share" / "lammps" / "potentials"
     fake.mkdir(parents=True)
     (fake / "Si.sw").write_text(a_si.shipped_potential("sw").read_text().replace("21.0", "21.5"))
-    from dismai_data.physics import lammps
-
     monkeypatch.setattr(lammps, "_lammps_dir", lambda: tmp_path)  # where shipped_potential looks
     with pytest.raises(ValueError, match="sha256"):
         a_si.shipped_potential("sw-vink")

@@ -45,6 +45,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from dismai_data.geometry import angle_histogram, neighbour_angles
+
 SEARCH_CUTOFF = 7.0  # CrystalNN search_cutoff (VoronoiNN cutoff)
 MAX_CN = 24
 OXIDATION_STATES = {"Li": 1, "Sc": 3, "Co": 3, "Cl": -1, "O": -2}
@@ -1138,52 +1140,13 @@ def bond_angles(structure, indices=None) -> list[np.ndarray]:
         if max_key < 2 or len(vecs) < 2:
             out.append(np.zeros(0))
             continue
-        out.append(_pair_angles(vecs))
+        out.append(neighbour_angles(vecs))
     return out
-
-
-def _reference_angle(u, v) -> float:
-    """One bond angle exactly as the reference computes it (Dismai-Bench
-    ``benchmark/a_Si/bond_angle/get_a_Si_bond_angle.py`` ``get_site_bond_angles``)."""
-    cos_angle = np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v))
-    with np.errstate(invalid="ignore"):
-        angle = np.arccos(cos_angle)
-        if np.isnan(angle):  # outside [-1, 1] by rounding: the reference rounds cos to 5 decimals
-            angle = np.arccos(round(cos_angle, 5))
-    return float(angle * 180 / np.pi)
-
-
-def _pair_angles(vecs: np.ndarray, bin_width: float = 0.5) -> np.ndarray:
-    """Angles (degrees) between all pairs of bond vectors, ``np.triu_indices`` order. Vectorised;
-    an angle within 1e-7 degrees of a ``bin_width`` edge is recomputed with the reference's own
-    per-pair formula (:func:`_reference_angle`), so that it falls in the reference's bin."""
-    n = np.linalg.norm(vecs, axis=1)
-    iu = np.triu_indices(len(vecs), 1)
-    cos = np.clip((vecs @ vecs.T)[iu] / (n[iu[0]] * n[iu[1]]), -1.0, 1.0)
-    ang = np.arccos(cos) * 180 / np.pi
-    pos = ang / bin_width
-    for k in np.flatnonzero(np.abs(pos - np.round(pos)) < 1e-7 / bin_width):
-        ang[k] = _reference_angle(vecs[iu[0][k]], vecs[iu[1][k]])
-    return ang
-
-
-def angle_histogram(angles: np.ndarray, bin_width: float = 0.5) -> np.ndarray:
-    """Fractions of ``angles`` in the bins of ``np.arange(0, 180 + bin_width, bin_width)``,
-    closed on the right with the first bin closed on both sides: Dismai-Bench
-    ``benchmark/a_Si/bond_angle/bin_bond_angles.py`` (``pandas.cut(..., include_lowest=True)``
-    then ``value_counts(normalize=True, sort=False)``). Angles outside [0, 180] are not
-    counted (the reference asserts there are none)."""
-    edges = np.arange(0.0, 180.0 + bin_width, bin_width)
-    a = np.asarray(angles, dtype=float)
-    idx = np.searchsorted(edges, a, side="left") - 1
-    idx[a == edges[0]] = 0
-    ok = (idx >= 0) & (idx < len(edges) - 1)
-    h = np.bincount(idx[ok], minlength=len(edges) - 1).astype(float)
-    return h / h.sum() if h.sum() else h
 
 
 def bond_angle_distribution(structure, bin_width: float = 0.5) -> np.ndarray:
     """Normalised histogram (sum 1) of :func:`bond_angles` over all sites, 0-180° in
-    ``bin_width`` bins closed on the right as ``pandas.cut`` closes them (:func:`angle_histogram`)."""
+    ``bin_width`` bins closed on the right as ``pandas.cut`` closes them
+    (:func:`dismai_data.geometry.angle_histogram`)."""
     angles = [a for a in bond_angles(structure) if len(a)]
     return angle_histogram(np.concatenate(angles) if angles else np.zeros(0), bin_width)

@@ -37,6 +37,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from dismai_data.geometry import angle_histogram, neighbour_angles, rdf
+
 RDF_RMAX = 10.0
 RDF_DR = 0.02
 ANGLE_BIN = 0.5
@@ -66,22 +68,19 @@ def move_apart(structure, min_dist: float = 1.5, target: float = 1.6, max_iter: 
     return s, False, max_iter
 
 
-def _shell_volumes(edges):
-    return 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-
-
 def rdf_reference(structure, r_max: float = RDF_RMAX, dr: float = RDF_DR) -> np.ndarray:
     """vasppy RDF of all sites of the 2x2x2 supercell."""
     from vasppy.rdf import RadialDistributionFunction
 
     sc = structure * (2, 2, 2)
     nbins = int(round(r_max / dr))
-    rdf = RadialDistributionFunction([sc], list(range(len(sc))), nbins=nbins, r_min=0.0, r_max=r_max)
-    return rdf.rdf
+    ref = RadialDistributionFunction([sc], list(range(len(sc))), nbins=nbins, r_min=0.0, r_max=r_max)
+    return ref.rdf
 
 
 def rdf_fast(structure, r_max: float = RDF_RMAX, dr: float = RDF_DR) -> np.ndarray:
-    """Same numbers as :func:`rdf_reference`, from the original cell's neighbour list."""
+    """Same numbers as :func:`rdf_reference`, from the original cell's periodic pairs
+    (:func:`dismai_data.geometry.rdf`) where ``r_max`` is below half of every 2x2x2 supercell width."""
     lat = structure.lattice
     m = lat.matrix
     vol = abs(np.linalg.det(m))
@@ -89,13 +88,7 @@ def rdf_fast(structure, r_max: float = RDF_RMAX, dr: float = RDF_DR) -> np.ndarr
     widths = 2 * vol / np.linalg.norm(np.cross(m[[1, 2, 0]], m[[2, 0, 1]]), axis=1)
     if r_max >= widths.min() / 2:
         return rdf_reference(structure, r_max, dr)
-    nbins = int(round(r_max / dr))
-    edges = np.linspace(0.0, r_max, nbins + 1)
-    n = len(structure)
-    _, _, _, dists = structure.get_neighbor_list(r_max, exclude_self=True)
-    hist = np.histogram(dists, bins=nbins, range=(0.0, r_max))[0]
-    rho = n / vol
-    return hist / rho / (_shell_volumes(edges) * n)
+    return rdf(structure, r_max, dr)
 
 
 def bond_angle_distribution(structure, bin_width: float = ANGLE_BIN) -> np.ndarray:
@@ -119,7 +112,6 @@ def bond_angle_distribution_reference(structure, bin_width: float = ANGLE_BIN) -
     """The library reference of :func:`bond_angle_distribution` (pymatgen CrystalNN per site)."""
     from pymatgen.analysis.local_env import CrystalNN
 
-    from .crystalnn import _pair_angles, angle_histogram
 
     cnn = CrystalNN(distance_cutoffs=None, x_diff_weight=0, porous_adjustment=False)
     angles = []
@@ -130,7 +122,7 @@ def bond_angle_distribution_reference(structure, bin_width: float = ANGLE_BIN) -
             vecs = np.array([d["site"].coords - site.coords for d in nn])
             if len(vecs) < 2:
                 continue
-            angles.append(_pair_angles(vecs, bin_width))
+            angles.append(neighbour_angles(vecs, bin_width))
     return angle_histogram(np.concatenate(angles) if angles else np.zeros(0), bin_width)
 
 

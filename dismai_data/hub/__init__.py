@@ -6,18 +6,24 @@
 * ``dismai hub token create --user NAME --scope read|write [--org ORG] [--storage DIR]``
 * ``dismai hub publish FOLDER --repo dismai/NAME --endpoint URL --token TOKEN``
 
-Modules: ``server`` (ASGI app, routing on the raw path), ``storage`` (content-addressed,
-fsync-then-rename storage; see STORAGE.md, which also says how blobs would move to S3),
-``xet`` (Xet xorb/shard parsing and hashing), ``auth`` (tokens, organisations, signed
-grants), ``limits`` (bounded JSON parsing; body fields and options the hub does not
-implement are refused by name, never dropped), ``gitignore`` (.gitignore rules for the
-preupload answer's shouldIgnore), ``web`` (HTML pages), ``openapi`` (the
-OpenAPI document), ``publish`` (publish_dataset, serve_in_background, publisher_token).
+Modules: ``server`` (the ASGI app: shared state, access checks, routing on the raw path,
+extension points), ``routes`` (the handlers, one module per resource: repos, listing, files,
+commits, refs, lfs, cas), ``responses`` (JSON/error responses, bounded body reading),
+``storage`` (content-addressed, fsync-then-rename storage; see STORAGE.md, which also says how
+blobs would move to S3), ``xet`` (Xet xorb/shard parsing and hashing), ``auth`` (tokens,
+organisations, signed grants), ``limits`` (bounded JSON parsing; body fields and options the
+hub does not implement are refused by name, never dropped), ``gitignore`` (.gitignore rules
+for the preupload answer's shouldIgnore), ``web`` and ``preview`` (HTML pages from
+``templates/``), ``openapi`` (the OpenAPI document), ``publish`` (publish_dataset,
+serve_in_background, publisher_token).
+
+The hub imports nothing of the leaderboard: ``dismai_data.leaderboard.routes.mount`` adds it
+to an app (``dismai hub serve --mount dismai_data.leaderboard.routes:mount``).
 
 Private repos (``create_repo(private=True)`` or ``visibility="private"``, switched with
 ``update_repo_settings``) answer 404 RepoNotFound to everyone but the owner and members of
 the owning organisation, on every API, file, web, upload and listing path; the leaderboard
-hides rows whose predictions repo the viewer cannot see. Pull requests and discussions are
-refused with 400 NotSupported; tests/hub/test_contract.py lists every client option and
-what the hub does with it.
+(when mounted) hides rows whose predictions repo the viewer cannot see. Pull requests and
+discussions are refused with 400 NotSupported; tests/hub/test_contract.py lists every client
+option and what the hub does with it.
 """

@@ -45,7 +45,43 @@ class User:
         return self.scope == "write" and self.may_read(ns)
 
 
+class Grants:
+    """Signed short-lived grants (Xet CAS access tokens, LFS upload URLs): ``{purpose}_{body}.{hmac}``,
+    signed with ``auth/secret``, so no server-side state is needed."""
+
+    def __init__(self, secret: bytes):
+        self.secret = secret
+
+    def grant(self, user: User, purpose: str, ttl: int = 3600, extra: str = "") -> tuple[str, int]:
+        exp = int(time.time()) + ttl
+        body = base64.urlsafe_b64encode(json.dumps(
+            {"u": user.name, "o": user.orgs, "s": user.scope, "p": purpose, "e": exp, "x": extra}).encode()).decode()
+        sig = hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
+        return f"{purpose}_{body}.{sig}", exp
+
+    def check_grant(self, token: str, purpose: str, extra: str | None = None) -> User | None:
+        prefix = purpose + "_"
+        if not token.startswith(prefix) or "." not in token:
+            return None
+        body, _, sig = token[len(prefix):].rpartition(".")
+        want = hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, sig):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(body.encode()))
+        except Exception:
+            return None
+        if data.get("p") != purpose or data.get("e", 0) < time.time():
+            return None
+        if extra is not None and data.get("x") != extra:
+            return None
+        return User(data["u"], data["s"], list(data.get("o", [])))
+
+
 class Auth:
+    """The token store (``tokens.json``, ``users.json``), the ``Authorization`` header check,
+    and the signed grants (:class:`Grants`)."""
+
     def __init__(self, root: str | os.PathLike):
         self.dir = Path(root) / "auth"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +92,7 @@ class Auth:
             if not secret.exists():
                 atomic_write(secret, secrets.token_bytes(32), self.tmp)
         self.secret = secret.read_bytes()
+        self.grants = Grants(self.secret)
         self._cache: tuple[float, dict, dict] | None = None
 
     def _load(self) -> tuple[dict, dict]:
@@ -114,28 +151,8 @@ class Auth:
             raise HubError(401, "InvalidCredentials", "invalid or unknown token")
         return user
 
-    # ---- signed short-lived grants (Xet CAS access tokens, LFS upload URLs) ----
     def grant(self, user: User, purpose: str, ttl: int = 3600, extra: str = "") -> tuple[str, int]:
-        exp = int(time.time()) + ttl
-        body = base64.urlsafe_b64encode(json.dumps(
-            {"u": user.name, "o": user.orgs, "s": user.scope, "p": purpose, "e": exp, "x": extra}).encode()).decode()
-        sig = hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
-        return f"{purpose}_{body}.{sig}", exp
+        return self.grants.grant(user, purpose, ttl, extra)
 
     def check_grant(self, token: str, purpose: str, extra: str | None = None) -> User | None:
-        prefix = purpose + "_"
-        if not token.startswith(prefix) or "." not in token:
-            return None
-        body, _, sig = token[len(prefix):].rpartition(".")
-        want = hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, sig):
-            return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(body.encode()))
-        except Exception:
-            return None
-        if data.get("p") != purpose or data.get("e", 0) < time.time():
-            return None
-        if extra is not None and data.get("x") != extra:
-            return None
-        return User(data["u"], data["s"], list(data.get("o", [])))
+        return self.grants.check_grant(token, purpose, extra)

@@ -1,4 +1,4 @@
-"""``dismai hub serve`` and ``dismai hub token create``."""
+"""``dismai hub serve``, ``dismai hub publish`` and ``dismai hub token create``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,6 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="The local Hugging Face-compatible hub.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
-token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
-
 
 def default_storage() -> Path:
     """``$DISMAI_HOME/hub``, or ``hub`` under the user's cache dir."""
@@ -21,22 +16,16 @@ def default_storage() -> Path:
     return default_home() / "hub"
 
 
-@app.command(help="Serve the hub (HF_ENDPOINT=http://HOST:PORT for the clients).")
-def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8321, "--port", help="Port to listen on (0: a free one)."),
-    storage: Optional[Path] = typer.Option(None, "--storage", help="Storage folder (default: $DISMAI_HOME/hub or "
-                                                                    "the user cache dir)."),
-    max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", help="Largest accepted file, in MB."),
-    log_level: str = typer.Option("warning", "--log-level"),
-    workers: int = typer.Option(1, "--workers", help="Worker processes (more parallel uploads; writes to one repo "
-                                                     "stay serialised by a file lock)."),
-):
+def serve_hub(host: str = "127.0.0.1", port: int = 8321, storage: Optional[Path] = None,
+              max_upload_mb: Optional[float] = None, log_level: str = "warning", workers: int = 1,
+              mounts: list[str] = ()) -> None:
+    """Serve the hub in this process until it is stopped, with ``mounts`` (``module:function``)
+    called on the app (in every worker process)."""
     import socket
 
     import uvicorn
 
-    from dismai_data.hub.server import create_app
+    from dismai_data.hub.server import MOUNTS_ENV, create_app
 
     storage = storage or default_storage()
     storage.mkdir(parents=True, exist_ok=True)
@@ -56,17 +45,46 @@ def serve(
 
         Storage(storage).clean_tmp()  # once, before any worker can write
         os.environ["DISMAI_HUB_STORAGE"] = str(storage)
+        os.environ[MOUNTS_ENV] = ",".join(mounts)
         if limit:
             os.environ["DISMAI_HUB_MAX_UPLOAD"] = str(limit)
         config = uvicorn.Config("dismai_data.hub.server:app_from_env", factory=True, workers=workers, **kw)
         Multiprocess(config, sockets=[sock]).run()
     else:
-        server = uvicorn.Server(uvicorn.Config(create_app(storage, limit), **kw))
+        server = uvicorn.Server(uvicorn.Config(create_app(storage, limit, mounts), **kw))
         server.run(sockets=[sock])
 
 
-@app.command(help="Publish a built dataset folder to a running hub and tag it v{version} (no commit when "
-                  "unchanged).")
+def make_app(default_mounts: tuple[str, ...] = ()) -> typer.Typer:
+    """The ``dismai hub`` commands; ``serve`` mounts ``default_mounts`` unless ``--mount`` is
+    given (the leaderboard's CLI builds one that mounts the leaderboard)."""
+    app = typer.Typer(help="The local Hugging Face-compatible hub.", no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_enable=False)
+    token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
+    app.add_typer(token_app, name="token")
+
+    @app.command(help="Serve the hub (HF_ENDPOINT=http://HOST:PORT for the clients).")
+    def serve(
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(8321, "--port", help="Port to listen on (0: a free one)."),
+        storage: Optional[Path] = typer.Option(None, "--storage", help="Storage folder (default: $DISMAI_HOME/hub "
+                                                                        "or the user cache dir)."),
+        max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", help="Largest accepted file, in MB."),
+        log_level: str = typer.Option("warning", "--log-level"),
+        workers: int = typer.Option(1, "--workers", help="Worker processes (more parallel uploads; writes to one "
+                                                         "repo stay serialised by a file lock)."),
+        mount: list[str] = typer.Option(list(default_mounts), "--mount",
+                                        help="An extension to add, as module:function called with the app "
+                                             "(repeatable), e.g. dismai_data.leaderboard.routes:mount."),
+    ):
+        serve_hub(host, port, storage, max_upload_mb, log_level, workers, list(mount))
+
+    app.command(help="Publish a built dataset folder to a running hub and tag it v{version} (no commit when "
+                     "unchanged).")(publish)
+    token_app.command("create", help="Create an access token; prints it as the last line.")(token_create)
+    return app
+
+
 def publish(
     folder: Path = typer.Argument(..., help="Built dataset folder (README.md, data/, figures/, build_info.json)."),
     repo: str = typer.Option(..., "--repo", help="Target dataset repo, e.g. dismai/perov5."),
@@ -81,7 +99,6 @@ def publish(
     typer.echo(json.dumps(publish_dataset(folder, repo, version=version, endpoint=endpoint, token=token), indent=1))
 
 
-@token_app.command("create", help="Create an access token; prints it as the last line.")
 def token_create(
     user: str = typer.Option(..., "--user", help="User name (also its namespace)."),
     scope: str = typer.Option("read", "--scope", help="read or write."),
@@ -98,6 +115,8 @@ def token_create(
     typer.echo(f"{scope} token for {user}" + (f" (member of {', '.join(org)})" if org else "") + ":")
     typer.echo(token)
 
+
+app = make_app()
 
 if __name__ == "__main__":
     app()

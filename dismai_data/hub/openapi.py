@@ -1,14 +1,16 @@
 """The hub's OpenAPI 3.0 document (served at /openapi.json), written by hand because routing
-is done on the raw path (see server.py). It lists the endpoints the stock clients use."""
+is done on the raw path (see server.py). It lists the endpoints the stock clients use; a mounted
+extension adds its own paths (``HubApp.openapi_paths``), built with :func:`param`, :func:`op`
+and :func:`json_content`."""
 
 from __future__ import annotations
 
 import functools
 
-from dismai_data.hub.server import SORT_KEYS
+from dismai_data.hub.routes.listing import SORT_KEYS
 
 
-def _p(name: str, where: str = "path", example=None, schema=None, required=None) -> dict:
+def param(name: str, where: str = "path", example=None, schema=None, required=None) -> dict:
     d = {"name": name, "in": where, "required": where == "path" if required is None else required,
          "schema": schema or {"type": "string", "minLength": 1}}
     if example is not None:
@@ -16,134 +18,154 @@ def _p(name: str, where: str = "path", example=None, schema=None, required=None)
     return d
 
 
-REPO = [_p("repo_type", schema={"type": "string", "enum": ["models", "datasets", "spaces"]}, example="models"),
-        _p("namespace", example="alice"), _p("name", example="secure")]
-REV = _p("revision", example="main")
+REPO = [param("repo_type", schema={"type": "string", "enum": ["models", "datasets", "spaces"]}, example="models"),
+        param("namespace", example="alice"), param("name", example="secure")]
+REV = param("revision", example="main")
 ERR = {"description": "error; X-Error-Code and X-Error-Message headers say why",
        "headers": {"X-Error-Code": {"schema": {"type": "string"}}, "X-Error-Message": {"schema": {"type": "string"}}}}
 JSON_ANY = {"application/json": {"schema": {}}}
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+HTML_OK = {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}
+REPO_BASE = "/api/{repo_type}/{namespace}/{name}"
 
 
-def _op(summary: str, params=(), body=None, ok="OK", tag="api") -> dict:
-    op = {"summary": summary, "tags": [tag], "parameters": list(params),
-          "responses": {"200": {"description": ok, "content": JSON_ANY}, "4XX": ERR}}
+def op(summary: str, params=(), body=None, ok="OK", tag="api") -> dict:
+    d = {"summary": summary, "tags": [tag], "parameters": list(params),
+         "responses": {"200": {"description": ok, "content": JSON_ANY}, "4XX": ERR}}
     if body is not None:
-        op["requestBody"] = {"required": True, "content": body}
-    return op
+        d["requestBody"] = {"required": True, "content": body}
+    return d
 
 
-def _json(schema: dict) -> dict:
+def json_content(schema: dict) -> dict:
     return {"application/json": {"schema": schema}}
 
 
-@functools.lru_cache(maxsize=1)
-def openapi_document() -> dict:
-    repo_base = "/api/{repo_type}/{namespace}/{name}"
-    file_params = [_p("namespace", example="alice"), _p("name", example="secure"), REV,
-                   _p("path", example=".gitattributes")]
-    raw_ok = {"200": {"description": "file bytes", "content": {"application/octet-stream": {"schema": {
-        "type": "string", "format": "binary"}}}}, "206": {"description": "range"}, "4XX": ERR}
-    paths = {
-        "/api/whoami-v2": {"get": _op("The token's user")},
-        "/api/validate-yaml": {"post": _op("Validate README YAML", body=_json({
+def web_page(summary: str, params: list | None = None, errors: bool = False) -> dict:
+    """A ``get`` of an HTML page."""
+    d = {"summary": summary, "tags": ["web"]}
+    if params is not None:
+        d["parameters"] = params
+    d["responses"] = {**HTML_OK, **({"4XX": ERR} if errors else {})}
+    return {"get": d}
+
+
+def _account_paths() -> dict:
+    return {
+        "/api/whoami-v2": {"get": op("The token's user")},
+        "/api/validate-yaml": {"post": op("Validate README YAML", body=json_content({
             "type": "object", "properties": {"content": {"type": "string"}, "repoType": {"type": "string"}},
             "required": ["content"]}))},
-        "/api/repos/create": {"post": _op("Create a repository", body=_json({
+        "/api/repos/create": {"post": op("Create a repository", body=json_content({
             "type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "organization": {"type": "string"},
                 "type": {"type": "string", "enum": ["model", "dataset", "space"]}, "private": {"type": "boolean"},
                 "visibility": {"type": "string", "enum": ["public", "private"]}, "sdk": {"type": "string"}}}))},
-        "/api/repos/move": {"post": _op("Rename or transfer a repository", body=_json({
+        "/api/repos/move": {"post": op("Rename or transfer a repository", body=json_content({
             "type": "object", "required": ["fromRepo", "toRepo"], "properties": {
                 "fromRepo": {"type": "string"}, "toRepo": {"type": "string"}, "type": {"type": "string"}}}))},
-        "/api/repos/delete": {"delete": _op("Delete a repository", body=_json({
+        "/api/repos/delete": {"delete": op("Delete a repository", body=json_content({
             "type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "organization": {"type": "string"}, "type": {"type": "string"}}}))},
-        "/api/{repo_type}": {"get": _op("List repositories", [REPO[0], _p("author", "query"), _p("search", "query"),
-                                                              _p("filter", "query"), _p("sort", "query", schema={
-                                                                  "type": "string", "enum": list(SORT_KEYS)}),
-                                                              _p("full", "query", schema={"type": "boolean"}),
-                                                              _p("expand", "query"),
-                                                              _p("limit", "query", schema={"type": "integer"})])},
-        repo_base: {"get": _op("Repository info at main", REPO + [_p("blobs", "query", schema={"type": "boolean"}),
-                                                                  _p("expand", "query")])},
-        repo_base + "/revision/{revision}": {"get": _op("Repository info at a revision", REPO + [REV])},
-        repo_base + "/tree/{revision}": {"get": _op("List files", REPO + [REV, _p(
-            "recursive", "query", schema={"type": "boolean"}), _p("expand", "query", schema={"type": "boolean"})])},
-        repo_base + "/tree/{revision}/{path}": {"get": _op("List files in a folder", REPO + [REV, _p("path")])},
-        repo_base + "/paths-info/{revision}": {"post": _op("Info on paths", REPO + [REV], body={
+        "/api/{repo_type}": {"get": op("List repositories", [
+            REPO[0], param("author", "query"), param("search", "query"), param("filter", "query"),
+            param("sort", "query", schema={"type": "string", "enum": list(SORT_KEYS)}),
+            param("full", "query", schema={"type": "boolean"}), param("expand", "query"),
+            param("limit", "query", schema={"type": "integer"})])},
+    }
+
+
+def _repo_read_paths() -> dict:
+    return {
+        REPO_BASE: {"get": op("Repository info at main", REPO + [param("blobs", "query", schema={"type": "boolean"}),
+                                                                  param("expand", "query")])},
+        REPO_BASE + "/revision/{revision}": {"get": op("Repository info at a revision", REPO + [REV])},
+        REPO_BASE + "/tree/{revision}": {"get": op("List files", REPO + [REV, param(
+            "recursive", "query", schema={"type": "boolean"}), param("expand", "query", schema={"type": "boolean"})])},
+        REPO_BASE + "/tree/{revision}/{path}": {"get": op("List files in a folder", REPO + [REV, param("path")])},
+        REPO_BASE + "/paths-info/{revision}": {"post": op("Info on paths", REPO + [REV], body={
             "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
                 "paths": {"type": "array", "items": {"type": "string"}}, "expand": {"type": "boolean"}}}}})},
-        repo_base + "/preupload/{revision}": {"post": _op("Upload modes", REPO + [REV], body=_json({
+        REPO_BASE + "/refs": {"get": op("Branches and tags", REPO + [param("include_prs", "query",
+                                                                          schema={"type": "boolean"})])},
+        REPO_BASE + "/commits/{revision}": {"get": op("Commit history", REPO + [REV])},
+    }
+
+
+def _repo_write_paths() -> dict:
+    return {
+        REPO_BASE + "/preupload/{revision}": {"post": op("Upload modes", REPO + [REV], body=json_content({
             "type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": {
                 "type": "object", "required": ["path", "sample", "size"], "properties": {
                     "path": {"type": "string"}, "sample": {"type": "string"}, "size": {"type": "integer"}}}}}}))},
-        repo_base + "/commit/{revision}": {"post": _op(
+        REPO_BASE + "/commit/{revision}": {"post": op(
             "Commit: NDJSON lines {key: header|file|lfsFile|deletedFile|deletedFolder, value} (the clients send "
-            "Content-Type application/x-ndjson)", REPO + [REV], body={
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})},
-        repo_base + "/xet-write-token/{revision}": {"get": _op("Xet CAS write token", REPO + [REV])},
-        repo_base + "/tag/{revision}": {
-            "post": _op("Create a tag", REPO + [REV], body=_json({"type": "object", "required": ["tag"], "properties": {
-                "tag": {"type": "string"}, "message": {"type": "string"}}})),
-            "delete": _op("Delete a tag (the path segment is the tag)", REPO + [REV])},
-        repo_base + "/branch/{branch}": {
-            "post": _op("Create a branch", REPO + [_p("branch")], body=_json({"type": "object", "properties": {
-                "startingPoint": {"type": "string"}}})),
-            "delete": _op("Delete a branch", REPO + [_p("branch")])},
-        repo_base + "/refs": {"get": _op("Branches and tags", REPO + [_p("include_prs", "query",
-                                                                         schema={"type": "boolean"})])},
-        repo_base + "/commits/{revision}": {"get": _op("Commit history", REPO + [REV])},
-        repo_base + "/settings": {"put": _op("Repository settings", REPO, body=_json({
+            "Content-Type application/x-ndjson)", REPO + [REV], body=BINARY)},
+        REPO_BASE + "/xet-write-token/{revision}": {"get": op("Xet CAS write token", REPO + [REV])},
+        REPO_BASE + "/tag/{revision}": {
+            "post": op("Create a tag", REPO + [REV], body=json_content({
+                "type": "object", "required": ["tag"], "properties": {
+                    "tag": {"type": "string"}, "message": {"type": "string"}}})),
+            "delete": op("Delete a tag (the path segment is the tag)", REPO + [REV])},
+        REPO_BASE + "/branch/{branch}": {
+            "post": op("Create a branch", REPO + [param("branch")], body=json_content({
+                "type": "object", "properties": {"startingPoint": {"type": "string"}}})),
+            "delete": op("Delete a branch", REPO + [param("branch")])},
+        REPO_BASE + "/settings": {"put": op("Repository settings", REPO, body=json_content({
             "type": "object", "properties": {"private": {"type": "boolean"}, "visibility": {
                 "type": "string", "enum": ["public", "private"]}, "gated": {"type": "boolean"}}}))},
-        repo_base + "/super-squash/{revision}": {"post": _op("Squash a branch's history into one commit", REPO + [REV],
-                                                             body=_json({"type": "object", "properties": {
-                                                                 "message": {"type": "string"}}}))},
-        "/{namespace}/{name}/resolve/{revision}/{path}": {"get": {**_op("Download a model file", file_params),
+        REPO_BASE + "/super-squash/{revision}": {"post": op(
+            "Squash a branch's history into one commit", REPO + [REV],
+            body=json_content({"type": "object", "properties": {"message": {"type": "string"}}}))},
+    }
+
+
+def _transfer_paths() -> dict:
+    """Downloads (resolve), the git-LFS batch API and the Xet CAS endpoints."""
+    file_params = [param("namespace", example="alice"), param("name", example="secure"), REV,
+                   param("path", example=".gitattributes")]
+    raw_ok = {"200": {"description": "file bytes", "content": BINARY}, "206": {"description": "range"}, "4XX": ERR}
+    return {
+        "/{namespace}/{name}/resolve/{revision}/{path}": {"get": {**op("Download a model file", file_params),
                                                                   "responses": raw_ok}},
         "/datasets/{namespace}/{name}/resolve/{revision}/{path}": {"get": {
-            **_op("Download a dataset file", file_params), "responses": raw_ok}},
-        "/{namespace}/{name}.git/info/lfs/objects/batch": {"post": _op(
-            "git-LFS batch API (upload)", [_p("namespace"), _p("name")], body=_json({
+            **op("Download a dataset file", file_params), "responses": raw_ok}},
+        "/{namespace}/{name}.git/info/lfs/objects/batch": {"post": op(
+            "git-LFS batch API (upload)", [param("namespace"), param("name")], body=json_content({
                 "type": "object", "required": ["operation", "objects"], "properties": {
                     "operation": {"type": "string", "enum": ["upload", "download"]},
                     "transfers": {"type": "array", "items": {"type": "string"}},
                     "objects": {"type": "array", "items": {"type": "object", "properties": {
                         "oid": {"type": "string"}, "size": {"type": "integer"}}}}}}), tag="lfs")},
-        "/lfs-upload/{oid}": {"put": _op("LFS basic transfer upload (signed URL)", [
-            _p("oid"), _p("size", "query"), _p("grant", "query")], body={
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, tag="lfs")},
-        "/xet/{storage}/v1/xorbs/default/{hash}": {"post": _op("Upload a xorb", [_p("storage"), _p("hash")], body={
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, tag="xet")},
-        "/xet/{storage}/v1/shards": {"post": _op("Upload a shard", [_p("storage")], body={
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, tag="xet")},
-        "/xet/{storage}/v1/chunks/default/{hash}": {"get": _op("Global dedupe query (always 404)",
-                                                               [_p("storage"), _p("hash")], tag="xet")},
-        "/api/leaderboard": {"get": _op("Leaderboard rows and queue counts", tag="leaderboard")},
-        "/api/leaderboard/submissions": {"post": _op("Queue a submission for scoring", body=_json({
-            "type": "object", "required": ["task", "predictions_repo", "predictions_commit", "predictions_path",
-                                           "model_name"],
-            "properties": {"task": {"type": "string"}, "predictions_repo": {"type": "string"},
-                           "predictions_commit": {"type": "string"}, "predictions_path": {"type": "string"},
-                           "model_name": {"type": "string"}, "model_repo": {"type": "string"},
-                           "notes": {"type": "string"}, "column": {"type": "string"},
-                           "shipped": {"type": "object", "description": "scores the publisher (org dismai) "
-                                       "computed for exactly this file"}}}), tag="leaderboard")},
-        "/api/leaderboard/submissions/{submission_id}": {"get": _op("One submission's state",
-                                                                    [_p("submission_id")], tag="leaderboard")},
-        "/leaderboard": {"get": {"summary": "Web: leaderboard", "tags": ["web"], "responses": {
-            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-        "/": {"get": {"summary": "Web: repositories", "tags": ["web"], "responses": {
-            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-        "/datasets/{namespace}/{name}": {"get": {"summary": "Web: dataset page", "tags": ["web"], "parameters": [
-            _p("namespace"), _p("name"), _p("rev", "query")], "responses": {
-            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}, "4XX": ERR}}},
+        "/lfs-upload/{oid}": {"put": op("LFS basic transfer upload (signed URL)", [
+            param("oid"), param("size", "query"), param("grant", "query")], body=BINARY, tag="lfs")},
+        "/xet/{storage}/v1/xorbs/default/{hash}": {"post": op("Upload a xorb", [param("storage"), param("hash")],
+                                                              body=BINARY, tag="xet")},
+        "/xet/{storage}/v1/shards": {"post": op("Upload a shard", [param("storage")], body=BINARY, tag="xet")},
+        "/xet/{storage}/v1/chunks/default/{hash}": {"get": op("Global dedupe query (always 404)",
+                                                              [param("storage"), param("hash")], tag="xet")},
     }
+
+
+def _web_paths() -> dict:
+    return {
+        "/": web_page("Web: repositories"),
+        "/datasets/{namespace}/{name}": web_page("Web: dataset page", [
+            param("namespace"), param("name"), param("rev", "query")], errors=True),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _base_paths() -> dict:
+    return {**_account_paths(), **_repo_read_paths(), **_repo_write_paths(), **_transfer_paths(), **_web_paths()}
+
+
+def openapi_document(extra_paths: dict | None = None) -> dict:
+    """The document, with the paths of mounted extensions (``extra_paths``) added."""
     return {"openapi": "3.0.3",
             "info": {"title": "dismai hub", "version": "1.0",
                      "description": "A local hub speaking the Hugging Face Hub API subset used by datasets 5.2.0, "
                                     "huggingface_hub 2.4.0 and hf-xet 1.8.0."},
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{}, {"bearer": []}],
-            "paths": paths}
+            "paths": {**_base_paths(), **(extra_paths or {})}}

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _hf_api(endpoint: str, token: str | None):
+def hf_api(endpoint: str, token: str | None):
+    """An ``HfApi`` of the stock client for this hub."""
     # huggingface_hub reads HF_ENDPOINT at import time: point it at the hub before the first
     # import so that no code path can fall back to huggingface.co; every call below also passes
     # the endpoint explicitly.
@@ -51,7 +52,7 @@ def publish_dataset(folder: str | os.PathLike, repo_id: str, version: str | None
             raise FileNotFoundError(f"{info_path}: missing; pass version= explicitly")
         version = str(json.loads(info_path.read_text())["version"])
     tag = version if version.startswith("v") else f"v{version}"
-    api = _hf_api(endpoint, token)
+    api = hf_api(endpoint, token)
     from huggingface_hub.errors import HfHubHTTPError
 
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -142,16 +143,18 @@ class BackgroundHub:
 
 
 def serve_in_background(storage: str | os.PathLike, host: str = "127.0.0.1", port: int = 0,
-                        max_upload_bytes: int | None = None) -> BackgroundHub:
+                        max_upload_bytes: int | None = None, mounts=()) -> BackgroundHub:
     """Start the hub in a daemon thread of this process (port 0: a free port); returns once it
-    accepts connections. ``.url`` is the HF_ENDPOINT to use, ``.stop()`` shuts it down."""
+    accepts connections. ``.url`` is the HF_ENDPOINT to use, ``.stop()`` shuts it down.
+    ``mounts``: extensions to add (functions or ``"module:function"``, see server.create_app);
+    ``dismai_data.leaderboard.routes.serve_in_background`` mounts the leaderboard."""
     import uvicorn
 
     from dismai_data.hub.server import create_app
 
     storage = Path(storage)
     storage.mkdir(parents=True, exist_ok=True)
-    app = create_app(storage, max_upload_bytes)
+    app = create_app(storage, max_upload_bytes, mounts)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -100,9 +99,9 @@ def show(endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT"),
          task: Optional[str] = typer.Option(None, "--task"),
          token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN",
                                              help="Also rows of private predictions repos this token may read.")):
-    from .client import _http
+    from .client import api_request
 
-    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard", token)
+    code, out = api_request("GET", f"{endpoint.rstrip('/')}/api/leaderboard", token)
     if code != 200:
         typer.echo(f"error: {out}", err=True)
         raise typer.Exit(2)
@@ -115,9 +114,9 @@ def show(endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT"),
 def status(submission_id: str, endpoint: str = typer.Option(..., "--endpoint", envvar="HF_ENDPOINT"),
            token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN",
                                                help="Needed for a submission of a private predictions repo.")):
-    from .client import _http
+    from .client import api_request
 
-    code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", token)
+    code, out = api_request("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", token)
     typer.echo(json.dumps(out))
     if code != 200:
         raise typer.Exit(2)
@@ -165,11 +164,11 @@ def rescore(
     if q.job(submission_id) is None:
         typer.echo(f"error: no submission {submission_id!r} in {st}", err=True)
         raise typer.Exit(2)
-    from .client import _http
+    from .client import api_request
 
     from .store import withheld_row
 
-    code, cur = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", None)
+    code, cur = api_request("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", None)
     if withheld_row(st, submission_id) is not None:  # a private predictions repo's row: not on the public API
         code, cur = 200, {"row": withheld_row(st, submission_id)}
     if code != 200 or "row" not in cur:
@@ -199,3 +198,16 @@ def rescore(
                            "differences": diffs}, default=str))
     if diffs:
         raise typer.Exit(1)
+
+
+def _hub_app():
+    """``dismai hub`` with the leaderboard mounted by ``serve`` (the top-level CLI mounts this
+    as ``hub``; ``dismai_data.hub.cli.app`` serves the hub alone)."""
+    from dismai_data.hub.cli import make_app
+
+    from .routes import MOUNT
+
+    return make_app(default_mounts=(MOUNT,))
+
+
+hub_app = _hub_app()

@@ -29,9 +29,9 @@ class SubmissionError(DismaiError, ValueError):
 
 
 def _api(endpoint: str, token: str | None):
-    from dismai_data.hub.publish import _hf_api
+    from dismai_data.hub.publish import hf_api
 
-    return _hf_api(endpoint, token)
+    return hf_api(endpoint, token)
 
 
 def slug(text: str) -> str:
@@ -106,7 +106,7 @@ def check_predictions(api, task: str, predictions: str | os.PathLike, column: st
     return summary
 
 
-def _http(method: str, url: str, token: str | None, body: dict | None = None) -> tuple[int, dict]:
+def api_request(method: str, url: str, token: str | None, body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -193,7 +193,7 @@ def submit_predictions(endpoint: str, token: str, task: str, predictions: str | 
     summary = check_predictions(api, task, predictions, column)
     repo_id = f"{user}/{slug(model_name)}-{slug(task.replace('/', '-'))}-predictions"
     commit, path = _upload(api, repo_id, str(predictions), task, model_name, model_repo)
-    code, out = _http("POST", f"{endpoint}/api/leaderboard/submissions", token,
+    code, out = api_request("POST", f"{endpoint}/api/leaderboard/submissions", token,
                       {"task": task, "predictions_repo": repo_id, "predictions_commit": commit,
                        "predictions_path": path, "column": column, "model_name": model_name,
                        "model_repo": model_repo, "notes": notes, **({"shipped": shipped} if shipped else {})})
@@ -210,7 +210,7 @@ def wait_for(endpoint: str, submission_id: str, timeout: float = 3600, poll: flo
     status of a private predictions repo's submission needs a token that may read the repo."""
     deadline = time.time() + timeout
     while True:
-        code, out = _http("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", token)
+        code, out = api_request("GET", f"{endpoint.rstrip('/')}/api/leaderboard/submissions/{submission_id}", token)
         if code != 200:
             raise SubmissionError(f"submission {submission_id}: {out.get('error', out)}")
         if out["status"] in ("scored", "failed"):

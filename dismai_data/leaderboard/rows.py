@@ -2,7 +2,8 @@
 
 One parquet file, ``data/leaderboard.parquet``, one row per submission (scored or failed)
 whose predictions repo is public (the others are withheld in the hub's storage and purged
-from the repo's history when a repo is made private: :mod:`.store`), with a fixed Arrow schema, so ``datasets.load_dataset("dismai/leaderboard")`` loads it.
+from the repo's history when a repo is made private: :mod:`.store`), with a fixed Arrow
+schema, so ``datasets.load_dataset("dismai/leaderboard")`` loads it.
 ``metrics`` is a JSON object ``{name: {value, error_low, error_high, n, unit}}`` (the
 metric set differs from task to task; a JSON column keeps the schema fixed).
 """

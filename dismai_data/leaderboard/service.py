@@ -147,7 +147,8 @@ def validate_shipped(user, shipped, entry) -> dict:
         raise _bad("shipped", "predictions_sha256 is not the sha256 of the file at predictions_path: these scores "
                               "are of other predictions")
     for name, m in shipped["metrics"].items():
-        if not isinstance(name, str) or not isinstance(m, dict) or not isinstance(m.get("value"), (int, float, type(None))):
+        if not isinstance(name, str) or not isinstance(m, dict) or \
+                not isinstance(m.get("value"), (int, float, type(None))):
             raise _bad("shipped", f"metrics[{str(name)[:40]!r}] must be an object with a numeric 'value'")
     return dict(shipped)
 

@@ -1,10 +1,10 @@
 """The scoring worker: takes queued submissions one at a time and scores each in a child
 process (:mod:`dismai_data.leaderboard.score`), renewing the job's lease while it runs.
 
-It runs inside the hub (a daemon thread started by :class:`dismai_data.hub.server.HubApp`
-once the hub knows its own address; ``DISMAI_LEADERBOARD_WORKER=0`` switches it off) or
-alone: ``dismai leaderboard worker --home DIR --endpoint URL``. Several workers may share
-one queue (claims are atomic renames).
+It runs inside the hub (a daemon thread started by the first request once the hub knows its
+own address, mounted by :func:`dismai_data.leaderboard.routes.mount`;
+``DISMAI_LEADERBOARD_WORKER=0`` switches it off) or alone: ``dismai leaderboard worker --home
+DIR --endpoint URL``. Several workers may share one queue (claims are atomic renames).
 
 Failure handling: a child that exits without a result (crash, killed) puts the job back in
 the queue; after :data:`MAX_ATTEMPTS` attempts, or when scoring runs past the timeout, a
@@ -93,13 +93,8 @@ class Worker:
     def _active(self) -> bool:
         return self._queue is not None or (self.storage / "leaderboard" / "jobs").is_dir()
 
-    def _run_child(self, job: dict, claim: dict, fail: str | None = None) -> tuple[dict | None, str]:
-        """Run the scoring child; ``(result, "")`` or ``(None, why it gave no result)``."""
-        sid = job["id"]
-        run = self.storage / "leaderboard" / "runs" / sid
-        run.mkdir(parents=True, exist_ok=True)
-        out = run / f"result-{claim['attempts']}.json"
-        out.unlink(missing_ok=True)
+    def _command(self, sid: str, claim: dict, out: Path, fail: str | None) -> list[str]:
+        """The scoring child's command line (:mod:`dismai_data.leaderboard.score`)."""
         cmd = [sys.executable, "-m", "dismai_data.leaderboard.score", "--job", str(self.queue.job_path(sid)),
                "--endpoint", self.endpoint, "--out", str(out), "--work", str(self.storage / "leaderboard" / "work"),
                "--storage", str(self.storage), "--attempts", str(claim["attempts"])]
@@ -107,38 +102,54 @@ class Worker:
             cmd += ["--fail", fail]
         if not self.relax:
             cmd.append("--no-relax")
+        return cmd
+
+    def _supervise(self, sid: str, fail: str | None) -> tuple[int | None, str]:
+        """Wait for ``self.child``, renewing the job's lease; ``(exit code, "")``, or ``(None,
+        why)`` when it was stopped or ran past the timeout (then it is terminated or killed)."""
+        t0 = time.monotonic()
+        deadline = t0 + (self.timeout_s if not fail else max(self.timeout_s, 600))
+        beat = max(0.2, self.lease_s / 4)
+        next_beat = t0 + beat
+        while True:
+            # wake for whichever comes first: the next heartbeat or the deadline, so a
+            # timeout shorter than the heartbeat interval is still enforced on time
+            now = time.monotonic()
+            try:
+                return self.child.wait(timeout=max(0.01, min(next_beat, deadline) - now)), ""
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if now >= next_beat:
+                self.queue.heartbeat(sid)
+                next_beat = now + beat
+            if self.stop_event.is_set():
+                self.child.terminate()
+                self.child.wait(30)
+                return None, "stopped"
+            if now >= deadline:
+                self.child.kill()
+                self.child.wait()
+                return None, f"timeout: scoring ran longer than {self.timeout_s:g} s"
+
+    def _run_child(self, job: dict, claim: dict, fail: str | None = None) -> tuple[dict | None, str]:
+        """Run the scoring child; ``(result, "")`` or ``(None, why it gave no result)``."""
+        sid = job["id"]
+        run = self.storage / "leaderboard" / "runs" / sid
+        run.mkdir(parents=True, exist_ok=True)
+        out = run / f"result-{claim['attempts']}.json"
+        out.unlink(missing_ok=True)
         log_path = run / f"log-{claim['attempts']}.txt"
         with open(log_path, "ab") as logf:
-            self.child = subprocess.Popen(cmd, env=child_env(self.endpoint, self.token, self.storage),
+            self.child = subprocess.Popen(self._command(sid, claim, out, fail),
+                                          env=child_env(self.endpoint, self.token, self.storage),
                                           stdout=logf, stderr=logf)
-            t0 = time.monotonic()
-            deadline = t0 + (self.timeout_s if not fail else max(self.timeout_s, 600))
-            beat = max(0.2, self.lease_s / 4)
-            next_beat = t0 + beat
             try:
-                while True:
-                    # wake for whichever comes first: the next heartbeat or the deadline, so a
-                    # timeout shorter than the heartbeat interval is still enforced on time
-                    now = time.monotonic()
-                    try:
-                        rc = self.child.wait(timeout=max(0.01, min(next_beat, deadline) - now))
-                        break
-                    except subprocess.TimeoutExpired:
-                        pass
-                    now = time.monotonic()
-                    if now >= next_beat:
-                        self.queue.heartbeat(sid)
-                        next_beat = now + beat
-                    if self.stop_event.is_set():
-                        self.child.terminate()
-                        self.child.wait(30)
-                        return None, "stopped"
-                    if now >= deadline:
-                        self.child.kill()
-                        self.child.wait()
-                        return None, f"timeout: scoring ran longer than {self.timeout_s:g} s"
+                rc, why = self._supervise(sid, fail)
             finally:
                 self.child = None
+        if rc is None:
+            return None, why
         if rc == 0 and out.exists():
             return json.loads(out.read_text()), ""
         tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []

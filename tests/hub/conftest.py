@@ -42,7 +42,7 @@ class HubServer:
 
     def start(self) -> "HubServer":
         cmd = [PY, "-m", "dismai_data.hub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--storage", str(self.storage)]
+               "--storage", str(self.storage), "--mount", "dismai_data.leaderboard.routes:mount"]
         if self.max_upload_mb:
             cmd += ["--max-upload-mb", str(self.max_upload_mb)]
         if self.workers > 1:

@@ -42,7 +42,7 @@ def test_composition_order_and_parts(generated):
 
 
 def test_thickness_vacuum_shift_and_min_distances(generated):
-    table = I._min_dist_table()
+    table = I.min_dist_table()
     for s, info in generated:
         assert 4.0 <= info["thickness"] <= 6.0
         assert 0.0 <= info["shift_a"] < 1.0 and 0.0 <= info["shift_b"] < 1.0
@@ -161,7 +161,7 @@ def test_slabs_reproduced_from_bulk():
         assert r["published_lattice"]["a"] == pytest.approx(published.a, abs=1e-4)
         assert r["m3gnet_lattice"]["a"] != pytest.approx(published.a, abs=1e-3)
         # the relaxed primitive cell, expressed in the published setting, has the recorded lattice
-        conv = I._conventional_like(I.published_bulk(pub), bulk[name])
+        conv = I.conventional_like(I.published_bulk(pub), bulk[name])
         assert conv.lattice.abc == pytest.approx(
             [r["m3gnet_lattice"][x] for x in "abc"], abs=1e-3)
         assert abs(r["volume_change"]) < 0.05
@@ -183,7 +183,7 @@ def test_thickness_redraw_rule_and_clear_error(monkeypatch):
     s0, info0 = I.generate(0, 2, refs)
     assert info0["thickness_draws"] >= 1 and THIN[0] < info0["thickness"]
     # a layer too thin for 18 Cl: every draw fails -> a clear error naming the candidate, never a partial structure
-    monkeypatch.setattr(I, "THICKNESS_RANGE", THIN)
+    monkeypatch.setattr(I.candidates, "THICKNESS_RANGE", THIN)  # the module generate() reads it from
     with pytest.raises(RuntimeError, match=r"candidate 2 \(seed 0\): could not place the 30 interface atoms"):
         I.generate(0, 2, refs, max_restarts=2, tries=250, max_draws=3)
 
@@ -261,8 +261,8 @@ def test_tiny_build(tmp_path_factory):
     for r in rows:
         assert r["num_atoms"] == 264 and list(r["species"][:72]) == ["Li"] * 72
         assert r["fmax"] <= 5.0 and r["converged"]
-        assert r["interface_energy"] == pytest.approx(
-            I.gamma_jm2(r["energy"], I.interface_energy_terms(b.analysis["ref_energies"], b.analysis["terms"]["area_A2"])))
+        terms = I.interface_energy_terms(b.analysis["ref_energies"], b.analysis["terms"]["area_A2"])
+        assert r["interface_energy"] == pytest.approx(I.gamma_jm2(r["energy"], terms))
     assert b.version == "1.0-preview"
     prm = b.parameters
     assert prm["candidates_tried"] == 3 and prm["stopped_by_time_budget"] is True
@@ -283,10 +283,10 @@ def test_engine_parameter_is_checked_by_name():
     """``--set engine=...`` takes 'fast' or 'compile' (the relaxations' force evaluation, a
     runtime parameter outside the data hash); anything else is refused naming the parameter,
     before any work starts."""
-    assert I.PARAMETERS["engine"][0] == "fast" and "engine" in I._RUNTIME
-    assert I._params({"engine": "compile"})["engine"] == "compile"
+    assert I.PARAMETERS["engine"][0] == "fast" and "engine" in I.RUNTIME
+    assert I.parse_params({"engine": "compile"})["engine"] == "compile"
     with pytest.raises(ValueError, match="parameter engine must be 'fast' or 'compile', got 'gpu-please'"):
-        I._params({"engine": "gpu-please"})
+        I.parse_params({"engine": "gpu-please"})
 
 
 def test_local_scheduler_starts_one_cluster_for_all_rounds(tmp_path_factory, monkeypatch):
@@ -321,7 +321,7 @@ def test_local_scheduler_starts_one_cluster_for_all_rounds(tmp_path_factory, mon
 _HASHES = """
 from dismai_data.builders import interface as I
 from dismai_data.physics.relax import input_hash
-print([input_hash(I.generate(11, k)[0]) for k in range(3)] + [input_hash(s) for s in I._reference_structures().values()])
+print([input_hash(I.generate(11, k)[0]) for k in range(3)] + [input_hash(s) for s in I.reference_structures().values()])
 """
 
 
@@ -369,7 +369,7 @@ def test_resume_from_copied_shards_is_byte_identical(tmp_path_factory):
         assert summary["candidates_relaxed"] == 2 and summary["complete_prefix"] == 2
         assert (made / "runs").is_dir() and len(list((made / "candidates").glob("shard-*.parquet"))) == 2
         meta = read_shard_metadata(next((made / "candidates").glob("shard-*.parquet")))
-        assert meta["parameters"] == I.shard_parameters(I._params(common))
+        assert meta["parameters"] == I.shard_parameters(I.parse_params(common))
         assert meta["provenance"]["device"] == "cpu" and meta["provenance"]["builder_version"] == I.BUILDER_VERSION
         clone = tmp_path_factory.mktemp("iw_clone") / "work"
         shutil.copytree(made, clone)
@@ -388,7 +388,7 @@ def test_resume_from_copied_shards_is_byte_identical(tmp_path_factory):
 
 
 def test_device_parameter_is_checked():
-    assert I.PARAMETERS["device"][0] == "auto" and "device" in I._RUNTIME
-    assert I._params({"device": "cuda:1"})["device"] == "cuda:1"
+    assert I.PARAMETERS["device"][0] == "auto" and "device" in I.RUNTIME
+    assert I.parse_params({"device": "cuda:1"})["device"] == "cuda:1"
     with pytest.raises(ValueError, match="parameter device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
-        I._params({"device": "tpu"})
+        I.parse_params({"device": "tpu"})

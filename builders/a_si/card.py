@@ -170,7 +170,7 @@ def provenance(p: dict, stats: dict, an: dict, from_files: bool) -> str:
          + "A resumed cell is bit-identical to an uninterrupted run with the same LAMMPS binary (see "
            "Determinism)."),
         f"Bond cutoff for the coordination and angle columns: {an['cutoff']:.3f} Å, the first minimum of the "
-        "dataset's radial distribution function (ASE neighbour lists, 0.02 Å bins, 5-bin running mean)"
+        "dataset's radial distribution function (all periodic pairs, 0.02 Å bins, 5-bin running mean)"
         + (" (given)" if p["coordination_cutoff"] is not None else "") + ".",
         "Determinism: each big cell and each block shard runs in its own serial LAMMPS instance (one MPI rank, "
         "OMP_NUM_THREADS=1); the MD runs in fixed 1000-step segments, so the data depend only on the parameters "

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from dismai_data import geometry
 from dismai_data.builders.a_si.params import TARGET_DENSITY
 
 
@@ -21,21 +22,14 @@ def _atoms(row_or_atoms):
 
 
 def rdf(structures, r_max: float = 8.0, dr: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
-    """Average radial distribution function g(r) of rows/Atoms (ASE neighbour list,
-    periodic images included; bins of ``dr`` Å from 0 to ``r_max``)."""
-    from ase.neighborlist import neighbor_list
-
-    edges = np.arange(0.0, r_max + dr / 2, dr)
+    """Mean radial distribution function of rows/Atoms: (bin centres, g(r)), g the average of
+    :func:`dismai_data.geometry.rdf` (all periodic pairs, bins of ``dr`` Å from 0 to ``r_max``)."""
+    edges = np.linspace(0.0, r_max, int(round(r_max / dr)) + 1)  # geometry.rdf's bins
     centres = 0.5 * (edges[1:] + edges[:-1])
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     g = np.zeros(len(centres))
     count = 0
     for s in structures:
-        atoms = _atoms(s)
-        n = len(atoms)
-        d = neighbor_list("d", atoms, r_max)
-        h, _ = np.histogram(d, bins=edges)
-        g += h / (n * (n / atoms.get_volume()) * shell)
+        g += geometry.rdf(_atoms(s), r_max, dr)
         count += 1
     return centres, g / max(count, 1)
 

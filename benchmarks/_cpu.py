@@ -12,7 +12,7 @@ import platform
 
 
 def cpu_line() -> str:
-    from dismai_data.physics.matgl_compat import cpu_fields
+    from dismai_data.physics.cpu import cpu_fields
 
     fields = cpu_fields()
     if not fields:

@@ -8,7 +8,7 @@ against the same function compiled with
   changes the bond count at every step, so static shapes would recompile);
 * ``cpp-wrapper``: ``cpp_wrapper=True`` (the graph's host code in C++ instead of Python).
 
-Same products as the engine's default on this CPU (``matgl_compat.compiled_products_by_mkl``).
+Same products as the engine's default on this CPU (``dismai_data.physics.cpu.compiled_products_by_mkl``).
 One unrelaxed LSC-LCO interface (``builders.interface.unrelaxed_interfaces(1, seed)``), one
 torch thread, calls alternated. Prints the compilation time (first call, wall), the thread CPU
 time per call (minimum and median of ``--repeats``) and the largest energy and force
@@ -38,14 +38,16 @@ def main(argv=None) -> int:
     from _cpu import cpu_line
     from dismai_data.physics import relax
     from dismai_data.builders.interface import unrelaxed_interfaces
-    from dismai_data.physics.matgl_compat import FastM3GNetPES
+    from dismai_data.physics.fast_m3gnet import FastM3GNetPES
+    from dismai_data.physics.relax.fire import Relaxation
+    from dismai_data.physics.relax.potential import no_stress
 
     print(cpu_line())
-    potential = relax._no_stress(relax.load_potential())
+    potential = no_stress(relax.load_potential())
     s = unrelaxed_interfaces(1, args.seed)[0]
     elements = list(potential.model.element_types)
-    r = relax._Relaxation(0, "0", s, torch.tensor([elements.index(x.symbol) for x in s.species]),
-                          float(potential.model.cutoff), relax.DEFAULT_SKIN)
+    r = Relaxation(0, "0", s, torch.tensor([elements.index(x.symbol) for x in s.species]),
+                   float(potential.model.cutoff), relax.DEFAULT_SKIN)
     src, dst, vec = r.bonds()
     inputs = (r.node_type, torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(vec),
               torch.zeros(r.n, dtype=torch.long), 1)

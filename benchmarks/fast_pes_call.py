@@ -16,7 +16,7 @@ one torch thread, calls alternated so that load from other work falls on each al
 * ``--compile``: the same two through ``torch.compile(dynamic=True)`` (inductor's C++ CPU
   kernels around the products): ``compiled, all bonds`` and ``engine (compiled)``, the
   engine's ``fast="compile"`` path, whose products are torch's ``mm`` (MKL) on an Intel CPU and
-  oneDNN elsewhere (``matgl_compat.compiled_products_by_mkl``), and the other choice
+  oneDNN elsewhere (``dismai_data.physics.cpu.compiled_products_by_mkl``), and the other choice
   (``compiled, oneDNN`` or ``compiled, torch mm``) where oneDNN is usable; the compile time is
   printed and not counted.
 
@@ -64,9 +64,10 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dismai_data.physics import matgl_compat, relax
+    from dismai_data.physics import cpu, relax
     from dismai_data.builders.interface import unrelaxed_interfaces
-    from dismai_data.physics.matgl_compat import FastM3GNetPES
+    from dismai_data.physics.fast_m3gnet import FastM3GNetPES
+    from dismai_data.physics.relax.fire import Relaxation
 
     potential = relax.load_potential()
     new = FastM3GNetPES(potential, onednn=False, threebody_subset=False)
@@ -83,8 +84,8 @@ def main(argv=None) -> int:
     cutoff = float(potential.model.cutoff)
     types, srcs, dsts, vecs, graph, start = [], [], [], [], [], 0
     for k, s in enumerate(unrelaxed_interfaces(args.n, args.seed)):
-        r = relax._Relaxation(k, str(k), s, torch.tensor([elements.index(x.symbol) for x in s.species]), cutoff,
-                              relax.DEFAULT_SKIN)
+        r = Relaxation(k, str(k), s, torch.tensor([elements.index(x.symbol) for x in s.species]), cutoff,
+                       relax.DEFAULT_SKIN)
         src, dst, vec = r.bonds()
         types.append(r.node_type)
         srcs.append(src + start)
@@ -127,10 +128,10 @@ def main(argv=None) -> int:
     if args.compile:
         variants = [("compiled, all bonds", {"threebody_subset": False}), ("engine (compiled)", {})]
         if engine.onednn:  # the other product choice of the compiled engine than its default
-            mkl = matgl_compat.compiled_products_by_mkl()
+            mkl = cpu.compiled_products_by_mkl()
             variants.append(("compiled, oneDNN" if mkl else "compiled, torch mm", {"onednn": mkl}))
             print(f"compiled engine's matrix products here: {'torch mm (MKL)' if mkl else 'oneDNN'} "
-                  f"(CPU vendor {matgl_compat.cpu_vendor() or 'unknown'})")
+                  f"(CPU vendor {cpu.cpu_vendor() or 'unknown'})")
         for name, kw in variants:
             compiled = FastM3GNetPES(potential, compile=True, **kw)
             t0 = time.perf_counter()

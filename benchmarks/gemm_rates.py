@@ -1,6 +1,6 @@
 """Single-thread float32 matrix-product rates of this CPU on the shapes of one M3GNet force
 call: torch's ``F.linear`` (MKL's sgemm in the PyPI CPU build of torch) against oneDNN
-(``dismai::onednn_linear``, what ``matgl_compat.FastM3GNetPES`` uses where it is usable).
+(``dismai::onednn_linear``, what ``dismai_data.physics.fast_m3gnet.FastM3GNetPES`` uses where it is usable).
 
 Shapes (rows x in -> out): bonds of one 264-atom interface (about 9 000-13 000) and of a
 batch of eight (about 100 000), for the 64 -> 64 products of the gated MLPs and their
@@ -26,15 +26,15 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from _cpu import cpu_line
-    from dismai_data.physics import matgl_compat
+    from dismai_data.physics import onednn
 
     torch.set_num_threads(1)
     print(cpu_line())
     print(f"torch {torch.__version__}; BLAS {torch.backends.mkl.is_available() and 'MKL' or 'other'}; "
-          f"oneDNN usable: {matgl_compat.onednn_matmul_usable('cpu', torch.float32)}")
-    if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+          f"oneDNN usable: {onednn.onednn_matmul_usable('cpu', torch.float32)}")
+    if not onednn.onednn_matmul_usable("cpu", torch.float32):
         return 0
-    op = matgl_compat._onednn_linear_class()[1]  # the eager function (what eager calls use)
+    op = onednn.onednn_linear_ops()[1]  # the eager function (what eager calls use)
 
     def timed(f):
         for _ in range(3):

@@ -37,7 +37,9 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("interface_gpu: no CUDA device here")
     from dismai_data.builders.interface import generate, references
-    from dismai_data.physics.relax import _evaluate, _evaluate_matgl, _Relaxation, load_potential
+    from dismai_data.physics.relax import load_potential
+    from dismai_data.physics.relax.fire import Relaxation
+    from dismai_data.physics.relax.forces import evaluate, evaluate_matgl
 
     refs = references()
     structs = [generate(2024, k, refs)[0] for k in range(max(a.n, a.batch))]
@@ -46,13 +48,13 @@ def main() -> None:
     cutoff = float(pots["cpu"].model.cutoff)
 
     def batch(ss):
-        return [_Relaxation(i, f"c{i}", s, torch.tensor([el[x.specie.symbol] for x in s]), cutoff, 1.0)
+        return [Relaxation(i, f"c{i}", s, torch.tensor([el[x.specie.symbol] for x in s]), cutoff, 1.0)
                 for i, s in enumerate(ss)]
 
     print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    e_cpu, f_cpu = _evaluate(pots["cpu"], batch(structs[:a.n]))
-    e_gpu, f_gpu = _evaluate(pots["cuda"], batch(structs[:a.n]))
-    e_mg, f_mg = _evaluate_matgl(pots["cuda"], batch(structs[:a.n]))
+    e_cpu, f_cpu = evaluate(pots["cpu"], batch(structs[:a.n]))
+    e_gpu, f_gpu = evaluate(pots["cuda"], batch(structs[:a.n]))
+    e_mg, f_mg = evaluate_matgl(pots["cuda"], batch(structs[:a.n]))
     n_at = len(structs[0])
     for name, (e, f) in {"fast GPU vs fast CPU": (e_gpu, f_gpu), "matgl GPU vs fast CPU": (e_mg, f_mg)}.items():
         de = np.max(np.abs(np.asarray(e, dtype=float) - np.asarray(e_cpu, dtype=float))) / n_at * 1000
@@ -60,13 +62,13 @@ def main() -> None:
         print(f"{name}: max |dE| {de:.4f} meV/atom, max |dF| {df:.2e} eV/A ({a.n} candidates)")
 
     rs = batch(structs[:a.batch])
-    _evaluate(pots["cuda"], rs)  # warm-up
+    evaluate(pots["cuda"], rs)  # warm-up
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
     t = time.perf_counter()
     for _ in range(3):
-        _evaluate(pots["cuda"], rs)
+        evaluate(pots["cuda"], rs)
     torch.cuda.synchronize()
     per_call = (time.perf_counter() - t) / 3
     peak = torch.cuda.max_memory_allocated() - base

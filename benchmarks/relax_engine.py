@@ -3,7 +3,7 @@
 (a) ``dismai_data.physics.relax.relax_ase``: each structure alone, matgl's PESCalculator +
     ase.optimize.FIRE (the standard way);
 (b) ``dismai_data.physics.relax.relax_many``: the batched engine (one evaluation per step for
-    the whole batch, the fast exact M3GNet path ``matgl_compat.FastM3GNetPES``, skin
+    the whole batch, the fast exact M3GNet path ``dismai_data.physics.fast_m3gnet.FastM3GNetPES``, skin
     neighbour list, per-structure optimizer state: ``--optimizer``, default the engine's
     FIRE = ase.optimize.FIRE's trajectory), in process, or with ``--workers N`` on a Dask
     LocalCluster of N one-thread workers (how the interface builder runs on one machine).
@@ -35,7 +35,8 @@ Structures (the first that applies; the set used is printed):
    0.1 Å (seeded).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/relax_engine.py [--n 8] [--max-steps 1000]
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/relax_engine.py --n 8 --workers 2 --batch-size 1 --compile --ase-threads 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/relax_engine.py --n 8 --workers 2 --batch-size 1 --compile \
+        --ase-threads 2
 
 Runs in about 10-20 minutes at the default size on the 2 shared cores of the dev machine.
 """
@@ -88,13 +89,13 @@ def load_structures(args):
 
 
 def _warm_worker(potential_ref, fast) -> None:
-    """On a Dask worker: the engine's own shard task (``relax._relax_shard_task``: its thread
+    """On a Dask worker: the engine's own shard task (``relax.cluster.relax_shard_task``: its thread
     and memory settings, the potential loaded and cached, the evaluator built and, with
     --compile, compiled) on a 2-step relaxation of a small cell, so that none of that one-time
     work falls inside the timed run."""
-    from dismai_data.physics import relax
+    from dismai_data.physics.relax.cluster import relax_shard_task
 
-    relax._relax_shard_task([(0, "warm-up", fallback_si(1, 99)[0])], potential_ref, 0.05, 2, 1, None, 1, fast=fast)
+    relax_shard_task([(0, "warm-up", fallback_si(1, 99)[0])], potential_ref, 0.05, 2, 1, None, 1, fast=fast)
 
 
 def main(argv=None) -> int:
@@ -160,14 +161,15 @@ def main(argv=None) -> int:
     if args.workers > 1:
         from distributed import Client
 
-        from dismai_data.physics.relax import _potential_ref, local_cluster
+        from dismai_data.physics.relax import local_cluster
+        from dismai_data.physics.relax.cluster import potential_ref
 
         # the cluster and each worker's one-time work (imports, loading the potential, with
         # --compile the compilation) before the clock, as for the in-process warm-up: the
         # figure is the engine's throughput; the setup is printed and counted separately
         tw = time.perf_counter()
         with local_cluster(args.workers) as address, Client(address) as client:
-            client.run(_warm_worker, _potential_ref(potential), fast)
+            client.run(_warm_worker, potential_ref(potential), fast)
             setup = time.perf_counter() - tw
             cpu0 = sum(client.run(time.process_time).values())
             t0, c0 = time.perf_counter(), time.process_time()
@@ -201,7 +203,8 @@ def main(argv=None) -> int:
         ase_results.append(relax_ase(s, potential, fmax=args.fmax, max_steps=args.max_steps,
                                      optimizer=args.reference_optimizer))
     t_a, c_a = time.perf_counter() - t0, time.process_time() - c0
-    print(f"(a) one at a time ({ase_threads} torch thread(s)), ase.optimize.{args.reference_optimizer} + matgl PESCalculator: wall {t_a:.1f} s "
+    print(f"(a) one at a time ({ase_threads} torch thread(s)), ase.optimize.{args.reference_optimizer} "
+          f"+ matgl PESCalculator: wall {t_a:.1f} s "
           f"({len(structures) / t_a * 3600:.1f} structures/hour), CPU {c_a:.1f} s "
           f"({len(structures) / c_a * 3600:.1f} structures/CPU-hour); "
           f"{sum(r.steps + 1 for r in ase_results)} force evaluations")

@@ -1,8 +1,8 @@
 """Where the time of one batched M3GNet force call goes, and how close it is to this CPU's
 matrix-multiply ceiling.
 
-One call of the relaxation engine's fast exact path (``matgl_compat.FastM3GNetPES`` through
-``relax._evaluate``: energies and forces of a batch) on ``--n`` unrelaxed LSC-LCO interfaces
+One call of the relaxation engine's fast exact path (``dismai_data.physics.fast_m3gnet.FastM3GNetPES`` through
+``relax.forces.evaluate``: energies and forces of a batch) on ``--n`` unrelaxed LSC-LCO interfaces
 (264 atoms each), one torch thread. Prints
 
 * bonds and three-body counts of the batch;
@@ -34,22 +34,24 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import numpy as np
     import torch
     from torch.profiler import ProfilerActivity, profile
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(1)
     from dismai_data.builders.interface import unrelaxed_interfaces
-    from dismai_data.physics.relax import DEFAULT_SKIN, _evaluate, _no_stress, _Relaxation, load_potential
+    from dismai_data.physics.relax import DEFAULT_SKIN, load_potential
+    from dismai_data.physics.relax.fire import Relaxation
+    from dismai_data.physics.relax.forces import evaluate
+    from dismai_data.physics.relax.potential import no_stress
 
     structures = unrelaxed_interfaces(args.n, args.seed)
-    potential = _no_stress(load_potential())
+    potential = no_stress(load_potential())
     element_index = {el: i for i, el in enumerate(potential.model.element_types)}
     cutoff = float(potential.model.cutoff)
-    batch = [_Relaxation(i, f"s{i}", s, torch.tensor([element_index[x.specie.symbol] for x in s]),
-                         cutoff, DEFAULT_SKIN, "FIRE") for i, s in enumerate(structures)]
-    _evaluate(potential, batch)  # warm-up, lazy initialisation
+    batch = [Relaxation(i, f"s{i}", s, torch.tensor([element_index[x.specie.symbol] for x in s]),
+                        cutoff, DEFAULT_SKIN, "FIRE") for i, s in enumerate(structures)]
+    evaluate(potential, batch)  # warm-up, lazy initialisation
     nb = sum(len(r.bonds()[0]) for r in batch)
     print(f"batch: {args.n} interfaces, {sum(r.n for r in batch)} atoms, {nb} directed bonds within "
           f"{cutoff} Å ({nb / sum(r.n for r in batch):.1f} per atom); load average {os.getloadavg()[0]:.2f}")
@@ -57,7 +59,7 @@ def main(argv=None) -> int:
     times = []
     for _ in range(args.repeats):
         c0 = time.process_time()
-        _evaluate(potential, batch)
+        evaluate(potential, batch)
         times.append(time.process_time() - c0)
     t_call = min(times)
     print(f"one call (energies + forces): CPU {t_call:.3f} s (min of {args.repeats}: "
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
 
     fc = FlopCounterMode(display=False)
     with fc:
-        _evaluate(potential, batch)
+        evaluate(potential, batch)
     flops = fc.get_total_flops()
     by_op = defaultdict(int)
     for mod_counts in [fc.get_flop_counts().get("Global", {})]:
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
                             sorted(by_op.items(), key=lambda x: -x[1])) + ")")
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        _evaluate(potential, batch)
+        evaluate(potential, batch)
     mm_names = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm")
     self_us = defaultdict(float)
     for ev in prof.key_averages():

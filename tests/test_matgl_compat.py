@@ -1,4 +1,4 @@
-"""dismai_data.physics.matgl_compat: the packaged M3GNet-MP-2021.2.8-PES weights under matgl 4.1.2
+"""dismai_data.physics.matgl_fix and fast_m3gnet: the packaged M3GNet-MP-2021.2.8-PES weights under matgl 4.1.2
 reproduce matgl's own published reference energies once the graph-convolution node update
 sums into the destination atom again (see the module docstring for the bug)."""
 
@@ -19,9 +19,12 @@ matgl = pytest.importorskip("matgl")
 from pymatgen.core import Lattice, Molecule, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
 
-from dismai_data.physics import matgl_compat  # noqa: E402
+from dismai_data.physics import cpu, fast_m3gnet, matgl_fix  # noqa: E402
+from dismai_data.physics import onednn as dnn  # noqa: E402
+from dismai_data.physics.fast_m3gnet import FastM3GNetPES  # noqa: E402
+from dismai_data.physics.relax import local_weights_dir  # noqa: E402
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "M3GNet-MP-2021.2.8-PES"
+WEIGHTS = local_weights_dir()
 
 # Ac-Ala3-NHMe, the molecule fixture ``AcAla3NHMe`` of matgl's tests/conftest.py (Angstrom).
 _ACALA_SPECIES = "H H H C O C N H C H C C O H H H N H C H C C O H H H N H C H C C O H H H N H C H H H".split()
@@ -82,7 +85,7 @@ def _load():
 
 @pytest.fixture(scope="module")
 def fixed():
-    return matgl_compat.fix_potential(_load())
+    return matgl_fix.fix_potential(_load())
 
 
 def _energy_stress(potential, obj):
@@ -141,20 +144,20 @@ def test_rocksalt_compounds_physical(fixed):
 def test_idempotent_scoped_and_copyable(fixed):
     from matgl.layers._graph_convolution import M3GNetGraphConv
 
-    assert matgl_compat.is_fixed(fixed)
+    assert matgl_fix.is_fixed(fixed)
     convs = [m for m in fixed.model.modules() if isinstance(m, M3GNetGraphConv)]
-    assert len(convs) == 3 and all(type(m) is matgl_compat.LegacyM3GNetGraphConv for m in convs)
-    assert matgl_compat.fix_potential(fixed) is fixed and matgl_compat.is_fixed(fixed)
+    assert len(convs) == 3 and all(type(m) is matgl_fix.LegacyM3GNetGraphConv for m in convs)
+    assert matgl_fix.fix_potential(fixed) is fixed and matgl_fix.is_fixed(fixed)
     # only the instance passed in changes
     other = _load()
-    assert not matgl_compat.is_fixed(other)
+    assert not matgl_fix.is_fixed(other)
     assert all(type(m) is M3GNetGraphConv for m in other.model.modules() if isinstance(m, M3GNetGraphConv))
     # copies keep the fix (a matgl Potential does not pickle at all: its basis holds
     # sympy-lambdified functions; dismai_data.physics.relax reloads it on Dask workers instead)
     # (deepcopy a fresh one: after a forward pass matgl's model holds non-leaf tensors in
     # ``feature_dict``, which torch refuses to deepcopy, fixed or not)
-    clone = copy.deepcopy(matgl_compat.fix_potential(_load()))
-    assert matgl_compat.is_fixed(clone)
+    clone = copy.deepcopy(matgl_fix.fix_potential(_load()))
+    assert matgl_fix.is_fixed(clone)
     assert _energy_stress(clone, mos())[0] == pytest.approx(-10.824362, abs=2e-4)
 
 
@@ -180,7 +183,7 @@ def _fast_vs_calculator(potential, structures, fast=None):
     one) on the batch of ``structures`` against matgl's PESCalculator one structure at a time."""
     from matgl.ext.ase import PESCalculator
 
-    fast = fast if fast is not None else matgl_compat.FastM3GNetPES(potential)
+    fast = fast if fast is not None else FastM3GNetPES(potential)
     index = {el: i for i, el in enumerate(potential.model.element_types)}
     types, srcs, dsts, vecs, graph = [], [], [], [], []
     start = 0
@@ -241,9 +244,9 @@ def test_compiled_fast_path_equals_matgl_calculator(fixed, monkeypatch, onednn):
     the model whose parameters need no gradient)."""
     import shutil
 
-    if onednn and not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+    if onednn and not dnn.onednn_matmul_usable("cpu", torch.float32):
         pytest.skip("oneDNN float32 products are not usable on this machine")
-    fast = matgl_compat.FastM3GNetPES(fixed, compile=True, onednn=onednn)
+    fast = FastM3GNetPES(fixed, compile=True, onednn=onednn)
     assert fast.onednn is onednn
     de, df, fm = _fast_vs_calculator(fixed, _small_set(), fast=fast)
     assert fm > 1.0
@@ -261,7 +264,7 @@ def test_compiled_fast_path_equals_matgl_calculator(fixed, monkeypatch, onednn):
     frames = counters["frames"]["total"]
     de, df, _ = _fast_vs_calculator(fixed, _small_set()[1:3], fast=fast)
     assert de < 2e-4 and df < 2e-4
-    monkeypatch.setattr(matgl_compat, "_BOND_BUCKET", 1)
+    monkeypatch.setattr(fast_m3gnet, "_BOND_BUCKET", 1)
     de, df, _ = _fast_vs_calculator(fixed, _small_set()[3:4], fast=fast)
     assert de < 2e-4 and df < 2e-4
     if fast.compiled:
@@ -272,13 +275,13 @@ def test_onednn_and_plain_matrix_products_both_equal_matgl_calculator(fixed):
     """The matrix products through oneDNN (the default where it is usable) and through torch's
     own ``F.linear`` (MKL here) give matgl's energies and forces alike, and each other's to
     float32 rounding."""
-    plain = matgl_compat.FastM3GNetPES(fixed, onednn=False)
+    plain = FastM3GNetPES(fixed, onednn=False)
     assert not plain.onednn
     de, df, fm = _fast_vs_calculator(fixed, _small_set(), fast=plain)
     assert fm > 1.0 and de < 2e-4 and df < 2e-4
-    if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+    if not dnn.onednn_matmul_usable("cpu", torch.float32):
         pytest.skip("oneDNN float32 products are not usable on this machine")
-    fast = matgl_compat.FastM3GNetPES(fixed)
+    fast = FastM3GNetPES(fixed)
     assert fast.onednn  # the default where usable
     de, df, _ = _fast_vs_calculator(fixed, _small_set(), fast=fast)
     assert de < 2e-4 and df < 2e-4
@@ -288,11 +291,11 @@ def test_onednn_linear_value_and_input_gradient_equal_torch_linear():
     """``dismai::onednn_linear``: x W^T + b and its input gradient g W equal F.linear's and
     autograd's on the same numbers (float32 rounding), for the shapes the model uses; it asks
     for no weight gradient."""
-    if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+    if not dnn.onednn_matmul_usable("cpu", torch.float32):
         pytest.skip("oneDNN float32 products are not usable on this machine")
     gen = torch.Generator().manual_seed(1)
     for op, (rows, k, m, bias) in itertools.product(
-            matgl_compat._onednn_linear_class(), ((1000, 64, 64, True), (777, 9, 64, False), (13, 64, 128, True))):
+            dnn.onednn_linear_ops(), ((1000, 64, 64, True), (777, 9, 64, False), (13, 64, 128, True))):
         w = torch.randn(m, k, generator=gen)
         b = torch.randn(m, generator=gen) if bias else None
         x = torch.randn(rows, k, generator=gen, requires_grad=True)
@@ -312,21 +315,21 @@ def test_padding_bonds_changes_no_number(fixed, monkeypatch):
     bonds (so that oneDNN's kernels for each row count are reused between relaxation steps);
     the energies and forces are exactly those without padding, and the padded call sees a row
     count that is a multiple of the bucket."""
-    if not matgl_compat.onednn_matmul_usable("cpu", torch.float32):
+    if not dnn.onednn_matmul_usable("cpu", torch.float32):
         pytest.skip("oneDNN float32 products are not usable on this machine")
     s = _small_set()[3]
     src, dst, vec = _bonds(s, float(fixed.model.cutoff))
     index = {el: i for i, el in enumerate(fixed.model.element_types)}
     args = (torch.tensor([index[site.specie.symbol] for site in s]), torch.from_numpy(src), torch.from_numpy(dst),
             torch.from_numpy(vec), torch.zeros(len(s), dtype=torch.long), 1)
-    fast = matgl_compat.FastM3GNetPES(fixed)
-    assert len(src) % matgl_compat._BOND_BUCKET != 0  # this structure needs padding
+    fast = FastM3GNetPES(fixed)
+    assert len(src) % fast_m3gnet._BOND_BUCKET != 0  # this structure needs padding
     rows = []
     atomic = fast._forward
     fast._forward = lambda *a: rows.append(int(a[1].shape[0])) or atomic(*a)
     e_pad, f_pad = fast.energies_forces(*args)
-    assert rows[-1] % matgl_compat._BOND_BUCKET == 0 and rows[-1] > len(src)
-    monkeypatch.setattr(matgl_compat, "_BOND_BUCKET", 1)
+    assert rows[-1] % fast_m3gnet._BOND_BUCKET == 0 and rows[-1] > len(src)
+    monkeypatch.setattr(fast_m3gnet, "_BOND_BUCKET", 1)
     e, f = fast.energies_forces(*args)
     assert rows[-1] == len(src)
     assert torch.equal(e_pad, e) and torch.equal(f_pad, f)
@@ -337,8 +340,8 @@ def test_threebody_block_on_bonds_within_its_cutoff_equals_every_bond(fixed):
     energies and forces of the block on every bond, and matgl's; a model whose bond update does
     not map 0 to 0 (a bias added) runs it on every bond, and threebody_subset=True says why."""
     structures = _small_set()
-    every = matgl_compat.FastM3GNetPES(fixed, threebody_subset=False)
-    subset = matgl_compat.FastM3GNetPES(fixed)
+    every = FastM3GNetPES(fixed, threebody_subset=False)
+    subset = FastM3GNetPES(fixed)
     assert subset._tb_subset and not every._tb_subset
     _, _, vec = _bonds(structures[3], float(fixed.model.cutoff))
     tb = subset._threebody_bonds(torch.from_numpy(vec).float())
@@ -349,30 +352,30 @@ def test_threebody_block_on_bonds_within_its_cutoff_equals_every_bond(fixed):
     assert fm > 1.0 and de < 2e-4 and df < 2e-4
     de2, df2, _ = _fast_vs_calculator(fixed, structures, fast=every)
     assert de2 < 2e-4 and df2 < 2e-4
-    biased = matgl_compat.fix_potential(_load())
+    biased = matgl_fix.fix_potential(_load())
     lin = biased.model.three_body_interactions[0].update_network_bond.layers[0]
     lin.bias = torch.nn.Parameter(torch.full((lin.out_features,), 0.1))
-    assert not matgl_compat.FastM3GNetPES(biased)._tb_subset
+    assert not FastM3GNetPES(biased)._tb_subset
     with pytest.raises(NotImplementedError, match="does not map 0 to 0"):
-        matgl_compat.FastM3GNetPES(biased, threebody_subset=True)
+        FastM3GNetPES(biased, threebody_subset=True)
 
 
 @pytest.mark.parametrize("vendor", ["GenuineIntel", "AuthenticAMD", ""])
 def test_default_products_by_cpu_vendor(fixed, monkeypatch, vendor):
     """The default matrix products: oneDNN in eager evaluation wherever it is usable; compiled,
     torch's own mm (MKL) on an Intel CPU with MKL and oneDNN on any other CPU (AMD, unknown)."""
-    monkeypatch.setattr(matgl_compat, "cpu_vendor", lambda: vendor)
-    usable = matgl_compat.onednn_matmul_usable("cpu", torch.float32)
+    monkeypatch.setattr(cpu, "cpu_vendor", lambda: vendor)
+    usable = dnn.onednn_matmul_usable("cpu", torch.float32)
     mkl = torch.backends.mkl.is_available() and vendor == "GenuineIntel"
-    assert matgl_compat.compiled_products_by_mkl() is mkl
-    assert matgl_compat.FastM3GNetPES(fixed).onednn is usable
-    assert matgl_compat.FastM3GNetPES(fixed, compile=True).onednn is (usable and not mkl)
+    assert cpu.compiled_products_by_mkl() is mkl
+    assert FastM3GNetPES(fixed).onednn is usable
+    assert FastM3GNetPES(fixed, compile=True).onednn is (usable and not mkl)
     # an explicit choice wins over the vendor
-    assert matgl_compat.FastM3GNetPES(fixed, compile=True, onednn=False).onednn is False
+    assert FastM3GNetPES(fixed, compile=True, onednn=False).onednn is False
 
 
 def test_cpu_vendor_reads_proc_cpuinfo():
-    vendor = matgl_compat.cpu_vendor()
+    vendor = cpu.cpu_vendor()
     if Path("/proc/cpuinfo").is_file() and "vendor_id" in Path("/proc/cpuinfo").read_text():
         assert vendor and vendor in Path("/proc/cpuinfo").read_text()
     else:
@@ -382,12 +385,12 @@ def test_cpu_vendor_reads_proc_cpuinfo():
 def test_onednn_refused_where_it_is_not_usable(fixed, monkeypatch):
     """Where the oneDNN check fails (no oneDNN in the torch build, another device or dtype),
     the default falls back to torch's own products and an explicit onednn=True says why."""
-    assert not matgl_compat.onednn_matmul_usable("cpu", torch.float64)
-    assert not matgl_compat.onednn_matmul_usable("meta", torch.float32)
-    monkeypatch.setattr(matgl_compat, "_ONEDNN_OK", False)
-    assert not matgl_compat.FastM3GNetPES(fixed).onednn
+    assert not dnn.onednn_matmul_usable("cpu", torch.float64)
+    assert not dnn.onednn_matmul_usable("meta", torch.float32)
+    monkeypatch.setattr(dnn, "_ONEDNN_OK", False)
+    assert not FastM3GNetPES(fixed).onednn
     with pytest.raises(NotImplementedError, match="oneDNN float32 matrix products are not usable"):
-        matgl_compat.FastM3GNetPES(fixed, onednn=True)
+        FastM3GNetPES(fixed, onednn=True)
 
 
 def test_compile_failure_falls_back_to_eager(fixed, monkeypatch, caplog):
@@ -401,15 +404,15 @@ def test_compile_failure_falls_back_to_eager(fixed, monkeypatch, caplog):
         return call
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    fast = matgl_compat.FastM3GNetPES(fixed, compile=True)
+    fast = FastM3GNetPES(fixed, compile=True)
     assert fast.compiled
-    eager = matgl_compat.FastM3GNetPES(fixed)
+    eager = FastM3GNetPES(fixed)
     s = _small_set()[3]
     src, dst, vec = _bonds(s, float(fixed.model.cutoff))
     index = {el: i for i, el in enumerate(fixed.model.element_types)}
     args = (torch.tensor([index[site.specie.symbol] for site in s]), torch.from_numpy(src), torch.from_numpy(dst),
             torch.from_numpy(vec), torch.zeros(len(s), dtype=torch.long), 1)
-    with caplog.at_level(logging.WARNING, logger="dismai_data.physics.matgl_compat"):
+    with caplog.at_level(logging.WARNING, logger="dismai_data.physics.fast_m3gnet"):
         e, f = fast.energies_forces(*args)
     assert not fast.compiled
     assert "torch.compile failed" in caplog.text and "no C++ compiler found" in caplog.text
@@ -426,7 +429,7 @@ def test_fast_path_keeps_only_the_nonzero_three_body_terms_whatever_the_thread_c
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            fast = matgl_compat.FastM3GNetPES(fixed)
+            fast = FastM3GNetPES(fixed)
             counts.add(len(fast._pair_col))
             assert fast.max_n == 3 and fast.max_l == 3
             assert float(fast._pair_coef.abs().min()) > 0.1
@@ -441,7 +444,7 @@ def test_fast_path_follows_the_aggregation_of_each_conv():
     de, df, _ = _fast_vs_calculator(raw, _small_set()[2:4])
     assert de < 2e-4 and df < 2e-4
     # and the two functions really differ on these compounds
-    fixed_pot = matgl_compat.fix_potential(_load())
+    fixed_pot = matgl_fix.fix_potential(_load())
     s = _small_set()[2]
     e_raw = _energy_stress(raw, s)[0]
     e_fixed = _energy_stress(fixed_pot, s)[0]
@@ -452,16 +455,16 @@ def test_fast_path_refuses_what_it_does_not_compute():
     from matgl.layers._three_body import ThreeBodyInteractions
 
     with pytest.raises(NotImplementedError, match="not an M3GNet"):
-        matgl_compat.FastM3GNetPES(object())
-    odd = matgl_compat.fix_potential(_load())
+        FastM3GNetPES(object())
+    odd = matgl_fix.fix_potential(_load())
     odd.model.basis_expansion.use_phi = True
     with pytest.raises(NotImplementedError, match="use_phi=True"):
-        matgl_compat.FastM3GNetPES(odd)
-    odd = matgl_compat.fix_potential(_load())
+        FastM3GNetPES(odd)
+    odd = matgl_fix.fix_potential(_load())
 
     class OtherThreeBody(ThreeBodyInteractions):
         pass
 
     odd.model.three_body_interactions[0].__class__ = OtherThreeBody
     with pytest.raises(NotImplementedError, match="three-body block OtherThreeBody"):
-        matgl_compat.FastM3GNetPES(odd)
+        FastM3GNetPES(odd)

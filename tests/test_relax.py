@@ -15,6 +15,9 @@ torch = pytest.importorskip("torch")
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
 from dismai_data.physics import relax as R  # noqa: E402
+from dismai_data.physics.relax import batch, cluster, fire  # noqa: E402
+from dismai_data.physics.relax import forces as F  # noqa: E402
+from dismai_data.physics.relax import potential as P  # noqa: E402
 
 
 def _rattle(s: Structure, sd: float, seed: int) -> Structure:
@@ -66,7 +69,7 @@ def test_batched_matches_ase_one_at_a_time(potential, ase_results):
     structures = [si8(), mgo8(), lco4()]
     assert all(r.converged and r.steps > 10 for r in ase_results)  # a real relaxation each
     calls = {}
-    batched = list(R._relax_stream(((i, str(i), s) for i, s in enumerate(structures)), potential,
+    batched = list(batch.relax_stream(((i, str(i), s) for i, s in enumerate(structures)), potential,
                                    fmax=0.05, max_steps=1000, batch_size=3, stats=calls))
     batched = [r for _, r in sorted(batched, key=lambda t: t[0])]
     for a, b, s in zip(ase_results, batched, structures):
@@ -86,10 +89,10 @@ def test_batched_energy_and_forces_equal_matgl_calculator(potential):
     from pymatgen.io.ase import AseAtomsAdaptor
 
     structures = [si8(), mgo8(), lco4()]
-    runs = [R._Relaxation(i, str(i), s,
+    runs = [fire.Relaxation(i, str(i), s,
                           torch.tensor([potential.model.element_types.index(x.specie.symbol) for x in s]),
                           float(potential.model.cutoff), 1.0) for i, s in enumerate(structures)]
-    energies, forces = R._evaluate(R._no_stress(potential), runs)
+    energies, forces = F.evaluate(P.no_stress(potential), runs)
     for s, e, f in zip(structures, energies, forces):
         atoms = AseAtomsAdaptor.get_atoms(s)
         atoms.calc = PESCalculator(potential, stress_unit="eV/A3")
@@ -98,17 +101,17 @@ def test_batched_energy_and_forces_equal_matgl_calculator(potential):
 
 
 def test_fast_path_is_used_and_equals_matgl_forward(potential):
-    """The batched engine evaluates with matgl_compat.FastM3GNetPES; on the same positions it
-    gives matgl's own batched forward (_evaluate_matgl), and a whole relaxation follows the
+    """The batched engine evaluates with FastM3GNetPES; on the same positions it
+    gives matgl's own batched forward (F.evaluate_matgl), and a whole relaxation follows the
     same trajectory either way (fast=False keeps matgl's forward)."""
-    from dismai_data.physics.matgl_compat import FastM3GNetPES
+    from dismai_data.physics.fast_m3gnet import FastM3GNetPES
 
-    view = R._no_stress(potential)
-    assert isinstance(R._fast_evaluator(view), FastM3GNetPES)
+    view = P.no_stress(potential)
+    assert isinstance(F.fast_evaluator(view), FastM3GNetPES)
     structures = [si8(), mgo8(), lco4()]
 
     def runs():
-        return [R._Relaxation(i, str(i), s,
+        return [fire.Relaxation(i, str(i), s,
                               torch.tensor([potential.model.element_types.index(x.specie.symbol) for x in s]),
                               float(potential.model.cutoff), 1.0) for i, s in enumerate(structures)]
 
@@ -119,8 +122,8 @@ def test_fast_path_is_used_and_equals_matgl_forward(potential):
         np.testing.assert_array_equal(src, s2)
         np.testing.assert_array_equal(dst, d2)
         np.testing.assert_allclose(vec, (frac[d2] + images - frac[s2]) @ r.cell, atol=1e-12)
-    e_fast, f_fast = R._evaluate(view, rs)
-    e_ref, f_ref = R._evaluate_matgl(view, runs())
+    e_fast, f_fast = F.evaluate(view, rs)
+    e_ref, f_ref = F.evaluate_matgl(view, runs())
     np.testing.assert_allclose(e_fast, e_ref, atol=2e-4, rtol=0)
     for a, b in zip(f_fast, f_ref):
         np.testing.assert_allclose(a, b, atol=2e-4, rtol=0)
@@ -155,7 +158,7 @@ def test_not_converged_is_reported(potential):
 def test_resume_skips_finished_shards(potential, ase_results, tmp_path, monkeypatch):
     items = [("si", si8()), ("mgo", mgo8()), ("lco", lco4())]
     seen: list[str] = []
-    real = R._evaluate
+    real = F.evaluate
 
     def counting(pot, batch):
         seen.extend(r.key for r in batch)
@@ -167,7 +170,7 @@ def test_resume_skips_finished_shards(potential, ase_results, tmp_path, monkeypa
             raise KeyboardInterrupt
         return counting(pot, batch)
 
-    monkeypatch.setattr(R, "_evaluate", killing)
+    monkeypatch.setattr(F, "evaluate", killing)
     with pytest.raises(KeyboardInterrupt):
         R.relax_many(items, potential=potential, batch_size=1, shard_size=2, checkpoint_dir=tmp_path,
                      progress=False)
@@ -179,7 +182,7 @@ def test_resume_skips_finished_shards(potential, ase_results, tmp_path, monkeypa
     assert set(done) == {"si", "mgo"}
 
     seen.clear()
-    monkeypatch.setattr(R, "_evaluate", counting)
+    monkeypatch.setattr(F, "evaluate", counting)
     results = R.relax_many(items, potential=potential, batch_size=1, shard_size=2, checkpoint_dir=tmp_path,
                            progress=False)
     assert set(seen) == {"lco"}  # finished shard not recomputed
@@ -252,7 +255,7 @@ def test_bad_input_names_the_item(potential):
 
 def test_load_potential_offline_uses_packaged_copy(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(R, "_POTENTIALS", {})
+    monkeypatch.setattr(P, "_POTENTIALS", {})
     p = R.load_potential(device="cpu")
     assert p.dismai_source == f"local:{R.local_weights_dir()}"
     assert "HF_HUB_OFFLINE" in p.dismai_fallback_reason
@@ -266,14 +269,14 @@ def test_load_potential_offline_uses_packaged_copy(monkeypatch):
 
 def test_load_potential_falls_back_when_hub_unreachable(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(R, "_POTENTIALS", {})
+    monkeypatch.setattr(P, "_POTENTIALS", {})
     calls = []
 
     def failing(repo):
         calls.append(repo)
         raise OSError("connection refused (127.0.0.1:9)")
 
-    monkeypatch.setattr(R, "_hub_snapshot", failing)
+    monkeypatch.setattr(P, "_hub_snapshot", failing)
     p = R.load_potential(device="cpu")
     assert calls == [R.RELAXER_REPO]
     assert p.dismai_source.startswith("local:")
@@ -323,4 +326,4 @@ def test_dask_workers_keep_freed_memory_instead_of_faulting_it_in_again():
     assert mmapped_plain >= 80000 * 64 * 4  # each 20 MB array is its own mmap
     assert mmapped_fix < 80000 * 64 * 4  # ... and with the fix it is heap memory
     assert faults_plain > 5 * faults_fix  # faulted in 30 times vs once
-    assert "keep_freed_memory()" in inspect.getsource(R._relax_shard_task)
+    assert "keep_freed_memory()" in inspect.getsource(cluster.relax_shard_task)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def _plt():
     import matplotlib
 

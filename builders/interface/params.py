@@ -55,6 +55,7 @@ RUNTIME = ("time_budget_s", "batch_size", "scheduler", "workers", "engine", "dev
 #: on the OpenBLAS kernel); part of the checkpoint parameters
 GENERATOR_VERSION = 2
 
+
 def parse_params(params: dict) -> dict:
     unknown = set(params) - set(PARAMETERS)
     if unknown:
@@ -79,8 +80,10 @@ def parse_params(params: dict) -> dict:
         raise ValueError("interface: n_candidates and n_structures must be >= 1")
     return p
 
+
 def data_params(p: dict) -> dict:
     return {k: v for k, v in p.items() if k not in RUNTIME}
+
 
 def shard_parameters(p: dict) -> dict:
     """What a relaxation checkpoint shard must have been made with to be reused: the data
@@ -94,11 +97,13 @@ def shard_parameters(p: dict) -> dict:
     key["generator_version"] = GENERATOR_VERSION
     return key
 
+
 def work_folder(p: dict) -> Path:
     if p["workdir"]:
         return Path(p["workdir"]).expanduser()
     h = hashlib.sha256(json.dumps(shard_parameters(p), sort_keys=True).encode()).hexdigest()[:12]
     return default_home() / "work" / f"interface-{h}"
+
 
 def torch_device(p: dict) -> str:
     import torch

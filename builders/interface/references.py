@@ -19,10 +19,11 @@ RAW = Path(__file__).resolve().parent.parent / "raw" / "interface"
 RAW_SHA256 = {
     "LiCoO2_R-3m.json": "fb76ad28094c4972a649fd9eecc843f1c06462603d0e901b32bc644d34a02842",
     "Li3ScCl6_C2m.json": "da3e05b0a5f0bc77231dce7e5e4a5689ca2cff473c0da0e8ac615b48cd72da2a",
-    "references.json": None,  # filled below from REFERENCES_SHA256
+    "references.json": None,  # checked against REFERENCES_SHA256 (raw_input)
 }
 
 REFERENCES_SHA256 = "bc8e8f9444642aa78885f29082691ab8ef4e31c292624071c03f355831cb1269"
+
 
 def raw_input(name: str) -> Path:
     from dismai_data.raw import RawDataError, sha256_file
@@ -36,6 +37,7 @@ def raw_input(name: str) -> Path:
         raise RawDataError(f"raw input {path} has sha256 {got}, expected {expected}")
     return path
 
+
 def published_bulk(name: str):
     """The bulk cell ``LiCoO2_R-3m`` or ``Li3ScCl6_C2m`` from its crystallography file."""
     from pymatgen.core import Lattice, Structure
@@ -47,11 +49,13 @@ def published_bulk(name: str):
                                   [x["xyz"] for x in spec["sites"]])
     return s
 
+
 def slabs_to_json(slabs: dict) -> dict:
     def part(p):
         return {"species": p["species"], "cart": np.round(p["cart"], 10).tolist(), "plane": p["plane"].tolist()}
     return {"lateral": np.round(slabs["lateral"], 10).tolist(), "match": slabs["match"],
             "lco": part(slabs["lco"]), "lsc": part(slabs["lsc"])}
+
 
 @lru_cache(maxsize=1)
 def references() -> dict:
@@ -62,6 +66,7 @@ def references() -> dict:
         d[k]["plane"] = np.array(d[k]["plane"], dtype=int)
     d["lateral"] = np.array(d["lateral"], dtype=float)
     return d
+
 
 def conventional_like(published, relaxed_prim):
     """The relaxed primitive cell expressed in the published conventional cell: the published
@@ -74,6 +79,7 @@ def conventional_like(published, relaxed_prim):
     if not np.allclose(m @ prim.lattice.matrix, published.lattice.matrix, atol=1e-4):
         raise RuntimeError("published cell is not an integer supercell of its primitive cell")
     return Structure(Lattice(m @ relaxed_prim.lattice.matrix), [], [])
+
 
 def make_references(bulk_cells: str = "published", potential=None, path: Path | None = None) -> Path:
     """(Re)write ``references.json``: the bulk cells used (``published`` crystallography, or

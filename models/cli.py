@@ -59,7 +59,6 @@ def train_cryingan(
 ):
     """Train CryinGAN (paper 000, 2.4 / 4.2.5) on the train split of a fixed-composition,
     fixed-lattice dataset; writes a checkpoint after every epoch."""
-    import numpy as np
     import torch
 
     from .cryingan import CryinGAN, save_checkpoint, train, training_tensor
@@ -74,23 +73,10 @@ def train_cryingan(
     vax = vacuum_axis if vacuum_axis is not None else (2 if name == "interface" else None)
     data, blocks, lat = training_tensor(rows, source=f"{dataset} [{config or 'default'}] train", vacuum_axis=vax)
     nt = translations if translations is not None else (4 if name == "alloy" else 0)
-    task = f"alloy/{config}" if name == "alloy" else name
     prev: dict = {}
     if resume:
-        if not (out / "config.json").is_file() or not (out / "model.safetensors").is_file():
-            raise typer.BadParameter(f"{out} holds no checkpoint (config.json + model.safetensors) to resume",
-                                     param_hint="--resume")
-        model = CryinGAN.from_pretrained(out)
-        if [tuple(b) for b in model.blocks] != [tuple(b) for b in blocks] or \
-                not np.allclose(np.asarray(model.lattice_list), lat, atol=1e-4):
-            raise typer.BadParameter(f"{out}: the checkpoint's composition/lattice ({model.blocks}) differ from "
-                                     f"the training data's ({blocks})", param_hint="--resume")
-        if abs(model.lam - lam) > 1e-12:
-            raise typer.BadParameter(f"the checkpoint was trained with lambda {model.lam}, not {lam}",
-                                     param_hint="--lambda")
+        model, prev = _resume_cryingan(out, blocks, lat, lam)
         nt = model.translations
-        if (out / "training.json").is_file():
-            prev = json.loads((out / "training.json").read_text())
         cfg = json.loads((out / "config.json").read_text())
         gen_channels, disc_channels, disc_hidden = (",".join(str(x) for x in cfg[k]) for k in (
             "gen_channels", "disc_channels", "disc_hidden"))
@@ -100,10 +86,61 @@ def train_cryingan(
                          disc_channels=_ints(disc_channels, "--disc-channels", 3),
                          disc_hidden=_ints(disc_hidden, "--disc-hidden", 2), lam=lam, translations=nt,
                          dataset=f"dismai/{name}" if Path(dataset).is_dir() else dataset, dataset_config=config,
-                         dataset_revision=revision, task=task)
+                         dataset_revision=revision, task=f"alloy/{config}" if name == "alloy" else name)
     out.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     load_start = [round(v, 2) for v in os.getloadavg()]
+    segments, base = _earlier_segments(prev)
+
+    def save_running(rec: dict) -> None:
+        save_checkpoint(model, out, {"status": "running", "started": started, **rec})
+        model.train()
+
+    with open(out / "training_log.jsonl", "a" if resume else "w") as logf:
+        log = _EpochLog(logf, base, len(segments) + 1 if segments else None, save_running, save_every)
+        typer.echo(f"CryinGAN on {dataset} [{config}] train: {data.shape[0]} structures, blocks {blocks}, "
+                   f"lambda {lam}, translations {nt}^3, {sum(p.numel() for p in model.parameters())} parameters")
+        summary = train(model, data, epochs=epochs, max_seconds=None if max_minutes is None else 60 * max_minutes,
+                        batch_size=batch_size, seed=seed, log=log)
+        command = "dismai train cryingan " + " ".join(
+            f"{k} {v}" for k, v in (("--dataset", dataset), ("--config", config), ("--lambda", lam),
+                                    ("--epochs", epochs), ("--max-minutes", max_minutes),
+                                    ("--gen-channels", gen_channels), ("--disc-channels", disc_channels),
+                                    ("--disc-hidden", disc_hidden), ("--seed", seed), ("--threads", threads),
+                                    ("--out", out)) if v is not None) + (" --resume" if resume else "")
+        summary.update(status="finished", started=started, threads=threads, dataset=dataset, config=config,
+                       revision=revision, vacuum_axis=vax, command=command)
+        _finish_summary(summary, load_start, rows, vax, segments, base)
+        save_checkpoint(model, out, summary)
+    typer.echo(f"wrote {out} ({summary['epochs_completed']} epochs, {summary['batches']} batches, "
+               f"{summary['seconds']} s)")
+
+
+def _resume_cryingan(out: Path, blocks: list, lat, lam: float):
+    """(model, earlier training.json) of the checkpoint in ``out``, checked against the
+    training data's composition and lattice and the given lambda."""
+    import numpy as np
+
+    from .cryingan import CryinGAN
+
+    if not (out / "config.json").is_file() or not (out / "model.safetensors").is_file():
+        raise typer.BadParameter(f"{out} holds no checkpoint (config.json + model.safetensors) to resume",
+                                 param_hint="--resume")
+    model = CryinGAN.from_pretrained(out)
+    if [tuple(b) for b in model.blocks] != [tuple(b) for b in blocks] or \
+            not np.allclose(np.asarray(model.lattice_list), lat, atol=1e-4):
+        raise typer.BadParameter(f"{out}: the checkpoint's composition/lattice ({model.blocks}) differ from "
+                                 f"the training data's ({blocks})", param_hint="--resume")
+    if abs(model.lam - lam) > 1e-12:
+        raise typer.BadParameter(f"the checkpoint was trained with lambda {model.lam}, not {lam}",
+                                 param_hint="--lambda")
+    prev = json.loads((out / "training.json").read_text()) if (out / "training.json").is_file() else {}
+    return model, prev
+
+
+def _earlier_segments(prev: dict) -> tuple[list[dict], dict]:
+    """The segments of an earlier training.json (a run never resumed is one segment) and
+    their totals (epoch, batches, generator_steps, seconds): what a resumed run counts on from."""
     segments = list(prev.get("segments", [])) or ([{k: prev.get(k) for k in (
         "epochs_completed", "batches", "generator_steps", "seconds", "command", "seed", "threads", "started")}]
         if prev else [])
@@ -111,34 +148,39 @@ def train_cryingan(
             "batches": sum(int(g.get("batches") or 0) for g in segments),
             "generator_steps": sum(int(g.get("generator_steps") or 0) for g in segments),
             "seconds": sum(float(g.get("seconds") or 0) for g in segments)}
-    logf = open(out / "training_log.jsonl", "a" if resume else "w")
-    last_save = [time.perf_counter()]
+    return segments, base
 
-    def log(rec: dict) -> None:
+
+class _EpochLog:
+    """The per-epoch callback of :func:`dismai_data.models.cryingan.train`: counts continued
+    from earlier segments (``base``), one line to ``training_log.jsonl`` and stdout, and a
+    checkpoint (``save(rec)``) when ``save_every`` seconds have passed (small datasets: an
+    epoch can be one batch)."""
+
+    def __init__(self, logf, base: dict, segment: int | None, save, save_every: float):
+        self.logf, self.base, self.segment, self.save, self.save_every = logf, base, segment, save, save_every
+        self.last_save = time.perf_counter()
+
+    def __call__(self, rec: dict) -> None:
+        base = self.base
         rec = {**rec, "epoch": rec["epoch"] + base["epoch"], "batches": rec["batches"] + base["batches"],
                "generator_steps": rec["generator_steps"] + base["generator_steps"],
-               "seconds": round(rec["seconds"] + base["seconds"], 1), **({"segment": len(segments) + 1}
-                                                                         if segments else {})}
-        logf.write(json.dumps(rec) + "\n")
-        logf.flush()
+               "seconds": round(rec["seconds"] + base["seconds"], 1),
+               **({"segment": self.segment} if self.segment else {})}
+        self.logf.write(json.dumps(rec) + "\n")
+        self.logf.flush()
         typer.echo(json.dumps(rec))
-        if time.perf_counter() - last_save[0] >= save_every:  # small datasets: an epoch can be one batch
-            save_checkpoint(model, out, {"status": "running", "started": started, **rec})
-            model.train()
-            last_save[0] = time.perf_counter()
+        if time.perf_counter() - self.last_save >= self.save_every:
+            self.save(rec)
+            self.last_save = time.perf_counter()
 
-    typer.echo(f"CryinGAN on {dataset} [{config}] train: {data.shape[0]} structures, blocks {blocks}, "
-               f"lambda {lam}, translations {nt}^3, {sum(p.numel() for p in model.parameters())} parameters")
-    summary = train(model, data, epochs=epochs, max_seconds=None if max_minutes is None else 60 * max_minutes,
-                    batch_size=batch_size, seed=seed, log=log)
-    summary.update(status="finished", started=started, threads=threads, dataset=dataset, config=config,
-                   revision=revision, vacuum_axis=vax, command="dismai train cryingan " + " ".join(
-                       f"{k} {v}" for k, v in (("--dataset", dataset), ("--config", config), ("--lambda", lam),
-                                               ("--epochs", epochs), ("--max-minutes", max_minutes),
-                                               ("--gen-channels", gen_channels), ("--disc-channels", disc_channels),
-                                               ("--disc-hidden", disc_hidden), ("--seed", seed),
-                                               ("--threads", threads), ("--out", out)) if v is not None)
-                   + (" --resume" if resume else ""))
+
+def _finish_summary(summary: dict, load_start: list, rows: list[dict], vax: int | None, segments: list[dict],
+                    base: dict) -> None:
+    """Add the load averages, niceness, the vacuum-axis lattice note and, for a resumed run,
+    the segments and the totals over them to ``summary`` (training.json)."""
+    import numpy as np
+
     summary["load_average"] = {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()],
                                "note": "1/5/15-minute load averages of the (shared, 2-core) machine"}
     summary["niceness"] = os.nice(0)
@@ -158,10 +200,6 @@ def train_cryingan(
                        seconds=round(summary["seconds"] + base["seconds"], 1),
                        resume_note="continued from the earlier checkpoint's weights; its Adam state was not saved, "
                                    "so the optimizer restarted from zero moments (the weights carry over)")
-    save_checkpoint(model, out, summary)
-    logf.close()
-    typer.echo(f"wrote {out} ({summary['epochs_completed']} epochs, {summary['batches']} batches, "
-               f"{summary['seconds']} s)")
 
 
 def generate(

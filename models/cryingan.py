@@ -408,6 +408,40 @@ def _gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, g
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def _critic_step(model: CryinGAN, opt_d, real: torch.Tensor, real_bonds: torch.Tensor,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update of both discriminators on a batch (WGAN-GP: ``L_coord + lambda L_bond``);
+    returns (L_coord, L_bond)."""
+    z = torch.randn(real.shape[0], model.latent_dim, generator=gen)
+    with torch.no_grad():
+        fake = model.generator(z)
+    fake_bonds = model.bonds(fake)
+    loss_c = _wasserstein(model.d_coord, fake, real) + GP_WEIGHT * _gradient_penalty(model.d_coord, real, fake, gen)
+    loss_d = loss_c
+    loss_b = torch.zeros(())
+    if model.lam > 0:
+        loss_b = _wasserstein(model.d_bond, fake_bonds, real_bonds) + GP_WEIGHT * _gradient_penalty(
+            model.d_bond, real_bonds, fake_bonds, gen)
+        loss_d = loss_c + model.lam * loss_b
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    return loss_c, loss_b
+
+
+def _generator_step(model: CryinGAN, opt_g, b: int, gen: torch.Generator) -> torch.Tensor:
+    """One generator update on ``b`` noise draws: ``-(D_coord(G(z)) + lambda D_bond(G(z)))``."""
+    z = torch.randn(b, model.latent_dim, generator=gen)
+    fake = model.generator(z)
+    loss_g = -model.d_coord(fake).mean()
+    if model.lam > 0:
+        loss_g = loss_g - model.lam * model.d_bond(model.bonds(fake)).mean()
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return loss_g
+
+
 def train(model: CryinGAN, data: torch.Tensor, *, epochs: int | None = None, max_seconds: float | None = None,
           batch_size: int = BATCH_SIZE, lr: float | None = None, generator_every: int = GENERATOR_EVERY,
           seed: int = 0, translations: int | None = None, log: Callable[[dict], None] | None = None,
@@ -446,37 +480,16 @@ def train(model: CryinGAN, data: torch.Tensor, *, epochs: int | None = None, max
             real, real_bonds = data[idx], data_bonds[idx]
             if nt > 1:
                 real = lattice_translations(real, nt, gen)
-            b = real.shape[0]
-            z = torch.randn(b, model.latent_dim, generator=gen)
-            with torch.no_grad():
-                fake = model.generator(z)
-            fake_bonds = model.bonds(fake)
-            loss_c = _wasserstein(model.d_coord, fake, real) + GP_WEIGHT * _gradient_penalty(
-                model.d_coord, real, fake, gen)
-            loss_d = loss_c
-            loss_b = torch.zeros(())
-            if model.lam > 0:
-                loss_b = _wasserstein(model.d_bond, fake_bonds, real_bonds) + GP_WEIGHT * _gradient_penalty(
-                    model.d_bond, real_bonds, fake_bonds, gen)
-                loss_d = loss_c + model.lam * loss_b
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            loss_c, loss_b = _critic_step(model, opt_d, real, real_bonds, gen)
             batches += 1
             if batches % generator_every == 0:
-                z = torch.randn(b, model.latent_dim, generator=gen)
-                fake = model.generator(z)
-                loss_g = -model.d_coord(fake).mean()
-                if model.lam > 0:
-                    loss_g = loss_g - model.lam * model.d_bond(model.bonds(fake)).mean()
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
+                loss_g = _generator_step(model, opt_g, real.shape[0], gen)
                 g_steps += 1
                 last = {"loss_d_coord": float(loss_c.detach()), "loss_d_bond": float(loss_b.detach()),
                         "loss_g": float(loss_g.detach())}
             elapsed = time.perf_counter() - t0
-            if (max_seconds is not None and elapsed >= max_seconds) or (max_batches is not None and batches >= max_batches):
+            if (max_seconds is not None and elapsed >= max_seconds) or \
+                    (max_batches is not None and batches >= max_batches):
                 done = True
                 break
         else:

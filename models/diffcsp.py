@@ -272,15 +272,9 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
         was = self.training
         self.eval()
         out = []
-        i = 0
-        while i < len(items):
+        for part in _atom_chunks(items, chunk_atoms):
             if deadline is not None and time.time() > deadline:
                 break
-            j, atoms = i, 0
-            while j < len(items) and (j == i or atoms + len(items[j][1]) <= chunk_atoms):
-                atoms += len(items[j][1])
-                j += 1
-            part = items[i:j]
             types = torch.tensor([z for *_, zs in part for z in zs], dtype=torch.long) - 1
             num = torch.tensor([len(sp) for _, sp, _ in part], dtype=torch.long)
             frac, lat = self.sample(types, num, gen)
@@ -289,7 +283,6 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
             for (rid, sp, _), L in zip(part, lat):
                 out.append((rid, sp, frac[o:o + len(sp)], L))
                 o += len(sp)
-            i = j
         self.train(was)
         return out
 
@@ -299,6 +292,19 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
 
         return [make_row(sp, f % 1.0, L, rid, symmetry=len(sp) <= 64)
                 for rid, sp, f, L in self.sample_arrays(n, seed)]
+
+
+def _atom_chunks(items: Sequence[tuple], chunk_atoms: int):
+    """Consecutive slices of ``items`` (``(id, species, numbers)``) of at most ``chunk_atoms``
+    atoms in all (at least one item each): the cells sampled together."""
+    i = 0
+    while i < len(items):
+        j, atoms = i, 0
+        while j < len(items) and (j == i or atoms + len(items[j][1]) <= chunk_atoms):
+            atoms += len(items[j][1])
+            j += 1
+        yield items[i:j]
+        i = j
 
 
 # -------------------------------------------------------------------- training data
@@ -337,6 +343,49 @@ def collate(items: Sequence[tuple], device) -> tuple:
     return types, frac, lattices, num, batch
 
 
+def _restore(folder: Path, model: DiffCSP, opt, sched, gen: torch.Generator, device: str) -> dict:
+    """Load the weights, optimiser, scheduler and RNG state of ``folder``'s last checkpoint
+    into the given objects, drop the log lines after it; returns its training state."""
+    f = folder / CHECKPOINT_STATE
+    if not f.is_file():
+        raise FileNotFoundError(f"{f}: no training state to resume from")
+    from safetensors.torch import load_model
+
+    load_model(model, folder / "model.safetensors", device=str(device))  # the weights of that checkpoint
+    ck = torch.load(f, map_location=device, weights_only=False)
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    gen.set_state(ck["generator"])
+    state = ck["state"]
+    log_file = folder / "training_log.jsonl"
+    if log_file.is_file():  # epochs logged after that checkpoint are redone: drop them
+        lines = log_file.read_text().splitlines()
+        log_file.write_text("".join(x + "\n" for x in lines if json.loads(x)["epoch"] <= state["epoch"]))
+    return state
+
+
+def _run_epoch(model: DiffCSP, items: Sequence[tuple], opt, gen: torch.Generator, batch_size: int, device: str,
+               out_of_time: Callable[[], bool], state: dict) -> tuple[float, int, int]:
+    """One pass over ``items`` in a random order (gradient values clipped to 0.5); stops
+    early (a partial epoch) when ``out_of_time()`` after at least one batch. Returns
+    (sum of loss x cells, cells seen, cells in the epoch); counts batches in ``state``."""
+    perm = torch.randperm(len(items), generator=gen).tolist()
+    total, count = 0.0, 0
+    for b in range(0, len(perm), batch_size):
+        if count and out_of_time():
+            break  # a partial epoch: its batches count, the epoch does not
+        batch = collate([items[i] for i in perm[b:b + batch_size]], device)
+        res = model.loss(*batch, gen=gen)
+        opt.zero_grad(set_to_none=True)
+        res["loss"].backward()
+        torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)
+        opt.step()
+        total += float(res["loss"].detach()) * batch[3].shape[0]
+        count += batch[3].shape[0]
+        state["batches"] += 1
+    return total, count, len(perm)
+
+
 def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs: int | None = None,
           max_seconds: float | None = None, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
           save_every: float = 120.0, resume: bool = False, log: Callable[[dict], None] | None = None,
@@ -355,27 +404,16 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
     gen = torch.Generator().manual_seed(seed)
     state = {"epoch": 0, "batches": 0, "seconds": 0.0, "segments": []}
     if resume:
-        f = folder / CHECKPOINT_STATE
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: no training state to resume from")
-        from safetensors.torch import load_model
-
-        load_model(model, folder / "model.safetensors", device=str(device))  # the weights of that checkpoint
-        ck = torch.load(f, map_location=device, weights_only=False)
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        gen.set_state(ck["generator"])
-        state = ck["state"]
-        log_file = folder / "training_log.jsonl"
-        if log_file.is_file():  # epochs logged after that checkpoint are redone: drop them
-            lines = log_file.read_text().splitlines()
-            log_file.write_text("".join(x + "\n" for x in lines if json.loads(x)["epoch"] <= state["epoch"]))
+        state = _restore(folder, model, opt, sched, gen, device)
     t0 = time.perf_counter()
     last_save = t0
     seg = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": _device_name(device), "epochs": 0,
            "seconds": 0.0, "command": command}
 
-    def save(status: str) -> None:
+    def out_of_time() -> bool:
+        return max_seconds is not None and time.perf_counter() - t0 >= max_seconds
+
+    def save(status: str) -> dict:
         seg["seconds"] = round(time.perf_counter() - t0, 1)
         summary = {**state, "segments": state["segments"] + [seg], "status": status,
                    "seconds": round(state["seconds"] + seg["seconds"], 1), "batch_size": batch_size,
@@ -387,26 +425,10 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
         tmp.replace(folder / CHECKPOINT_STATE)
         return summary
 
-    summary = None
-    while epochs is None or state["epoch"] < epochs:
-        if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
-            break
-        perm = torch.randperm(len(items), generator=gen).tolist()
-        total, count = 0.0, 0
-        for b in range(0, len(perm), batch_size):
-            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds and count:
-                break  # a partial epoch: its batches count, the epoch does not
-            batch = collate([items[i] for i in perm[b:b + batch_size]], device)
-            res = model.loss(*batch, gen=gen)
-            opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)
-            opt.step()
-            total += float(res["loss"].detach()) * batch[3].shape[0]
-            count += batch[3].shape[0]
-            state["batches"] += 1
+    while (epochs is None or state["epoch"] < epochs) and not out_of_time():
+        total, count, n = _run_epoch(model, items, opt, gen, batch_size, device, out_of_time, state)
         mean = total / max(count, 1)
-        if count < len(perm):
+        if count < n:
             state["partial_epoch_rows"] = count
             break
         sched.step(mean)
@@ -422,8 +444,7 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
         if time.perf_counter() - last_save >= save_every:
             save("running")
             last_save = time.perf_counter()
-    summary = save("finished" if epochs is not None and state["epoch"] >= epochs else "stopped")
-    return summary
+    return save("finished" if epochs is not None and state["epoch"] >= epochs else "stopped")
 
 
 def _device_name(device: str) -> str:

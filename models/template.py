@@ -104,59 +104,23 @@ class TemplateBaseline(ModelHubMixin, library_name="dismai-data", license="mit",
 
     def predict_one(self, target: dict, train: list[dict], index: dict, rng: np.random.Generator,
                     rid: str | None = None) -> dict | None:
+        """The prediction for one target row (steps 1-4 of the module doc), or None when no
+        training structure can serve as its template."""
         species = list(target["species"])
-        n = len(species)
-        key = (n,) + anonymous_key(species)
-        cands = index["by_key"].get(key) or index["by_n"].get(n)
-        repeat = 1
-        if not cands:
-            for m in sorted(index["by_n"], reverse=True):
-                if m < n and n % m == 0:
-                    cands, repeat = index["by_n"][m], n // m
-                    break
+        cands, repeat = _candidates(index, species)
         if not cands:
             return None
         tgt = _ordered_counts(species)
         tc = target.get("tc") if self.use_tc else None
-        scores = np.empty(len(cands))
-        for j, ci in enumerate(cands):
-            tpl = _ordered_counts(list(train[ci]["species"]) * repeat)
-            s = 0.0
-            if len(tpl) == len(tgt):
-                for (a, _), (b, _) in zip(tgt, tpl):
-                    xa, ra = element_props(a)
-                    xb, rb = element_props(b)
-                    s += abs(xa - xb) + abs(ra - rb)
-            else:
-                s += 10.0 + abs(len(tpl) - len(tgt))
-            if tc is not None and train[ci].get("tc") is not None and index["tc_scale"]:
-                s += abs(float(tc) - float(train[ci]["tc"])) / index["tc_scale"]
-            scores[j] = s
+        scores = np.array([_template_distance(tgt, list(train[ci]["species"]) * repeat, tc, train[ci].get("tc"),
+                                              index["tc_scale"]) for ci in cands])
         best = np.flatnonzero(scores <= scores.min() + 1e-12)
         ci = cands[int(best[rng.integers(len(best))])] if len(best) > 1 else cands[int(best[0])]
         tpl_row = train[ci]
-        frac = np.asarray(tpl_row["frac_coords"], dtype=np.float64)
-        lat = np.asarray(tpl_row["lattice"], dtype=np.float64)
-        tpl_species = list(tpl_row["species"])
-        if repeat > 1:
-            axis = int(np.argmin(np.linalg.norm(lat, axis=1)))
-            frac = np.concatenate([(frac + np.eye(3)[axis] * k) for k in range(repeat)])
-            frac[:, axis] /= repeat
-            lat = lat.copy()
-            lat[axis] *= repeat
-            tpl_species = tpl_species * repeat
-        # substitution: pair template and target elements in the same (count, X) order
-        tpl_order = _ordered_counts(tpl_species)
-        if len(tpl_order) == len(tgt) and all(a[1] == b[1] for a, b in zip(tpl_order, tgt)):
-            mapping = {a: b for (a, _), (b, _) in zip(tpl_order, tgt)}
-            new_species = [mapping[s] for s in tpl_species]
-        else:  # same atom count, different stoichiometry pattern: fill sites in template order
-            pool = [s for s, c in tgt for _ in range(c)]
-            order = np.argsort([element_props(s)[0] for s in tpl_species], kind="stable")
-            pool_sorted = sorted(pool, key=lambda s: element_props(s)[0])
-            new_species = [None] * n
-            for site, s in zip(order, pool_sorted):
-                new_species[int(site)] = s
+        frac, lat, tpl_species = _repeated(np.asarray(tpl_row["frac_coords"], dtype=np.float64),
+                                           np.asarray(tpl_row["lattice"], dtype=np.float64),
+                                           list(tpl_row["species"]), repeat)
+        new_species = _substitute(tpl_species, tgt, len(species))
         v_old = sum(element_props(s)[1] ** 3 for s in tpl_species)
         v_new = sum(element_props(s)[1] ** 3 for s in new_species)
         lat = lat * (v_new / v_old) ** (1.0 / 3.0)
@@ -177,3 +141,63 @@ class TemplateBaseline(ModelHubMixin, library_name="dismai-data", license="mit",
             if row is not None:
                 out.append(row)
         return out
+
+
+def _candidates(index: dict, species: list[str]) -> tuple[list[int] | None, int]:
+    """(training rows that can serve as the template, repeats of the template cell): the same
+    anonymous formula, else the same atom count, else the largest atom count dividing the
+    target's (repeated that many times); (None, 1) when there is none."""
+    n = len(species)
+    cands = index["by_key"].get((n,) + anonymous_key(species)) or index["by_n"].get(n)
+    if cands:
+        return cands, 1
+    for m in sorted(index["by_n"], reverse=True):
+        if m < n and n % m == 0:
+            return index["by_n"][m], n // m
+    return None, 1
+
+
+def _template_distance(tgt: list[tuple[str, int]], tpl_species: list[str], tc, tpl_tc, tc_scale) -> float:
+    """Sum over the matched elements of the electronegativity and radius differences (10 +
+    the difference in element count when the patterns differ), plus the scaled Tc distance."""
+    tpl = _ordered_counts(tpl_species)
+    s = 0.0
+    if len(tpl) == len(tgt):
+        for (a, _), (b, _) in zip(tgt, tpl):
+            xa, ra = element_props(a)
+            xb, rb = element_props(b)
+            s += abs(xa - xb) + abs(ra - rb)
+    else:
+        s += 10.0 + abs(len(tpl) - len(tgt))
+    if tc is not None and tpl_tc is not None and tc_scale:
+        s += abs(float(tc) - float(tpl_tc)) / tc_scale
+    return s
+
+
+def _repeated(frac: np.ndarray, lat: np.ndarray, species: list[str], repeat: int):
+    """The cell repeated ``repeat`` times along its shortest lattice vector."""
+    if repeat <= 1:
+        return frac, lat, species
+    axis = int(np.argmin(np.linalg.norm(lat, axis=1)))
+    frac = np.concatenate([(frac + np.eye(3)[axis] * k) for k in range(repeat)])
+    frac[:, axis] /= repeat
+    lat = lat.copy()
+    lat[axis] *= repeat
+    return frac, lat, species * repeat
+
+
+def _substitute(tpl_species: list[str], tgt: list[tuple[str, int]], n: int) -> list[str]:
+    """The target's species on the template's sites: template and target elements paired in
+    the same (count, electronegativity) order; a different stoichiometry pattern fills the
+    sites in electronegativity order."""
+    tpl_order = _ordered_counts(tpl_species)
+    if len(tpl_order) == len(tgt) and all(a[1] == b[1] for a, b in zip(tpl_order, tgt)):
+        mapping = {a: b for (a, _), (b, _) in zip(tpl_order, tgt)}
+        return [mapping[s] for s in tpl_species]
+    pool = [s for s, c in tgt for _ in range(c)]
+    order = np.argsort([element_props(s)[0] for s in tpl_species], kind="stable")
+    pool_sorted = sorted(pool, key=lambda s: element_props(s)[0])
+    new_species = [None] * n
+    for site, s in zip(order, pool_sorted):
+        new_species[int(site)] = s
+    return new_species

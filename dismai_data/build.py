@@ -1,7 +1,10 @@
-"""Writing a built dataset: deterministic parquet shards, figures and the dataset card.
+"""The built-dataset contract: :class:`DatasetBuild` (what every builder returns), its
+folder layout (:func:`data_files`), deterministic parquet shards (:func:`write_parquet`),
+``build_info.json`` and :func:`summarize` of a written folder.
 
-A builder (in ``builders/``) returns a :class:`DatasetBuild`; :func:`write_dataset`
-turns it into the folder layout the hub serves and ``datasets`` loads::
+``dismai_data.builders.write.write_dataset`` turns a :class:`DatasetBuild` into the folder
+layout the hub serves and ``datasets`` loads (it adds figures and the card, rendered by
+``dismai_data.cards``, a layer above this module)::
 
     OUT/
       README.md                                  dataset card (YAML + prose)
@@ -18,8 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dismai_data.schema import features
-from dismai_data.structure import rows_to_table
 
 #: Rows per parquet shard (all current datasets fit in one shard per split).
 DEFAULT_ROWS_PER_SHARD = 100_000
@@ -59,7 +59,7 @@ class SourceFile:
 
 @dataclass
 class DatasetBuild:
-    """Everything a builder produces; :func:`write_dataset` writes it out."""
+    """Everything a builder produces; ``dismai_data.builders.write.write_dataset`` writes it out."""
 
     name: str  # hub name, e.g. "jarvis-supercon-3d"
     pretty_name: str
@@ -136,40 +136,12 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
 def write_dataset(build: DatasetBuild, out: str | os.PathLike, *, figures: bool = True,
                   rows_per_shard: int = DEFAULT_ROWS_PER_SHARD) -> Path:
-    """Write ``build`` to ``out`` (replacing it atomically) and return the folder."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for config in build.configs:
-            files = data_files(build, config, rows_per_shard)
-            for split, paths in files.items():
-                rows = build.configs[config][split]
-                table = rows_to_table(rows, build.extra_features)
-                for i, rel in enumerate(paths):
-                    write_parquet(table.slice(i * rows_per_shard, rows_per_shard), staging / rel)
-        fig_paths: list[str] = []
-        if figures:
-            from dismai_data.figures import dataset_figures
+    """Forwarder to :func:`dismai_data.builders.write.write_dataset`, which moved there because
+    it renders the dataset card (``dismai_data.cards``, a layer above this module). Kept only
+    until the remaining importers of this path use the new one; then it goes."""
+    from dismai_data.builders.write import write_dataset as write
 
-            fig_paths = dataset_figures(build, staging / "figures")
-        from dismai_data.cards import render_dataset_card
-
-        (staging / "README.md").write_text(render_dataset_card(build, fig_paths, rows_per_shard))
-        (staging / "build_info.json").write_text(json.dumps(build_info(build), indent=1) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    return write(build, out, figures=figures, rows_per_shard=rows_per_shard)
 
 
 def build_info(build: DatasetBuild) -> dict:

@@ -50,8 +50,9 @@ def build(
                                                      "`dismai builders`."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the PNG figures."),
 ):
-    from dismai_data.build import summarize, write_dataset
+    from dismai_data.build import summarize
     from dismai_data.builders import BUILDERS, run_builder
+    from dismai_data.builders.write import write_dataset
 
     if name not in BUILDERS:
         typer.echo(f"error: unknown dataset {name!r}; known: {', '.join(sorted(BUILDERS))}", err=True)

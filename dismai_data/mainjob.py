@@ -29,8 +29,9 @@ QUICK_START_SKIPS = {
 # ------------------------------------------------------------------------------------ datasets
 def build_defaults(datasets_dir: Path, rebuild: bool, console) -> list[dict]:
     """Build each default dataset not yet built (every one with ``rebuild``); their summaries."""
-    from dismai_data.build import summarize, write_dataset
+    from dismai_data.build import summarize
     from dismai_data.builders import DEFAULT_DATASETS, run_builder
+    from dismai_data.builders.write import write_dataset
 
     out = []
     for name in DEFAULT_DATASETS:

@@ -295,7 +295,7 @@ def test_parallel_build_equals_serial_build(small_build):
 
 
 def test_small_build_writes(tmp_path, small_build):
-    from dismai_data.build import write_dataset
+    from dismai_data.builders.write import write_dataset
     from dismai_data.io import read_parquet_rows
 
     out = write_dataset(small_build, tmp_path / "alloy", figures=False)

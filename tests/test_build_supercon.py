@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from dismai_data.build import write_dataset
+from dismai_data.builders.write import write_dataset
 from dismai_data.builders import run_builder
 from dismai_data.raw import raw_dir
 from dismai_data.structure import row_to_structure
@@ -58,7 +58,8 @@ def test_known_rows_against_raw_csv(built):
 def test_card_says_where_it_came_from(built):
     _, out = built
     card = (out / "README.md").read_text()
-    for needle in ("dcbe3bfedf21a66dd8b4c02589659f1ba6e25bf0fd1e805e358f02a4c2c6b615", "builder `jarvis-supercon-3d` version 1.0.0",
+    for needle in ("dcbe3bfedf21a66dd8b4c02589659f1ba6e25bf0fd1e805e358f02a4c2c6b615",
+                   "builder `jarvis-supercon-3d` version 1.0.0",
                    "usnistgov/jarvis_leaderboard", "all 1056 CSV CIFs match their leaderboard POSCARs", "-Tc"):
         assert needle in card
 

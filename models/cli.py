@@ -46,8 +46,8 @@ def train_cryingan(
     disc_channels: str = typer.Option("512,512,256", "--disc-channels", help="discriminator per-atom widths"),
     disc_hidden: str = typer.Option("1000,200", "--disc-hidden", help="discriminator MLP widths"),
     seed: int = typer.Option(0, "--seed"),
-    threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest on a shared 2-core "
-                                                     "machine: 2 threads measured 2.3x slower per batch)"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 was fastest per batch on a shared "
+                                                     "2-core machine: benchmarks/RESULTS.md)"),
     vacuum_axis: int = typer.Option(None, "--vacuum-axis", help="slabs whose cells differ only in the length "
                                     "of this lattice vector (default: 2 for interface, none otherwise): train in "
                                     "the longest cell, Cartesian positions kept"),

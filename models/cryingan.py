@@ -26,10 +26,9 @@ paper's description.
   starts with per-atom biases drawn from N(0, s) and noise weights scaled by 0.1. With
   the default start every atom's position is a different random function of the noise;
   the alloy generator then spread its atoms uniformly through the noise and stayed there
-  (nearest-neighbour distance 1.25 Å, that of random points; 2.55 Å in the FCC rows),
-  where the discriminators' per-atom gradients average out over the noise. Even an exact
-  repulsion objective through that generator stayed at 1.25 Å for 300 Adam steps, and
-  reached 2.2 Å in 100 steps from the per-atom start.
+  (nearest-neighbour distances of random points, not of the FCC rows), where the
+  discriminators' per-atom gradients average out over the noise; from the per-atom start
+  it leaves that plateau (the measurements: benchmarks/RESULTS.md).
 - ``learning_rate`` (config; the paper's 5e-5 by default) is Adam's rate in :func:`train`.
 - **Alloys**: each training structure is translated by one of the 64 translations
   ``(i, j, k) / 4`` of the 4 x 4 x 4 conventional FCC supercell (identity + the

@@ -14,6 +14,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from dismai_data.evaluation import crystalnn as C
+from dismai_data.evaluation import crystalnn_neighbours as N
 from dismai_data.evaluation.disorder import FRACTION_SPECIES, _decorate, site_fingerprint
 from dismai_data.evaluation.disorder import bond_angle_distribution_reference as reference_angle_distribution
 
@@ -216,11 +217,11 @@ def test_clipped_cells_equal_qhull_cells():
     """The clipped cell (with VoronoiNN's cutoff doubling) has the faces of qhull's cell."""
     cases = _perfect_and_edge_cases()
     for s in (cases["dense random"], cases["isolated"], _slab(), _asi()):
-        prep = C._Prepared(s, list(range(len(s))), False, None)
-        fast = C._faces_fast(prep)
+        prep = N.Prepared(s, list(range(len(s))), False, None)
+        fast = N.faces_fast(prep)
         assert all(f is not None for f in fast)
         for k, (pts, nj, rows, sa, area) in enumerate(fast):
-            pts2, nj2, rows2, sa2, area2 = C._faces_scipy(prep, k)
+            pts2, nj2, rows2, sa2, area2 = N.faces_scipy(prep, k)
             a = {(int(nj2[r]), tuple(np.round(pts2[r], 6))): (x, y) for r, x, y in zip(rows2, sa2, area2) if x > 1e-9}
             b = {(int(nj[r]), tuple(np.round(pts[r], 6))): (x, y) for r, x, y in zip(rows, sa, area) if x > 1e-9}
             assert a.keys() == b.keys()
@@ -237,7 +238,7 @@ def test_slab_and_exact_path_equal_matminer(monkeypatch):
     ref_ca = np.array([site_fingerprint(d, i, True, FRACTION_SPECIES) for i in idx])
     assert np.abs(C.fingerprints(d, idx, cation_anion=True, fraction_species=FRACTION_SPECIES) - ref_ca).max() <= TOL
     # every site through the exact (scipy/qhull) path gives the same numbers too
-    monkeypatch.setattr(C, "_faces_fast", lambda prep: [None] * len(prep.indices))
+    monkeypatch.setattr(C, "faces_fast", lambda prep: [None] * len(prep.indices))
     assert np.abs(C.fingerprints(s, idx) - ref).max() <= TOL
     a = _asi(seed=3)
     assert np.abs(C.fingerprints(a, range(20)) - _reference_ops(a, range(20))).max() <= TOL

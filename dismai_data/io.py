@@ -108,6 +108,19 @@ def row_from_cif(text: str, id: str, extra: Mapping[str, Any] | None = None, *, 
         raise exc.located(source=source) from None
 
 
+def looks_like_cif(text: str) -> bool:
+    """Whether a structure text is CIF (else it is read as POSCAR)."""
+    return "_cell_length_a" in text or text.lstrip().lower().startswith("data_")
+
+
+def row_from_text(text: str | bytes, id: str, *, index: int | None = None, source: str | None = None,
+                  symmetry: bool = True) -> dict:
+    """Row of a CIF or POSCAR text (:func:`looks_like_cif` tells which)."""
+    text = text.decode() if isinstance(text, bytes) else text
+    reader = row_from_cif if looks_like_cif(text) else row_from_poscar
+    return reader(text, id, index=index, source=source, symmetry=symmetry)
+
+
 def cif_string(row: Mapping[str, Any]) -> str:
     from pymatgen.io.cif import CifWriter
 
@@ -262,12 +275,7 @@ def read_extxyz(path: str | os.PathLike, *, id_prefix: str | None = None, symmet
     """Rows of every frame of an extxyz file (:func:`iter_extxyz`); the first bad frame
     raises its :class:`StructureError`. Row ids come from the frame's ``id`` info key,
     else ``{stem}-{index}``. Other scalar info keys become extra columns."""
-    rows = []
-    for _, _, result in iter_extxyz(path, id_prefix=id_prefix, symmetry=symmetry):
-        if isinstance(result, StructureError):
-            raise result
-        rows.append(result)
-    return rows
+    return _first_error(iter_extxyz(path, id_prefix=id_prefix, symmetry=symmetry))
 
 
 def write_extxyz(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike,
@@ -290,30 +298,61 @@ def write_extxyz(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike,
 
 
 # --------------------------------------------------------------------------- JARVIS CSV
-def read_jarvis_csv(path: str | os.PathLike, *, column: str = "prediction", symmetry: bool = True
-                    ) -> list[dict]:
-    """Rows of a JARVIS-Leaderboard AtomGen CSV (``id,target,prediction``) from the
-    POSCAR strings of ``column`` (``prediction`` or ``target``)."""
+def iter_jarvis_csv(path: str | os.PathLike, *, column: str = "prediction", symmetry: bool = True
+                    ) -> Iterator[tuple[int, str, dict | StructureError]]:
+    """``(row index, id, row or StructureError)`` for every row of a JARVIS-Leaderboard AtomGen CSV
+    (``id,target,prediction``), from the POSCAR (or CIF) strings of ``column``.
+
+    The one CSV reader: :func:`read_jarvis_csv` raises the first error, the evaluation keeps
+    each bad row as a failed row. File-level problems raise before any row is yielded: a missing
+    or empty file, no header, a missing ``id`` or ``column`` column, an empty id, no rows.
+    Duplicate ids are the caller's to check."""
     path = Path(path)
     _check_file(path)
+    src = str(path)
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
-            raise StructureError("has no header line", source=str(path), field="header")
+            raise StructureError("has no header line", source=src, field="header")
         for needed in ("id", column):
             if needed not in reader.fieldnames:
-                raise StructureError(f"missing column (has {reader.fieldnames})", source=str(path), field=needed)
-        rows, seen = [], set()
-        for i, rec in enumerate(reader):
-            rid = (rec.get("id") or "").strip()
-            if not rid:
-                raise StructureError("missing or empty", field="id", index=i, source=str(path))
-            if rid in seen:
-                raise StructureError("duplicate id", field="id", row=rid, index=i, source=str(path))
-            seen.add(rid)
-            rows.append(row_from_poscar(rec[column], rid, index=i, source=str(path), symmetry=symmetry))
-    if not rows:
-        raise StructureError("holds no rows", source=str(path), field="file")
+                raise StructureError(f"missing column (has {reader.fieldnames})", source=src, field=needed)
+        records = list(reader)
+    for i, rec in enumerate(records):
+        if not (rec.get("id") or "").strip():
+            raise StructureError("missing or empty", field="id", index=i, source=src)
+    if not records:
+        raise StructureError("holds no rows", source=src, field="file")
+    return _csv_rows(records, column, src, symmetry)
+
+
+def _csv_rows(records: list[dict], column: str, src: str, symmetry: bool
+              ) -> Iterator[tuple[int, str, dict | StructureError]]:
+    for i, rec in enumerate(records):
+        rid = rec["id"].strip()
+        value = rec[column]
+        try:
+            if value is None:
+                raise StructureError("is empty (null)", field="prediction")
+            yield i, rid, row_from_text(value, rid, index=i, source=src, symmetry=symmetry)
+        except StructureError as exc:
+            yield i, rid, exc.located(row=rid, index=i, source=src)
+        except Exception as exc:  # a library failing on absurd input: this row fails, not the file
+            yield i, rid, StructureError(f"{type(exc).__name__}: {exc}", row=rid, index=i, source=src)
+
+
+def read_jarvis_csv(path: str | os.PathLike, *, column: str = "prediction", symmetry: bool = True
+                    ) -> list[dict]:
+    """Rows of a JARVIS-Leaderboard AtomGen CSV (:func:`iter_jarvis_csv`); the first bad row or
+    duplicate id raises its :class:`StructureError`."""
+    rows, seen = [], set()
+    for i, rid, result in iter_jarvis_csv(path, column=column, symmetry=symmetry):
+        if rid in seen:
+            raise StructureError("duplicate id", field="id", row=rid, index=i, source=str(path))
+        seen.add(rid)
+        if isinstance(result, StructureError):
+            raise result
+        rows.append(result)
     return rows
 
 
@@ -332,29 +371,74 @@ def write_jarvis_csv(pairs: Iterable[tuple[str, Mapping[str, Any], Mapping[str, 
 
 
 # --------------------------------------------------------------------------- parquet
-def read_parquet_rows(path: str | os.PathLike, *, columns: list[str] | None = None) -> list[dict]:
-    """Rows of a parquet/arrow file or of every ``*.parquet`` under a folder (sorted)."""
-    import pyarrow.parquet as pq
-
+def read_parquet_rows(path: str | os.PathLike, *, columns: list[str] | None = None,
+                      arrow_files: bool = False) -> list[dict]:
+    """Rows of a parquet/arrow file or of every ``*.parquet`` under a folder (sorted; with
+    ``arrow_files`` also every ``*.arrow``). Arrow files may be IPC streams or IPC files."""
     path = Path(path)
     _check_file(path)
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    if path.is_dir():
+        files = sorted(path.rglob("*.parquet")) + (sorted(path.rglob("*.arrow")) if arrow_files else [])
+    else:
+        files = [path]
     if not files:
-        raise StructureError("holds no parquet files", source=str(path), field="path")
+        raise StructureError("holds no parquet" + (" or arrow" if arrow_files else "") + " files",
+                             source=str(path), field="path")
     rows: list[dict] = []
     for f in files:
+        if f.stat().st_size == 0:
+            raise StructureError("is empty", source=str(f), field="file")
         try:
-            if f.suffix == ".arrow":
-                import pyarrow as pa
-
-                with pa.memory_map(str(f)) as src:
-                    table = pa.ipc.open_stream(src).read_all()
-            else:
-                table = pq.read_table(f, columns=columns)
+            table = _read_table(f, columns)
         except Exception as exc:
             raise StructureError(f"cannot read ({type(exc).__name__}: {exc})", source=str(f), field="file") from None
         rows.extend(table.to_pylist())
     return rows
+
+
+def _read_table(f: Path, columns: list[str] | None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if f.suffix != ".arrow":
+        return pq.read_table(f, columns=columns)
+    with pa.memory_map(str(f)) as src:
+        try:
+            table = pa.ipc.open_stream(src).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(src).read_all()
+    return table.select(columns) if columns is not None else table
+
+
+# --------------------------------------------------------------------------- CIF / POSCAR files
+def iter_structure_files(path: str | os.PathLike, *, symmetry: bool = True
+                         ) -> Iterator[tuple[int, str, dict | StructureError]]:
+    """``(index, row id, row or StructureError)`` of a CIF or POSCAR file, or of each such file
+    in a folder (sorted by name; hidden files and files of other formats skipped). The row id is
+    the file's stem. The one reader of structure files: :func:`read_structures` raises the first
+    error, the evaluation keeps each bad file as a failed row. A folder without any raises."""
+    path = Path(path)
+    _check_file(path)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+        and _format_or_none(p) in ("cif", "poscar"))
+    if not files:
+        raise StructureError("holds no CIF or POSCAR files", source=str(path), field="path")
+    return _file_rows(files, symmetry)
+
+
+def _file_rows(files: list[Path], symmetry: bool) -> Iterator[tuple[int, str, dict | StructureError]]:
+    for i, f in enumerate(files):
+        rid, src = f.stem, str(f)
+        try:
+            if f.stat().st_size == 0:
+                raise StructureError("is empty", field="file")
+            reader = row_from_cif if guess_format(f) == "cif" else row_from_poscar
+            yield i, rid, reader(f.read_text(errors="replace"), rid, index=i, source=src, symmetry=symmetry)
+        except StructureError as exc:
+            yield i, rid, exc.located(row=rid, index=i, source=src)
+        except Exception as exc:  # a library failing on absurd input: this file fails, not the folder
+            yield i, rid, StructureError(f"{type(exc).__name__}: {exc}", row=rid, index=i, source=src)
 
 
 # --------------------------------------------------------------------------- any
@@ -364,7 +448,7 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None, *, column: 
     a folder of CIF/POSCAR files, a JARVIS-Leaderboard CSV, or parquet (file/folder)."""
     path = Path(path)
     _check_file(path)
-    fmt = fmt or _guess_format(path)
+    fmt = fmt or guess_format(path)
     if fmt == "extxyz":
         return read_extxyz(path, symmetry=symmetry)
     if fmt == "jarvis-csv":
@@ -373,18 +457,17 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None, *, column: 
         rows = read_parquet_rows(path)
         return [_revalidate(r, i, str(path), symmetry) for i, r in enumerate(rows)]
     if fmt in ("cif", "poscar"):
-        files = [path] if path.is_file() else sorted(
-            p for p in path.iterdir() if p.is_file() and _guess_format(p) in ("cif", "poscar"))
-        if not files:
-            raise StructureError("holds no CIF or POSCAR files", source=str(path), field="path")
-        rows = []
-        for i, f in enumerate(files):
-            _check_file(f)
-            text = f.read_text()
-            reader = row_from_cif if _guess_format(f) == "cif" else row_from_poscar
-            rows.append(reader(text, f.stem, index=i, source=str(f), symmetry=symmetry))
-        return rows
+        return _first_error(iter_structure_files(path, symmetry=symmetry))
     raise StructureError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", source=str(path), field="format")
+
+
+def _first_error(results: Iterable[tuple[int, str, dict | StructureError]]) -> list[dict]:
+    rows = []
+    for _, _, result in results:
+        if isinstance(result, StructureError):
+            raise result
+        rows.append(result)
+    return rows
 
 
 def _revalidate(row: Mapping[str, Any], index: int, source: str, symmetry: bool) -> dict:
@@ -396,9 +479,18 @@ def _revalidate(row: Mapping[str, Any], index: int, source: str, symmetry: bool)
         raise exc.located(source=source) from None
 
 
-def _guess_format(path: Path) -> str:
+def _format_or_none(path: Path) -> str | None:
+    try:
+        return guess_format(path)
+    except StructureError:
+        return None
+
+
+def guess_format(path: str | os.PathLike) -> str:
+    """The format (one of :data:`FORMATS`) of a file, from its name, or of a folder, from its files."""
+    path = Path(path)
     if path.is_dir():
-        kinds = {_guess_format(p) for p in path.iterdir() if p.is_file()}
+        kinds = {guess_format(p) for p in path.iterdir() if p.is_file()}
         if "parquet" in kinds:
             return "parquet"
         if kinds & {"cif", "poscar"}:
@@ -431,4 +523,9 @@ __all__ = [
     "write_jarvis_csv",
     "read_parquet_rows",
     "read_structures",
+    "guess_format",
+    "iter_jarvis_csv",
+    "iter_structure_files",
+    "looks_like_cif",
+    "row_from_text",
 ]

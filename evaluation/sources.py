@@ -9,7 +9,6 @@ per-row table.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -19,7 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dismai_data.errors import DismaiError, StructureError
-from dismai_data.io import _guess_format, iter_extxyz, row_from_cif, row_from_poscar
+from dismai_data.io import (guess_format, iter_extxyz, iter_jarvis_csv, iter_structure_files, read_parquet_rows,
+                            row_from_text)
 from dismai_data.structure import make_row
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?(@[\w.\-/]+)?$")
@@ -60,20 +60,13 @@ def _reason(exc: StructureError) -> str:
     return f"{exc.field}: {exc.reason}" if exc.field else exc.reason
 
 
-def _looks_like_cif(text: str) -> bool:
-    return "_cell_length_a" in text or text.lstrip().lower().startswith("data_")
-
-
 def _row_from_value(value: Any, rid: str, index: int, source: str, symmetry: bool) -> dict:
     """Row from a predictions-column value: a POSCAR/CIF string or a mapping with the
     structure columns."""
     if value is None:
         raise StructureError("is empty (null)", field="prediction")
     if isinstance(value, (bytes, str)):
-        text = value.decode() if isinstance(value, bytes) else value
-        if _looks_like_cif(text):
-            return row_from_cif(text, rid, index=index, source=source, symmetry=symmetry)
-        return row_from_poscar(text, rid, index=index, source=source, symmetry=symmetry)
+        return row_from_text(value, rid, index=index, source=source, symmetry=symmetry)
     if isinstance(value, Mapping):
         return make_row(value.get("species"), value.get("frac_coords"), value.get("lattice"), rid,
                         atomic_numbers=value.get("atomic_numbers"), index=index, symmetry=symmetry)
@@ -112,89 +105,46 @@ def _items_from_records(records: list[dict], source: str, column: str | None, sy
     return items
 
 
-def _read_table_records(path: Path) -> list[dict]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def _input_error(exc: StructureError, path: Path) -> EvaluationInputError:
+    """A reader's file-level error as an evaluation input error (same reason and location)."""
+    return EvaluationInputError(exc.reason, source=exc.source or str(path), field=exc.field or "file",
+                                row=exc.row, index=exc.index)
 
-    files = sorted(path.rglob("*.parquet")) + sorted(path.rglob("*.arrow")) if path.is_dir() else [path]
-    if not files:
-        raise EvaluationInputError("holds no parquet or arrow files", source=str(path), field="path")
-    records: list[dict] = []
-    for f in files:
-        if f.stat().st_size == 0:
-            raise EvaluationInputError("is empty", source=str(f), field="file")
-        try:
-            if f.suffix == ".arrow":
-                with pa.memory_map(str(f)) as src:
-                    try:
-                        table = pa.ipc.open_stream(src).read_all()
-                    except pa.ArrowInvalid:
-                        table = pa.ipc.open_file(src).read_all()
-            else:
-                table = pq.read_table(f)
-        except Exception as exc:
-            raise EvaluationInputError(f"cannot read ({type(exc).__name__}: {exc})", source=str(f),
-                                       field="file") from None
-        records.extend(table.to_pylist())
-    return records
+
+def _items(path: Path, results) -> list[PredItem]:
+    """Items of a per-row reader of :mod:`dismai_data.io` (``(index, id, row or StructureError)``):
+    a bad row is a failed item, a file-level error an :class:`EvaluationInputError`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frames = list(results())
+    except StructureError as exc:
+        raise _input_error(exc, path) from None
+    return [PredItem(rid, i, result) if isinstance(result, dict) else PredItem(rid, i, None, _reason(result))
+            for i, rid, result in frames]
+
+
+def _read_table_records(path: Path) -> list[dict]:
+    try:
+        return read_parquet_rows(path, arrow_files=True)
+    except StructureError as exc:
+        raise _input_error(exc, path) from None
 
 
 def _read_csv(path: Path, column: str, symmetry: bool) -> list[PredItem]:
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None:
-            raise EvaluationInputError("has no header line", source=str(path), field="header")
-        for needed in ("id", column):
-            if needed not in reader.fieldnames:
-                raise EvaluationInputError(f"missing column (has {reader.fieldnames})", source=str(path),
-                                           field=needed)
-        records = list(reader)
-    for i, rec in enumerate(records):
-        if not (rec.get("id") or "").strip():
-            raise EvaluationInputError("missing or empty", source=str(path), field="id", index=i)
-        rec["id"] = rec["id"].strip()
-    return _items_from_records(records, str(path), column, symmetry, path.stem)
+    return _items(path, lambda: iter_jarvis_csv(path, column=column, symmetry=symmetry))
 
 
 def _read_extxyz(path: Path, symmetry: bool) -> list[PredItem]:
     """One item per frame (:func:`dismai_data.io.iter_extxyz`): a bad frame is a failed
     row; a file that cannot be cut into frames, or has none, is a file-level error. Info
     keys (energies...) are not read: a prediction is its structure."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frames = list(iter_extxyz(path, symmetry=symmetry, info_columns=False))
-    except StructureError as exc:
-        raise EvaluationInputError(exc.reason, source=exc.source or str(path), field=exc.field or "file") from None
-    return [PredItem(rid, i, result) if isinstance(result, dict) else PredItem(rid, i, None, _reason(result))
-            for i, rid, result in frames]
+    return _items(path, lambda: iter_extxyz(path, symmetry=symmetry, info_columns=False))
 
 
 def _read_files(path: Path, symmetry: bool) -> list[PredItem]:
-    files = [path] if path.is_file() else sorted(
-        p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    items = []
-    for i, f in enumerate(files):
-        try:
-            kind = _guess_format(f)
-        except StructureError:
-            continue
-        if kind not in ("cif", "poscar"):
-            continue
-        rid = f.stem if kind == "cif" else (f.stem if f.suffix else f.name)
-        try:
-            if f.stat().st_size == 0:
-                raise StructureError("is empty", field="file")
-            text = f.read_text(errors="replace")
-            reader = row_from_cif if kind == "cif" else row_from_poscar
-            items.append(PredItem(rid, i, reader(text, rid, index=i, source=str(f), symmetry=symmetry)))
-        except StructureError as exc:
-            items.append(PredItem(rid, i, None, _reason(exc)))
-        except Exception as exc:
-            items.append(PredItem(rid, i, None, f"{type(exc).__name__}: {exc}"))
-    if not items:
-        raise EvaluationInputError("holds no CIF or POSCAR files", source=str(path), field="path")
-    return items
+    """One item per CIF/POSCAR file (:func:`dismai_data.io.iter_structure_files`)."""
+    return _items(path, lambda: iter_structure_files(path, symmetry=symmetry))
 
 
 def split_hub_id(source: str) -> tuple[str, str | None]:
@@ -202,7 +152,8 @@ def split_hub_id(source: str) -> tuple[str, str | None]:
     return repo, (rev or None)
 
 
-def _load_hub(repo: str, revision: str | None, split: str, config: str | None, source: str):
+def load_hub(repo: str, revision: str | None, split: str, config: str | None, source: str) -> list[dict]:
+    """Rows of one split of a hub dataset (``datasets.load_dataset``); ``source`` names it in errors."""
     try:
         import datasets
         with warnings.catch_warnings():
@@ -214,6 +165,9 @@ def _load_hub(repo: str, revision: str | None, split: str, config: str | None, s
     return ds.to_list()
 
 
+_load_hub = load_hub  # until dismai_data/leaderboard/client.py imports load_hub
+
+
 def read_predictions(source: str | os.PathLike, *, column: str | None = None, split: str = "test",
                      symmetry: bool = True) -> PredictionSet:
     """All submitted structures of ``source`` (file, folder or ``hub-id@revision``)."""
@@ -222,7 +176,7 @@ def read_predictions(source: str | os.PathLike, *, column: str | None = None, sp
     if not path.exists():
         if _HUB_ID.match(src) and ("/" in src or "@" in src):
             repo, rev = split_hub_id(src)
-            records = _load_hub(repo, rev, split, None, src)
+            records = load_hub(repo, rev, split, None, src)
             ps = PredictionSet(src, "hub", column, revision=rev)
             ps.items = _items_from_records(records, src, column, symmetry, repo.split("/")[-1])
             _check_duplicates(ps)
@@ -232,7 +186,7 @@ def read_predictions(source: str | os.PathLike, *, column: str | None = None, sp
     if path.is_file() and path.stat().st_size == 0:
         raise EvaluationInputError("is empty", source=src, field="file")
     try:
-        fmt = _guess_format(path)
+        fmt = guess_format(path)
     except StructureError as exc:
         raise EvaluationInputError(exc.reason, source=src, field="format") from None
     ps = PredictionSet(src, fmt, column)
@@ -306,7 +260,7 @@ def load_reference(reference: str | os.PathLike | None, dataset: str, split: str
     if not path.exists():
         if _HUB_ID.match(src):
             repo, rev = split_hub_id(src)
-            rows = _load_hub(repo, rev, split, config, src)
+            rows = load_hub(repo, rev, split, config, src)
             if not rows:
                 raise EvaluationInputError(f"split {split!r} is empty", source=src, field="split")
             return Reference(repo, rev, config, split, src, rows, _hub_build_info(repo, rev))
@@ -351,5 +305,5 @@ def load_reference(reference: str | os.PathLike | None, dataset: str, split: str
     return Reference(name, revision, config, split, src, rows, meta)
 
 
-__all__ = ["EvaluationInputError", "PredItem", "PredictionSet", "Reference", "read_predictions",
-           "load_reference", "default_dataset_dir", "DismaiError"]
+__all__ = ["EvaluationInputError", "load_hub", "split_hub_id", "PredItem", "PredictionSet", "Reference",
+           "read_predictions", "load_reference", "default_dataset_dir", "DismaiError"]

@@ -92,8 +92,8 @@ def main():
     from matminer.featurizers.site import CrystalNNFingerprint
 
     from dismai_data.evaluation import crystalnn as C
-    from dismai_data.evaluation.disorder import (FRACTION_SPECIES, _decorate, bond_angle_distribution_reference, rdf_fast,
-                                                 rdf_reference, site_fingerprint)
+    from dismai_data.evaluation.disorder import (FRACTION_SPECIES, bond_angle_distribution_reference, decorate,
+                                                 rdf_fast, rdf_reference, site_fingerprint)
 
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     # ---------------------------------------------------------------- a-Si-like
@@ -114,7 +114,7 @@ def main():
     structs, source = interfaces(max(args.structures, 1))
     print(f"\ninterface structures: {source}; {len(structs[0])} atoms")
     s = structs[0]
-    d = _decorate(s)
+    d = decorate(s)
     cat = [i for i, site in enumerate(s) if site.specie.symbol in CATIONS]
     step = max(1, len(cat) // args.sites)
     idx = cat[::step][:args.sites]
@@ -127,7 +127,8 @@ def main():
     print(f"  matminer CrystalNNFingerprint (61):        {1000 * t_ref61 / len(idx):7.2f} ms/site")
     print(f"  disorder.site_fingerprint (109, reference): {1000 * t_ref / len(idx):7.2f} ms/site")
     print(f"  crystalnn.fingerprints (109):               {1000 * t_ours / len(idx):7.3f} ms/site   speed-up "
-          f"{t_ref61 / t_ours:5.1f}x vs matminer   max |diff| {max(np.abs(ref - ours).max(), np.abs(ref61 - ours[:, :61]).max()):.1e}")
+          f"{t_ref61 / t_ours:5.1f}x vs matminer   max |diff| "
+          f"{max(np.abs(ref - ours).max(), np.abs(ref61 - ours[:, :61]).max()):.1e}")
     # ---------------------------------------------------------------- 120 cations x 1000 structures
     n = args.full or args.structures
     structs = structs[:n] if len(structs) >= n else interfaces(n)[0]
@@ -152,7 +153,8 @@ def main():
     s = _asi()
     a, t_a = _timed(bond_angle_distribution_reference, s)
     b, t_b = _timed(C.bond_angle_distribution, s)
-    print(f"\nbond-angle distribution, {len(s)} Si: pymatgen CrystalNN {1000 * t_a:.0f} ms, crystalnn {1000 * t_b:.0f} ms "
+    print(f"\nbond-angle distribution, {len(s)} Si: pymatgen CrystalNN {1000 * t_a:.0f} ms, "
+          f"crystalnn {1000 * t_b:.0f} ms "
           f"(speed-up {t_a / t_b:.0f}x, max |diff| {np.abs(a - b).max():.1e})")
     a, t_a = _timed(rdf_reference, s)
     b, t_b = _timed(rdf_fast, s)

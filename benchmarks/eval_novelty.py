@@ -80,7 +80,7 @@ def _cpu() -> float:
 def _compare_pairs(gen, train, k: int):
     from collections import defaultdict
 
-    from dismai_data.evaluation.generic import _fit, matcher, plain_matcher, reduce_for_matching
+    from dismai_data.evaluation.generic import fits, matcher, plain_matcher, reduce_for_matching
     from dismai_data.structure import row_to_structure
 
     by = defaultdict(list)
@@ -91,7 +91,7 @@ def _compare_pairs(gen, train, k: int):
     out = {}
     for name, sm in (("plain StructureMatcher.fit", plain_matcher()), ("cached strict match", matcher())):
         c0 = time.process_time()
-        out[name] = [_fit(sm, a, b) for a, b in red]
+        out[name] = [fits(sm, a, b) for a, b in red]
         print(f"  {name}: {len(red)} same-formula pairs (pre-reduced), {time.process_time() - c0:.2f} CPU s, "
               f"{sum(out[name])} matches")
     a, b = out.values()

@@ -403,10 +403,10 @@ def evaluate_alloy(preds: PredictionSet, ref: Reference, *, workers: int = 1, sc
 
 
 def _alloy_figures(fig: Path, label, fp, fp_train, en, en_train, sro, sro_train, metrics) -> dict:
-    from .figures import _plt, overlay_histograms
+    from .figures import overlay_histograms, pyplot
 
     fig.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     out = {}
     f, axes = plt.subplots(2, 6, figsize=(18, 6))
     for j, (lab, ax) in enumerate(zip(ce.SRO_LABELS, axes.ravel())):

@@ -182,7 +182,8 @@ def site_fingerprint(structure, idx: int, cation_anion: bool = False,
     return np.asarray(out, dtype=float)
 
 
-def _decorate(structure):
+def decorate(structure):
+    """Copy of ``structure`` with the interface task's oxidation states (:data:`OXIDATION_STATES`)."""
     s = structure.copy()
     s.add_oxidation_state_by_element(OXIDATION_STATES)
     return s
@@ -298,7 +299,7 @@ def structure_features(task):
         out = {"ok": True, "reason": None}
         symbols = [site.specie.symbol for site in s]
         idx = [i for i, sym in enumerate(symbols) if sym in INTERFACE_CATIONS]
-        # one neighbour list for all cations; the same numbers as site_fingerprint on _decorate(s)
+        # one neighbour list for all cations; the same numbers as site_fingerprint on decorate(s)
         fps = fingerprints(s, idx, cation_anion=True, oxidation_states=OXIDATION_STATES,
                            fraction_species=FRACTION_SPECIES)
         for el in INTERFACE_CATIONS:
@@ -404,9 +405,9 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
                                    description="cation fingerprints weighted 72 Li : 36 Co : 12 Sc")
     files = {}
     if outdir is not None and figures and n:
-        from .figures import _plt
+        from .figures import pyplot
 
-        plt = _plt()
+        plt = pyplot()
         fig_dir = outdir / "figures"
         fig_dir.mkdir(parents=True, exist_ok=True)
         for key, (g, t) in curves.items():

@@ -9,7 +9,8 @@ import numpy as np
 PARAM_LABELS = {"a": "a (Å)", "b": "b (Å)", "c": "c (Å)", "alpha": "α (°)", "beta": "β (°)", "gamma": "γ (°)"}
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +23,7 @@ def lattice_histograms(target: np.ndarray, pred: np.ndarray, edges: dict, klds: 
                        title: str) -> Path:
     """AtomBench Figs 3-4: target vs predicted histograms of the six Niggli parameters,
     percentage of materials per bin, KLD in each panel."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     for j, (p, ax) in enumerate(zip(("a", "b", "c", "alpha", "beta", "gamma"), axes.ravel())):
         e = edges[p]
@@ -46,7 +47,7 @@ def lattice_histograms(target: np.ndarray, pred: np.ndarray, edges: dict, klds: 
 def overlay_histograms(series: dict[str, np.ndarray], path: Path, title: str, xlabel: str, bins=40,
                        note: str | None = None) -> Path:
     """Overlaid normalised histograms of named 1-D samples (densities, energies, SRO...)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     allv = np.concatenate([np.asarray(v, float) for v in series.values() if len(v)] or [np.zeros(1)])
     allv = allv[np.isfinite(allv)]
@@ -68,7 +69,7 @@ def overlay_histograms(series: dict[str, np.ndarray], path: Path, title: str, xl
 
 def grouped_bars(groups: dict[str, dict[str, float]], path: Path, title: str, ylabel: str) -> Path:
     """Stacked bars: one bar per group (e.g. crystal system), one colour per class."""
-    plt = _plt()
+    plt = pyplot()
     names = list(groups)
     classes = sorted({c for g in groups.values() for c in g})
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4))

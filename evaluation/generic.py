@@ -167,7 +167,8 @@ def reduce_for_matching(structure):
         return StructureMatcher._get_reduced_structure(structure, True, True)
 
 
-def _fit(sm, a, b) -> bool:
+def fits(sm, a, b) -> bool:
+    """``sm.fit`` of two reduced structures (:func:`reduce_for_matching`); False where the matcher fails."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -176,7 +177,7 @@ def _fit(sm, a, b) -> bool:
         return False
 
 
-def _fit_anon(sm, a, b) -> bool:
+def fits_anonymous(sm, a, b) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -212,7 +213,7 @@ def formula_bucket_task(task) -> dict:
     def fit(a, b) -> bool:
         k = (keys[id(a)], keys[id(b)])
         if k not in memo:
-            memo[k] = _fit(sm, a, b)
+            memo[k] = fits(sm, a, b)
         return memo[k]
 
     n = len(gen)
@@ -243,7 +244,7 @@ def prototype_bucket_task(task) -> list[bool]:
     """Substitution check of novel generated structures against one prototype bucket."""
     gen, train = task
     sm = matcher()
-    return [any(_fit_anon(sm, g, t) for t in train) for g in gen]
+    return [any(fits_anonymous(sm, g, t) for t in train) for g in gen]
 
 
 def _reduce_row(row):

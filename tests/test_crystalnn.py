@@ -15,7 +15,7 @@ from pymatgen.core import Lattice, Structure
 
 from dismai_data.evaluation import crystalnn as C
 from dismai_data.evaluation import crystalnn_neighbours as N
-from dismai_data.evaluation.disorder import FRACTION_SPECIES, _decorate, site_fingerprint
+from dismai_data.evaluation.disorder import FRACTION_SPECIES, decorate, site_fingerprint
 from dismai_data.evaluation.disorder import bond_angle_distribution_reference as reference_angle_distribution
 
 TOL = 1e-8
@@ -143,7 +143,7 @@ def test_generated_interface_equals_reference():
     from dismai_data.builders.interface import unrelaxed_interfaces
 
     s = unrelaxed_interfaces(1, 0)[0]
-    d = _decorate(s)
+    d = decorate(s)
     cations = [i for i, site in enumerate(s) if site.specie.symbol in ("Li", "Co", "Sc")]
     idx = cations[::6]  # 20 of the 120 cations (Li, Co and Sc)
     ours = C.fingerprints(s, idx, cation_anion=True, oxidation_states=C.OXIDATION_STATES,
@@ -174,7 +174,7 @@ def test_a_si_fingerprints_equal_matminer():
 @pytest.mark.parametrize("make", [_lco_vacancies, _licl_sc, _mixed_oxide_chloride])
 def test_interface_fingerprints_equal_reference(make):
     s = make()
-    d = _decorate(s)
+    d = decorate(s)
     idx = list(range(len(s)))
     ours = C.fingerprints(d, idx, cation_anion=True, fraction_species=FRACTION_SPECIES)
     ref = np.array([site_fingerprint(d, i, True, FRACTION_SPECIES) for i in idx])
@@ -234,7 +234,7 @@ def test_slab_and_exact_path_equal_matminer(monkeypatch):
     idx = list(range(len(s)))
     ref = _reference_ops(s, idx)
     assert np.abs(C.fingerprints(s, idx) - ref).max() <= TOL
-    d = _decorate(s)
+    d = decorate(s)
     ref_ca = np.array([site_fingerprint(d, i, True, FRACTION_SPECIES) for i in idx])
     assert np.abs(C.fingerprints(d, idx, cation_anion=True, fraction_species=FRACTION_SPECIES) - ref_ca).max() <= TOL
     # every site through the exact (scipy/qhull) path gives the same numbers too

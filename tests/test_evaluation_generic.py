@@ -169,7 +169,7 @@ def test_cached_matcher_same_decisions_as_plain_fit_on_perov5_and_carbon24():
     copies (matches and near misses), and Carbon-24 pairs with equal reduced site counts."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    from dismai_data.evaluation.generic import _fit, matcher, reduce_for_matching
+    from dismai_data.evaluation.generic import fits, matcher, reduce_for_matching
 
     pairs = []
     d = _raw_split("perov5", "perov5_atomgen_split.json.zip")
@@ -208,6 +208,6 @@ def test_cached_matcher_same_decisions_as_plain_fit_on_perov5_and_carbon24():
         for a, b in pairs:
             sa, sb = row_to_structure(a), row_to_structure(b)
             want.append(bool(plain.fit(sa, sb)))
-            got.append(_fit(fast, reduce_for_matching(sa), reduce_for_matching(sb)))
+            got.append(fits(fast, reduce_for_matching(sa), reduce_for_matching(sb)))
     assert got == want
     assert 10 <= sum(want) <= len(want) - 10  # both decisions are exercised

@@ -88,8 +88,9 @@ def separately_built(datasets_dir: Path, console) -> list[dict]:
 
 # ------------------------------------------------------------------------------------ hub
 def start_hub(storage: Path, port: int, console):
-    """The local hub on 127.0.0.1:``port`` (a free port if that one is busy), in the background."""
-    from dismai_data.hub.publish import serve_in_background
+    """The local hub on 127.0.0.1:``port`` (a free port if that one is busy), in the background,
+    with the leaderboard mounted."""
+    from dismai_data.leaderboard.routes import serve_in_background
 
     try:
         return serve_in_background(storage, "127.0.0.1", port)

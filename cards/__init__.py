@@ -98,3 +98,9 @@ def render_model_card(card_data, **context) -> str:
     body = _template("model_card.md.j2").render(**context).removesuffix("\n")
     card = ModelCard.from_template(card_data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}", body=body)
     return str(card)
+
+
+def render_relaxer_card(sha: str) -> str:
+    """README.md of the relaxer's model repo (``relaxer_card.md.j2``); ``sha``: its lines of
+    ``sha256  file``."""
+    return _template("relaxer_card.md.j2").render(sha=sha)

@@ -382,63 +382,6 @@ def render_card(b: Baseline, config: dict, scores: dict | None, training: dict |
         published={t: PUBLISHED[t] for t in b.tasks if t in PUBLISHED})
 
 
-RELAXER_CARD = """---
-license: bsd-3-clause
-library_name: matgl
-tags:
-- dismai-data
-- materials
-- interatomic-potential
-- m3gnet
-- relaxer
----
-
-# M3GNet-MP-2021.2.8-PES (relaxer of dismai-data)
-
-The universal M3GNet interatomic potential of Chen & Ong (Nat. Comput. Sci. 2, 718 (2022)),
-trained on the Materials Project 2021.2.8 snapshot (energies, forces, stresses); 296 171
-parameters. Files exactly as in materialsvirtuallab/matgl commit
-e9cde2291acd0b4c4a342428e7dd5e4d596b7bf9, `pretrained_models/M3GNet-MP-2021.2.8-PES/`
-(`model.json`, `model.pt`, `state.pt`), licence BSD-3-Clause (matgl).
-
-sha256:
-{sha}
-
-## What dismai-data uses it for
-
-- the positions-only relaxation (fmax 0.05 eV/Å) in the interface builder and before scoring
-  the interface and a-Si tasks (`dismai evaluate --task interface`, `--task a-si`);
-- builders and evaluation load this repo from the hub by default and fall back to the copy
-  shipped in the package (`dismai_data/models/weights/M3GNet-MP-2021.2.8-PES`) when offline.
-
-Note: the Dismai-Bench paper relaxes interfaces with an M3GNet potential trained on the
-interface system itself and a-Si with SOAP-GAP; this universal potential is a stand-in, so
-relaxed scores are not identical to the paper's.
-
-## Use
-
-```python
-from dismai_data.physics.relax import load_potential, relax_many
-potential = load_potential()   # this repo via HF_ENDPOINT; the packaged copy when offline
-```
-
-or by hand:
-
-```python
-from huggingface_hub import snapshot_download
-import matgl
-from dismai_data.physics.matgl_compat import fix_potential
-potential = fix_potential(matgl.load_model(snapshot_download("dismai/m3gnet-mp-2021.2.8-pes", revision="v1.0")))
-```
-
-**Warning for matgl 4.1.2 users:** these DGL-era weights were trained with M3GNet's
-graph-convolution messages summed into the destination atom; matgl 4.1.2 sums them into
-the source atom, which leaves elemental crystals right (all atoms equivalent) and every
-compound wrong (MgO -2.11 instead of -5.95 eV/atom). `fix_potential` restores the trained
-convention; with it the weights reproduce matgl's own published test energies to 1e-6 eV.
-"""
-
-
 # ------------------------------------------------------------------------------------ pushing
 def _api(endpoint: str, token: str | None):
     os.environ.setdefault("HF_ENDPOINT", endpoint)
@@ -498,6 +441,8 @@ def publish_relaxer(endpoint: str, token: str | None, console=None) -> dict:
     """Push ``dismai/m3gnet-mp-2021.2.8-pes`` (the packaged matgl weights + card), tagged v1.0."""
     import hashlib
 
+    from dismai_data.cards import render_relaxer_card
+
     files = ["model.json", "model.pt", "state.pt"]
     with tempfile.TemporaryDirectory(prefix="relaxer-") as tmp:
         t = Path(tmp)
@@ -508,7 +453,7 @@ def publish_relaxer(endpoint: str, token: str | None, console=None) -> dict:
                 raise FileNotFoundError(f"{src}: missing relaxer weight file")
             shutil.copy(src, t / f)
             sha.append(f"    {hashlib.sha256(src.read_bytes()).hexdigest()}  {f}")
-        (t / "README.md").write_text(RELAXER_CARD.replace("{sha}", "\n".join(sha)))
+        (t / "README.md").write_text(render_relaxer_card("\n".join(sha)))
         info = push_folder(t, RELAXER_REPO, endpoint, token, message="Publish the M3GNet-MP-2021.2.8-PES relaxer")
     _log(console, f"published {RELAXER_REPO} -> {info['url']}")
     return info

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,42 @@ def _write_table(records: list[dict], out: Path) -> dict[str, str]:
     return {"rows_parquet": str(pq_path), "rows_csv": str(csv_path)}
 
 
+@dataclass
+class _Run:
+    """What a task's scorer needs: the task, its inputs and options, and the result's settings and
+    files, which the scorer fills in the order they appear in ``result.json``."""
+
+    task: str
+    spec: Any
+    kind: str
+    preds: Any
+    ref: Reference
+    label: str
+    settings: dict
+    files: dict
+    outdir: Path | None
+    figures: bool
+    workers: int
+    scheduler: Any
+    column: str | None = None
+    split: str = "test"
+    samples: list | None = None
+    relax_spec: dict | None = None
+    alloy_cleanup: str | None = None
+
+
+@dataclass
+class _Scores:
+    """A scorer's result: metrics, the per-row table, the number submitted, the accepted rows
+    the generic metrics are computed on, and whether those apply (reconstruction, generation)."""
+
+    metrics: dict
+    table: list[dict]
+    submitted: int
+    accepted_rows: list[dict] = field(default_factory=list)
+    generic: bool = True
+
+
 def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = None, split: str = "test",
              reference: str | os.PathLike | None = None, train_split: str = "train",
              out: str | os.PathLike | None = None, workers: int = 1, scheduler: Any = None,
@@ -78,17 +115,7 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     t0 = time.perf_counter()
     kind, dataset, config = parse_task(task)
     spec = _tasks.get(task)
-    if samples and kind != "reconstruction":
-        raise EvaluationInputError(f"samples apply to the reconstruction tasks only, not {task!r}", field="samples")
-    if lammps_potential is not None:
-        from dismai_data.physics.lammps import POTENTIALS
-
-        if kind != "a-si":
-            raise EvaluationInputError(f"lammps_potential applies to the a-si task only, not {task!r}",
-                                       field="lammps_potential")
-        if lammps_potential not in POTENTIALS:
-            raise EvaluationInputError(f"unknown LAMMPS potential {lammps_potential!r}; known: "
-                                       f"{', '.join(POTENTIALS)}", field="lammps_potential")
+    _check_options(task, kind, samples, lammps_potential)
     outdir = Path(out) if out is not None else None
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -102,137 +129,35 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
 
     relaxed = kind in DISORDER_TASKS and not no_relax
     relax_spec = _relax_spec(kind, ref, relax_weights, lammps_potential) if relaxed else None
-    relax_note = ("no relaxation: the reconstruction and generic metrics score structures as submitted"
-                  if kind != "alloy" else "no relaxation (alloys are scored on the lattice, as in the paper)")
-    if kind in DISORDER_TASKS:
-        relax_note = (f"moved apart (1.5 A rule) and relaxed (positions only, fmax 0.05 eV/A) with "
-                      f"{_spec_text(relax_spec)}" if relaxed else "moved apart (1.5 A rule), NOT relaxed")
     label = f"{task} — " + ("relaxed" if relaxed else "unrelaxed") + (" (--no-relax)" if no_relax else "")
-    files: dict[str, str] = {}
-    groups: dict[str, Any] = {}
     settings: dict[str, Any] = {"workers": workers, "scheduler": str(scheduler) if scheduler else None,
                                 "no_relax": no_relax,
                                 "task": {"headline": spec.headline, "protocol": vars(spec.protocol),
                                          "ranking": f"ranked by {spec.headline} ({spec.headline_spec.better}) when "
                                                     f"it is defined and {spec.floor_metric} >= "
                                                     f"{spec.min_accepted_fraction:g}"}}
-    train_ref = None
+    run = _Run(task, spec, kind, preds, ref, label, settings, {}, outdir, figures, workers, scheduler,
+               column=column, split=split, samples=samples, relax_spec=relax_spec, alloy_cleanup=alloy_cleanup)
+    scores = _SCORERS[kind](run)
+    groups: dict[str, Any] = {}
+    train_ref = None if scores.generic else ref
+    if generic and scores.generic:
+        train_ref = _generic_stage(run, scores, groups, reference, dataset, train_split, novelty_classes)
 
-    if kind == "reconstruction":
-        from .reconstruction import evaluate_reconstruction
-
-        from .reconstruction import diffcsp_metrics
-
-        res = evaluate_reconstruction(preds, ref, workers=workers, scheduler=scheduler)
-        metrics = res["metrics"]
-        d1 = diffcsp_metrics([preds], ref, workers=workers, scheduler=scheduler)
-        metrics.update(d1["metrics"])
-        settings["diffcsp"] = d1["settings"]
-        if samples:
-            extra = [read_predictions(x, column=column, split=split, symmetry=False) for x in samples]
-            dk = diffcsp_metrics([preds] + extra, ref, workers=workers, scheduler=scheduler)
-            metrics.update(dk["metrics"])
-            settings["diffcsp_best_of_k"] = dk["settings"]
-        table = res["table"]
-        settings.update(res["settings"])
-        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
-        submitted = res["n_reference"]
-        accepted = sum(r["status"] == "accepted" for r in table)
-        if outdir is not None and figures:
-            from .figures import lattice_histograms
-
-            f = res["figure"]
-            p = lattice_histograms(f["target"], f["pred"], f["edges"], f["kld"],
-                                   outdir / "figures" / "lattice_parameters.png",
-                                   f"{label}: primitive + Niggli lattice parameters (AtomBench), target vs predicted")
-            files["figure_lattice_parameters"] = str(p)
-        accepted_rows = _accepted_rows(preds, table)
-    elif kind == "generation":
-        table = [{"id": it.id, "status": "accepted" if it.ok else "failed", "reason": it.reason}
-                 for it in preds.items]
-        for rec, it in zip(table, preds.items):
-            if it.ok:
-                from .checks import absurd_lattice_reason
-
-                r = absurd_lattice_reason(it.row)
-                if r:
-                    rec.update(status="failed", reason=r)
-        metrics = {}
-        submitted = len(table)
-        accepted = sum(r["status"] == "accepted" for r in table)
-        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
-        accepted_rows = _accepted_rows(preds, table)
-    else:
-        if kind in DISORDER_TASKS:
-            from .disorder import evaluate_disorder
-
-            res = evaluate_disorder(kind, preds, ref, workers=workers, scheduler=scheduler,
-                                    relax=relax_spec, outdir=outdir, label=label,
-                                    figures=figures)
-        else:
-            from .alloy import evaluate_alloy
-
-            from .alloy import CLEANUPS
-
-            cleanup = alloy_cleanup or spec.protocol.cleanup_id
-            if cleanup not in CLEANUPS:
-                raise EvaluationInputError(f"unknown alloy clean-up {cleanup!r}; known: {', '.join(CLEANUPS)}",
-                                           field="alloy_cleanup")
-            res = evaluate_alloy(preds, ref, workers=workers, scheduler=scheduler, outdir=outdir, label=label,
-                                 figures=figures, cleanup=cleanup)
-        metrics, table = res["metrics"], res["table"]
-        settings.update(res["settings"])
-        files.update(res.get("files", {}))
-        submitted = len(table)
-        accepted = sum(r["status"] == "accepted" for r in table)
-        reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
-        accepted_rows = []
-        generic = False
-        train_ref = ref
-
-    if generic and kind in ("reconstruction", "generation"):
-        from .generic import generic_metrics
-
-        try:
-            train_ref = load_reference(reference, dataset, train_split)
-        except EvaluationInputError as exc:
-            settings["generic_skipped"] = f"no training split: {exc}"
-            train_ref = None
-        if train_ref is not None:
-            g = generic_metrics(accepted_rows, submitted, train_ref.rows,
-                                ref.rows, workers=workers, scheduler=scheduler,
-                                outdir=outdir if figures else None, label=label,
-                                novelty_classes=novelty_classes)
-            metrics.update(g["metrics"])
-            groups.update(g["groups"])
-            settings["generic"] = g["settings"]
-            files.update(g.get("files", {}))
-            per_row = g["per_row"]
-            for rec in table:
-                if rec["id"] in per_row:
-                    rec.update(per_row[rec["id"]])
-        if kind == "generation":
-            from .cdvae import cdvae_metrics
-
-            ok = {r["id"] for r in table if r["status"] == "accepted"}
-            c = cdvae_metrics([it.row if it.ok and it.id in ok else None for it in preds.items], ref.rows, dataset,
-                              workers=workers, scheduler=scheduler)
-            metrics.update(c["metrics"])
-            settings["cdvae"] = c["settings"]
-
-    for key, m in metrics.items():  # unit and description from the registry where the scorer left them blank
-        ms = spec.metric.get(key)
-        if ms is not None:
-            m.unit = m.unit or ms.unit
-            m.description = m.description or ms.description
+    _describe_metrics(spec, scores.metrics)
+    table = scores.table
+    accepted = sum(r["status"] == "accepted" for r in table)
+    reasons = Counter(_reason_key(r["reason"]) for r in table if r["status"] == "failed")
+    submitted = scores.submitted
     counts = Counts(submitted=submitted, accepted=accepted, failed=submitted - accepted,
                     percent_failed=(100.0 - 100.0 * accepted / submitted) if submitted else 0.0,
                     failure_reasons=dict(reasons))
+    files = run.files
     result = EvaluationResult(
-        task=task, relaxed=relaxed, relaxation_note=relax_note + (" (--no-relax given)" if no_relax else ""),
+        task=task, relaxed=relaxed, relaxation_note=_relax_note(kind, relax_spec, no_relax),
         predictions=preds.describe(), reference=_dataset_ref(ref),
         train_reference=_dataset_ref(train_ref) if train_ref is not None else None,
-        counts=counts, metrics=metrics, groups=groups, settings=settings, files=files)
+        counts=counts, metrics=scores.metrics, groups=groups, settings=settings, files=files)
     if outdir is not None:
         files.update(_write_table(table, outdir))
         files["result_json"] = str(outdir / "result.json")
@@ -241,6 +166,157 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
         result.to_json(outdir / "result.json")
     result.seconds = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _check_options(task: str, kind: str, samples, lammps_potential: str | None) -> None:
+    """Options that apply to some tasks only, and the LAMMPS potential's name."""
+    if samples and kind != "reconstruction":
+        raise EvaluationInputError(f"samples apply to the reconstruction tasks only, not {task!r}", field="samples")
+    if lammps_potential is not None:
+        from dismai_data.physics.lammps import POTENTIALS
+
+        if kind != "a-si":
+            raise EvaluationInputError(f"lammps_potential applies to the a-si task only, not {task!r}",
+                                       field="lammps_potential")
+        if lammps_potential not in POTENTIALS:
+            raise EvaluationInputError(f"unknown LAMMPS potential {lammps_potential!r}; known: "
+                                       f"{', '.join(POTENTIALS)}", field="lammps_potential")
+
+
+def _relax_note(kind: str, relax_spec: dict | None, no_relax: bool) -> str:
+    if kind in DISORDER_TASKS:
+        note = (f"moved apart (1.5 A rule) and relaxed (positions only, fmax 0.05 eV/A) with "
+                f"{_spec_text(relax_spec)}" if relax_spec is not None else "moved apart (1.5 A rule), NOT relaxed")
+    elif kind == "alloy":
+        note = "no relaxation (alloys are scored on the lattice, as in the paper)"
+    else:
+        note = "no relaxation: the reconstruction and generic metrics score structures as submitted"
+    return note + (" (--no-relax given)" if no_relax else "")
+
+
+def _describe_metrics(spec, metrics: dict) -> None:
+    """Unit and description from the registry where the scorer left them blank."""
+    for key, m in metrics.items():
+        ms = spec.metric.get(key)
+        if ms is not None:
+            m.unit = m.unit or ms.unit
+            m.description = m.description or ms.description
+
+
+# --------------------------------------------------------------------------- scorers, by task kind
+def _score_reconstruction(run: _Run) -> _Scores:
+    """AtomBench reconstruction metrics, DiffCSP match rate / RMSE (best of k with ``samples``), the
+    lattice-parameter figure."""
+    from .reconstruction import diffcsp_metrics, evaluate_reconstruction
+
+    preds, ref = run.preds, run.ref
+    res = evaluate_reconstruction(preds, ref, workers=run.workers, scheduler=run.scheduler)
+    metrics = res["metrics"]
+    d1 = diffcsp_metrics([preds], ref, workers=run.workers, scheduler=run.scheduler)
+    metrics.update(d1["metrics"])
+    run.settings["diffcsp"] = d1["settings"]
+    if run.samples:
+        extra = [read_predictions(x, column=run.column, split=run.split, symmetry=False) for x in run.samples]
+        dk = diffcsp_metrics([preds] + extra, ref, workers=run.workers, scheduler=run.scheduler)
+        metrics.update(dk["metrics"])
+        run.settings["diffcsp_best_of_k"] = dk["settings"]
+    table = res["table"]
+    run.settings.update(res["settings"])
+    if run.outdir is not None and run.figures:
+        from .figures import lattice_histograms
+
+        f = res["figure"]
+        p = lattice_histograms(f["target"], f["pred"], f["edges"], f["kld"],
+                               run.outdir / "figures" / "lattice_parameters.png",
+                               f"{run.label}: primitive + Niggli lattice parameters (AtomBench), target vs predicted")
+        run.files["figure_lattice_parameters"] = str(p)
+    return _Scores(metrics, table, res["n_reference"], _accepted_rows(preds, table))
+
+
+def _score_generation(run: _Run) -> _Scores:
+    """Generation: every readable structure with a sensible lattice is accepted; the metrics are the
+    generic and CDVAE ones (:func:`_generic_stage`)."""
+    from .checks import absurd_lattice_reason
+
+    preds = run.preds
+    table = [{"id": it.id, "status": "accepted" if it.ok else "failed", "reason": it.reason}
+             for it in preds.items]
+    for rec, it in zip(table, preds.items):
+        if it.ok:
+            r = absurd_lattice_reason(it.row)
+            if r:
+                rec.update(status="failed", reason=r)
+    return _Scores({}, table, len(table), _accepted_rows(preds, table))
+
+
+def _score_disorder(run: _Run) -> _Scores:
+    """a-Si and interface: move apart, relax, fingerprint distances (:mod:`.disorder`)."""
+    from .disorder import evaluate_disorder
+
+    res = evaluate_disorder(run.kind, run.preds, run.ref, workers=run.workers, scheduler=run.scheduler,
+                            relax=run.relax_spec, outdir=run.outdir, label=run.label, figures=run.figures)
+    return _dismai_scores(run, res)
+
+
+def _score_alloy(run: _Run) -> _Scores:
+    """Alloys: clean-up onto the FCC lattice, cluster fingerprints, CE energies (:mod:`.alloy`)."""
+    from .alloy import CLEANUPS, evaluate_alloy
+
+    cleanup = run.alloy_cleanup or run.spec.protocol.cleanup_id
+    if cleanup not in CLEANUPS:
+        raise EvaluationInputError(f"unknown alloy clean-up {cleanup!r}; known: {', '.join(CLEANUPS)}",
+                                   field="alloy_cleanup")
+    res = evaluate_alloy(run.preds, run.ref, workers=run.workers, scheduler=run.scheduler, outdir=run.outdir,
+                         label=run.label, figures=run.figures, cleanup=cleanup)
+    return _dismai_scores(run, res)
+
+
+def _dismai_scores(run: _Run, res: dict) -> _Scores:
+    """A Dismai-Bench scorer's result: compared with the training split itself, no generic metrics."""
+    run.settings.update(res["settings"])
+    run.files.update(res.get("files", {}))
+    return _Scores(res["metrics"], res["table"], len(res["table"]), generic=False)
+
+
+_SCORERS = {"reconstruction": _score_reconstruction, "generation": _score_generation, "alloy": _score_alloy,
+            "a-si": _score_disorder, "interface": _score_disorder}
+
+
+def _generic_stage(run: _Run, scores: _Scores, groups: dict, reference, dataset: str, train_split: str,
+                   novelty_classes: bool) -> Reference | None:
+    """Generic metrics (validity, uniqueness, novelty, coverage...) against the training split, added to
+    the scores and the per-row table; generation also gets the CDVAE metrics. Returns the training
+    reference (None when the dataset has no training split: the generic metrics are skipped)."""
+    from .generic import generic_metrics
+
+    settings, table, metrics = run.settings, scores.table, scores.metrics
+    try:
+        train_ref = load_reference(reference, dataset, train_split)
+    except EvaluationInputError as exc:
+        settings["generic_skipped"] = f"no training split: {exc}"
+        train_ref = None
+    if train_ref is not None:
+        g = generic_metrics(scores.accepted_rows, scores.submitted, train_ref.rows, run.ref.rows,
+                            workers=run.workers, scheduler=run.scheduler,
+                            outdir=run.outdir if run.figures else None, label=run.label,
+                            novelty_classes=novelty_classes)
+        metrics.update(g["metrics"])
+        groups.update(g["groups"])
+        settings["generic"] = g["settings"]
+        run.files.update(g.get("files", {}))
+        per_row = g["per_row"]
+        for rec in table:
+            if rec["id"] in per_row:
+                rec.update(per_row[rec["id"]])
+    if run.kind == "generation":
+        from .cdvae import cdvae_metrics
+
+        ok = {r["id"] for r in table if r["status"] == "accepted"}
+        c = cdvae_metrics([it.row if it.ok and it.id in ok else None for it in run.preds.items], run.ref.rows,
+                          dataset, workers=run.workers, scheduler=run.scheduler)
+        metrics.update(c["metrics"])
+        settings["cdvae"] = c["settings"]
+    return train_ref
 
 
 def _relax_spec(kind: str, ref: Reference, relax_weights, lammps_potential: str | None) -> dict:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dismai_data.build import summarize, write_dataset
+from dismai_data.build import summarize
+from dismai_data.builders.write import write_dataset
 from dismai_data.builders import a_si
 
 

@@ -96,7 +96,7 @@ def time_ours(occ0, lat, cex, temperature, passes, seed=1):
 
 
 def full_build():
-    from dismai_data.build import write_dataset
+    from dismai_data.builders.write import write_dataset
     from dismai_data.builders import alloy
 
     w0 = time.perf_counter()

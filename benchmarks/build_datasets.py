@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dismai_data.build import summarize, write_dataset
+from dismai_data.build import summarize
+from dismai_data.builders.write import write_dataset
 from dismai_data.builders import DEFAULT_DATASETS, run_builder
 
 

@@ -134,16 +134,6 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_dataset(build: DatasetBuild, out: str | os.PathLike, *, figures: bool = True,
-                  rows_per_shard: int = DEFAULT_ROWS_PER_SHARD) -> Path:
-    """Forwarder to :func:`dismai_data.builders.write.write_dataset`, which moved there because
-    it renders the dataset card (``dismai_data.cards``, a layer above this module). Kept only
-    until the remaining importers of this path use the new one; then it goes."""
-    from dismai_data.builders.write import write_dataset as write
-
-    return write(build, out, figures=figures, rows_per_shard=rows_per_shard)
-
-
 def build_info(build: DatasetBuild) -> dict:
     """Machine-readable provenance written next to the card (``build_info.json``)."""
     return {

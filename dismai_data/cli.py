@@ -76,13 +76,6 @@ def builders():
             typer.echo(f"    --set {key}={default!r}  {help_}")
 
 
-# the main job's steps live in dismai_data.mainjob; these names stay for the modules and tests
-# that import them from here
-QUICK_START_SKIPS = mainjob.QUICK_START_SKIPS
-_separately_built = mainjob.separately_built
-_publish_all = mainjob.publish_all
-
-
 @app.command(help="The main job: build the default datasets, start the local hub on 127.0.0.1, publish them as "
                   "dismai/NAME tagged v{version}, print what is served and where, then keep serving (Ctrl-C stops).")
 def main(
@@ -165,7 +158,7 @@ def _mount_optional(module: str, name: str, attr: str = "app") -> None:
         app.command(name)(obj)
 
 
-_mount_optional("dismai_data.hub.cli", "hub")
+_mount_optional("dismai_data.leaderboard.cli", "hub", attr="hub_app")  # the hub, serving the leaderboard
 _mount_optional("dismai_data.evaluation.cli", "evaluate", attr="evaluate")
 _mount_optional("dismai_data.models.cli", "train", attr="train_app")
 _mount_optional("dismai_data.models.cli", "generate", attr="generate")

@@ -8,7 +8,7 @@ import datasets
 import pyarrow.parquet as pq
 import yaml
 
-from dismai_data.build import write_dataset
+from dismai_data.builders.write import write_dataset
 from dismai_data.builders import run_builder
 
 

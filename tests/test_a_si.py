@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pytest
 
-from dismai_data.build import write_dataset
+from dismai_data.builders.write import write_dataset
 from dismai_data.builders import a_si
 from dismai_data.io import write_extxyz
 from dismai_data.physics import lammps

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from dismai_data import prebuilt
-from dismai_data.cli import _separately_built
+from dismai_data.mainjob import separately_built
 
 
 def _fake_build(folder, name="interface"):
@@ -85,7 +85,7 @@ def test_main_publishes_the_shipped_build_unless_home_has_its_own(tmp_path, monk
     console = Console(file=open(tmp_path / "console.txt", "w"), width=200)
 
     datasets_dir = tmp_path / "home" / "datasets"
-    summaries = {s["name"]: s for s in _separately_built(datasets_dir, console)}
+    summaries = {s["name"]: s for s in separately_built(datasets_dir, console)}
     assert set(summaries) == {"interface"}  # a-si: not built, nothing shipped
     assert summaries["interface"]["path"] == str(datasets_dir / "interface")
     assert summaries["interface"]["built"].startswith("shipped build from")
@@ -94,7 +94,7 @@ def test_main_publishes_the_shipped_build_unless_home_has_its_own(tmp_path, monk
     own = tmp_path / "home2" / "datasets"
     _fake_build(own / "interface")
     (own / "interface" / "README.md").write_text("my own build\n")
-    summaries = {s["name"]: s for s in _separately_built(own, console)}
+    summaries = {s["name"]: s for s in separately_built(own, console)}
     assert summaries["interface"]["built"] == "built separately"
     assert (own / "interface" / "README.md").read_text() == "my own build\n"
 
@@ -114,7 +114,7 @@ def test_main_replaces_an_installed_copy_of_an_earlier_shipped_version(tmp_path,
     datasets_dir = tmp_path / "home" / "datasets"
     prebuilt.install("interface", datasets_dir, root=root / "previous" / "v1.0-preview")
     assert prebuilt.is_earlier_shipped(datasets_dir / "interface", "interface")
-    summaries = {s["name"]: s for s in _separately_built(datasets_dir, console)}
+    summaries = {s["name"]: s for s in separately_built(datasets_dir, console)}
     assert summaries["interface"]["built"].startswith("shipped build from")
     assert json.loads((datasets_dir / "interface" / "build_info.json").read_text())["version"] == "1.0"
     own = tmp_path / "home2" / "datasets"

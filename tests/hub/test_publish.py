@@ -142,17 +142,17 @@ def test_main_job_publishes_the_kept_earlier_version_under_its_own_tag(tmp_path)
     from huggingface_hub import HfApi, hf_hub_download
     from rich.console import Console
     from dismai_data import prebuilt
-    from dismai_data.cli import _publish_all
+    from dismai_data.mainjob import publish_all
     from dismai_data.hub.publish import publisher_token, serve_in_background
     prebuilt.PREBUILT_DIR = Path({str(root)!r})
     storage = {str(tmp_path / 'store')!r}
     with serve_in_background(storage) as hub:
         token = publisher_token(storage)
         console = Console(file=open({str(tmp_path / 'log.txt')!r}, "w"))
-        first = _publish_all([Path({str(current)!r})], hub.url, token, console)
+        first = publish_all([Path({str(current)!r})], hub.url, token, console)
         api = HfApi(endpoint=hub.url, token=token)
         commits = len(api.list_repo_commits("dismai/tiny", repo_type="dataset"))
-        again = _publish_all([Path({str(current)!r})], hub.url, token, console)
+        again = publish_all([Path({str(current)!r})], hub.url, token, console)
         out = {{"first": first[0], "again": again[0], "commits": commits,
                "commits_after": len(api.list_repo_commits("dismai/tiny", repo_type="dataset")),
                "tags": sorted(t.name for t in api.list_repo_refs("dismai/tiny", repo_type="dataset").tags)}}

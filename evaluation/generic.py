@@ -25,7 +25,7 @@ matcher rejects any other pair); every structure is
 reduced once (the matcher's own primitive + Niggli reduction) and pairs are fitted
 with ``skip_structure_reduction=True``, which gives the same decisions as plain
 ``fit`` (tested). The strict match itself memoises what depends only on the average
-lattice of a mapping (``_cached_matcher_class``), and equal inputs are fitted once per
+lattice of a mapping (:mod:`.cached_matcher`), and equal inputs are fitted once per
 bucket; both keep plain ``fit``'s decisions (tested on Perov-5, Carbon-24 and
 JARVIS rows).
 """
@@ -49,107 +49,12 @@ from .stats import bootstrap_mean, bootstrap_stat, wasserstein
 MATCHER_KWARGS = {"stol": 0.5, "angle_tol": 10, "ltol": 0.3}
 
 
-def _cached_matcher_class():
-    """A ``StructureMatcher`` whose strict match reuses, across lattice mappings and pairs,
-    everything that depends only on the average lattice of a mapping.
-
-    ``_strict_match`` loops over every lattice mapping of struct1 onto struct2 and, for
-    each, builds the average lattice from the two parameter sets, its volume, reciprocal
-    lengths and LLL reduction. For the high-symmetry cells of generative benchmarks most
-    of the 48 mappings share one parameter set, and the same cell pairs recur across a
-    bucket, so those objects are memoised by the exact parameter tuples they are made
-    from. Every number compared with a tolerance is computed by the same pymatgen calls
-    on equal inputs, so decisions are those of ``StructureMatcher.fit`` (tested against
-    plain ``fit`` on dataset structures). Only the case used here (no supercell, no
-    subset, ``break_on_match``) takes this path; anything else is pymatgen's own code.
-    """
-    from pymatgen.analysis.structure_matcher import StructureMatcher, get_linear_assignment_solution
-    from pymatgen.core import Lattice
-    from pymatgen.util.coord_cython import is_coord_subset_pbc
-
-    class AverageLattice(Lattice):
-        """A Lattice that keeps ``lll_inverse`` (``pbc_shortest_vectors`` asks for it twice
-        per call; pymatgen recomputes the same inverse each time)."""
-
-        @property
-        def lll_inverse(self):
-            inv = getattr(self, "_dismai_lll_inverse", None)
-            if inv is None:
-                inv = self._dismai_lll_inverse = np.linalg.inv(self.lll_mapping)
-            return inv
-
-    class CachedStructureMatcher(StructureMatcher):
-        _CACHE_MAX = 20_000
-
-        def __init__(self, **kw):
-            super().__init__(**kw)
-            self._avg: dict[tuple, list] = {}
-
-        def _average(self, l1, l2):
-            key = (l1.parameters, l2.parameters)
-            hit = self._avg.get(key)
-            if hit is None:
-                if len(self._avg) >= self._CACHE_MAX:
-                    self._avg.clear()
-                params = (np.array(key[0]) + np.array(key[1])) / 2  # structure_matcher's av_lat
-                avg = AverageLattice.from_parameters(*params)
-                hit = [avg, avg.volume, np.array(avg.reciprocal_lattice.abc), None]
-                self._avg[key] = hit
-            return hit
-
-        def _strict_match(self, struct1, struct2, fu, s1_supercell=True, use_rms=False, break_on_match=False):
-            if fu != 1 or not s1_supercell or self._subset or use_rms or not break_on_match:
-                return super()._strict_match(struct1, struct2, fu, s1_supercell=s1_supercell, use_rms=use_rms,
-                                             break_on_match=break_on_match)
-            mask, s1_t_inds, s2_t_ind = self._get_mask(struct1, struct2, fu, s1_supercell)
-            if mask.shape[0] > mask.shape[1]:
-                raise ValueError("after supercell creation, struct1 must have more sites than struct2")
-            if mask.shape[1] != mask.shape[0]:
-                return None
-            if get_linear_assignment_solution(mask)[1] > 0:
-                return None
-            best_match = None
-            s2fc = np.array(struct2.frac_coords)
-            cc = np.array(struct1.cart_coords)
-            for latt, sc_m in self._get_lattices(struct2.lattice, struct1, fu):
-                s1fc = latt.get_fractional_coords(cc)
-                s1fc -= np.floor(s1fc)
-                entry = self._average(latt, struct2.lattice)
-                avg_l = entry[0]
-                normalization = (len(s1fc) / entry[1]) ** (1 / 3)
-                frac_tol = entry[2] * self.stol / (np.pi * normalization)
-                for s1i in s1_t_inds:
-                    t = s1fc[s1i] - s2fc[s2_t_ind]
-                    t_s2fc = s2fc + t
-                    if is_coord_subset_pbc(t_s2fc, s1fc, frac_tol, mask):
-                        if entry[3] is None:
-                            entry[3] = np.array(avg_l.get_lll_reduced_lattice().reciprocal_lattice.abc)
-                        lll_frac_tol = entry[3] * self.stol / (np.pi * normalization)
-                        dist, t_adj, mapping = self._cart_dists(s1fc, t_s2fc, avg_l, mask, normalization,
-                                                                lll_frac_tol)
-                        val = max(dist)
-                        if best_match is None or val < best_match[0]:
-                            total_t = t + t_adj
-                            total_t -= np.round(total_t)
-                            best_match = val, dist, sc_m, total_t, mapping
-                            if val < self.stol:  # break_on_match
-                                return best_match
-            if best_match and best_match[0] < self.stol:
-                return best_match
-            return None
-
-    return CachedStructureMatcher
-
-
-_MATCHER_CLASS = None
-
-
 def matcher():
-    """The benchmark's matcher (``MATCHER_KWARGS``), with the cached strict match."""
-    global _MATCHER_CLASS
-    if _MATCHER_CLASS is None:
-        _MATCHER_CLASS = _cached_matcher_class()
-    return _MATCHER_CLASS(**MATCHER_KWARGS)
+    """The benchmark's matcher (``MATCHER_KWARGS``), with the cached strict match
+    (:class:`.cached_matcher.CachedStructureMatcher`)."""
+    from .cached_matcher import CachedStructureMatcher
+
+    return CachedStructureMatcher(**MATCHER_KWARGS)
 
 
 def plain_matcher():
@@ -257,31 +162,43 @@ def _anon_key(row) -> tuple:
     return (Composition(row["reduced_formula"]).anonymized_formula, row.get("spacegroup_number"))
 
 
-def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict], test_rows: list[dict], *,
-                    workers: int = 1, scheduler=None, outdir: Path | None = None, label: str = "",
-                    novelty_classes: bool = True) -> dict:
-    """All generic metrics of the accepted generated rows. ``novelty_classes=False``
-    skips the substitution stage (anonymous matching against whole prototype buckets,
-    by far the most expensive part on single-prototype datasets such as Perov-5)."""
-    from .parallel import parallel_map
+class _Laps:
+    """Seconds spent in each stage, rounded to 0.01 s (the result's ``timings_s``)."""
 
-    import time
+    def __init__(self):
+        import time
 
-    n = len(gen_rows)
-    timings: dict[str, float] = {}
-    t_stage = time.perf_counter()
+        self._clock = time.perf_counter
+        self.timings: dict[str, float] = {}
+        self._t = self._clock()
 
-    def lap(name):
-        nonlocal t_stage
-        now = time.perf_counter()
-        timings[name] = round(now - t_stage, 2)
-        t_stage = now
-    gen_structs = [row_to_structure(r) for r in gen_rows]
-    valid_struct = np.array([structurally_valid(s) for s in gen_structs], dtype=float)
-    valid_comp = np.array([compositional_valid(r["reduced_formula"]) for r in gen_rows], dtype=float)
+    def lap(self, name: str) -> None:
+        now = self._clock()
+        self.timings[name] = round(now - self._t, 2)
+        self._t = now
 
-    # bucket by reduced formula first; reduce (the matcher's primitive + Niggli, the costly
-    # part, spread over workers) only the structures of buckets where a comparison happens
+
+class _Reduced:
+    """Matcher-reduced structures of the generated, train and test rows (index -> structure),
+    each reduced once, spread over the workers."""
+
+    def __init__(self, gen_rows, train_rows, test_rows, workers, scheduler):
+        self.rows = {"gen": gen_rows, "train": train_rows, "test": test_rows}
+        self.cache: dict[str, dict[int, Any]] = {"gen": {}, "train": {}, "test": {}}
+        self.workers, self.scheduler = workers, scheduler
+
+    def ensure(self, which: str, idxs, desc: str) -> None:
+        from .parallel import parallel_map
+
+        cache, rows = self.cache[which], self.rows[which]
+        todo = [i for i in idxs if i not in cache]
+        for i, s in zip(todo, parallel_map(_reduce_row, [rows[i] for i in todo], workers=self.workers,
+                                           scheduler=self.scheduler, desc=desc)):
+            cache[i] = s
+
+
+def _formula_buckets(gen_rows, train_rows, test_rows) -> dict[str, dict[str, list[int]]]:
+    """Row indices per reduced formula of the generated rows, where a comparison happens (> 1 row)."""
     by_formula: dict[str, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": [], "test": []})
     for i, r in enumerate(gen_rows):
         by_formula[r["reduced_formula"]]["gen"].append(i)
@@ -291,23 +208,18 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
     for i, r in enumerate(test_rows):
         if r["reduced_formula"] in by_formula:
             by_formula[r["reduced_formula"]]["test"].append(i)
-    active = {f: b for f, b in by_formula.items() if len(b["gen"]) + len(b["train"]) + len(b["test"]) > 1}
-    red_gen: dict[int, Any] = {}
-    red_train: dict[int, Any] = {}
-    red_test: dict[int, Any] = {}
+    return {f: b for f, b in by_formula.items() if len(b["gen"]) + len(b["train"]) + len(b["test"]) > 1}
 
-    def ensure(cache, rows, idxs, desc):
-        todo = [i for i in idxs if i not in cache]
-        for i, s in zip(todo, parallel_map(_reduce_row, [rows[i] for i in todo], workers=workers,
-                                           scheduler=scheduler, desc=desc)):
-            cache[i] = s
 
-    lap("validity")
-    ensure(red_gen, gen_rows, [i for b in active.values() for i in b["gen"]], "reducing generated")
-    ensure(red_train, train_rows, [i for b in active.values() for i in b["train"]], "reducing train (same formulas)")
-    ensure(red_test, test_rows, [i for b in active.values() for i in b["test"]], "reducing test (same formulas)")
-    by_formula = active
+def _match_formula_buckets(by_formula, red: _Reduced, n: int, n_test: int, laps: _Laps):
+    """Uniqueness, novelty and coverage hits by matching within (reduced formula, number of sites of
+    the reduced cell) buckets. Returns (unique, novel, precision_hit, recall_hit) boolean arrays."""
+    from .parallel import parallel_map
 
+    red.ensure("gen", [i for b in by_formula.values() for i in b["gen"]], "reducing generated")
+    red.ensure("train", [i for b in by_formula.values() for i in b["train"]], "reducing train (same formulas)")
+    red.ensure("test", [i for b in by_formula.values() for i in b["test"]], "reducing test (same formulas)")
+    red_gen, red_train, red_test = red.cache["gen"], red.cache["train"], red.cache["test"]
     # sub-buckets by the number of sites of the reduced structure: without supercells the
     # matcher returns None when the site counts differ (StructureMatcher._strict_match), so
     # this split is exact
@@ -323,79 +235,93 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
                   key=lambda k: -len(buckets[k]["gen"]) * (1 + len(buckets[k]["train"]) + len(buckets[k]["test"])))
     tasks = [([red_gen[i] for i in buckets[k]["gen"]], [red_train[i] for i in buckets[k]["train"]],
               [red_test[i] for i in buckets[k]["test"]]) for k in keys]
-    lap("reduction (formula buckets)")
-    outs = parallel_map(formula_bucket_task, tasks, workers=workers, scheduler=scheduler,
+    laps.lap("reduction (formula buckets)")
+    outs = parallel_map(formula_bucket_task, tasks, workers=red.workers, scheduler=red.scheduler,
                         desc="matching (formula buckets)", chunksize=1)
     unique = np.ones(n, bool)  # a structure alone in its formula bucket is unique and novel
     novel = np.ones(n, bool)
     prec = np.zeros(n, bool)
-    recall = np.zeros(len(test_rows), bool)
+    recall = np.zeros(n_test, bool)
     for k, o in zip(keys, outs):
         b = buckets[k]
         unique[b["gen"]] = o["unique"]
         novel[b["gen"]] = o["novel"]
         prec[b["gen"]] = o["precision_hit"]
         recall[b["test"]] = o["recall_hit"]
+    laps.lap("matching (formula buckets)")
+    return unique, novel, prec, recall
 
-    lap("matching (formula buckets)")
-    # substitution classes for the novel ones
-    substitution = np.zeros(n, bool)
+
+def _substitution_hits(novel, gen_rows, train_rows, red: _Reduced) -> np.ndarray:
+    """Which novel generated structures match a training structure of the same prototype (anonymous
+    formula + space group, then number of reduced sites) after species substitution."""
+    from .parallel import parallel_map
+
+    substitution = np.zeros(len(gen_rows), bool)
     novel_idx = np.flatnonzero(novel)
-    if novel_idx.size and novelty_classes:
-        by_proto: dict[tuple, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": []})
-        train_keys = [_anon_key(r) for r in train_rows]
-        protos = set(train_keys)
-        novel_idx = [int(i) for i in novel_idx if _anon_key(gen_rows[i]) in protos]
-        gen_protos = {_anon_key(gen_rows[g]) for g in novel_idx}
-        proto_train = [i for i, k in enumerate(train_keys) if k in gen_protos]
-        ensure(red_gen, gen_rows, novel_idx, "reducing generated (prototypes)")
-        ensure(red_train, train_rows, proto_train, "reducing train (same prototypes)")
-        for i in novel_idx:
-            by_proto[_anon_key(gen_rows[i]) + (len(red_gen[i]),)]["gen"].append(int(i))
-        for i in proto_train:
-            key = train_keys[i] + (len(red_train[i]),)
-            if key in by_proto:
-                by_proto[key]["train"].append(i)
-        pkeys = [k for k in by_proto if by_proto[k]["train"]]
-        ptasks = [([red_gen[i] for i in by_proto[k]["gen"]], [red_train[i] for i in by_proto[k]["train"]])
-                  for k in pkeys]
-        pouts = parallel_map(prototype_bucket_task, ptasks, workers=workers, scheduler=scheduler,
-                             desc="substitution matching (prototype buckets)", chunksize=1)
-        for k, o in zip(pkeys, pouts):
-            substitution[by_proto[k]["gen"]] = o
+    if not novel_idx.size:
+        return substitution
+    by_proto: dict[tuple, dict[str, list[int]]] = defaultdict(lambda: {"gen": [], "train": []})
+    train_keys = [_anon_key(r) for r in train_rows]
+    protos = set(train_keys)
+    novel_idx = [int(i) for i in novel_idx if _anon_key(gen_rows[i]) in protos]
+    gen_protos = {_anon_key(gen_rows[g]) for g in novel_idx}
+    proto_train = [i for i, k in enumerate(train_keys) if k in gen_protos]
+    red.ensure("gen", novel_idx, "reducing generated (prototypes)")
+    red.ensure("train", proto_train, "reducing train (same prototypes)")
+    red_gen, red_train = red.cache["gen"], red.cache["train"]
+    for i in novel_idx:
+        by_proto[_anon_key(gen_rows[i]) + (len(red_gen[i]),)]["gen"].append(int(i))
+    for i in proto_train:
+        key = train_keys[i] + (len(red_train[i]),)
+        if key in by_proto:
+            by_proto[key]["train"].append(i)
+    pkeys = [k for k in by_proto if by_proto[k]["train"]]
+    ptasks = [([red_gen[i] for i in by_proto[k]["gen"]], [red_train[i] for i in by_proto[k]["train"]])
+              for k in pkeys]
+    pouts = parallel_map(prototype_bucket_task, ptasks, workers=red.workers, scheduler=red.scheduler,
+                         desc="substitution matching (prototype buckets)", chunksize=1)
+    for k, o in zip(pkeys, pouts):
+        substitution[by_proto[k]["gen"]] = o
+    return substitution
 
-    lap("substitution (prototype buckets)")
+
+def _novelty_classes(novel, substitution, systems, novelty_classes: bool):
+    """Each structure's novelty class, and the class counts per crystal system."""
     classes = np.where(~novel, "duplicate", np.where(substitution, "substitution-derived", "unmatched"))
     if not novelty_classes:
         classes = np.where(~novel, "duplicate", "novel (classes not computed)")
-    systems = [r.get("crystal_system") or "unknown" for r in gen_rows]
     class_names = (("duplicate", "substitution-derived", "unmatched") if novelty_classes
                    else ("duplicate", "novel (classes not computed)"))
     per_system: dict[str, dict[str, int]] = defaultdict(lambda: {c: 0 for c in class_names})
     for cs, cl in zip(systems, classes):
         per_system[cs][str(cl)] += 1
+    return classes, per_system
 
-    dens_gen = np.array([r["density"] for r in gen_rows], float)
-    dens_ref = np.array([r["density"] for r in test_rows], float)
-    nel_gen = np.array([r["nelements"] for r in gen_rows], float)
-    nel_ref = np.array([r["nelements"] for r in test_rows], float)
 
-    def m(t, n_, desc, unit=""):
-        return Metric(value=t[0], error_low=t[1], error_high=t[2], n=n_, unit=unit, description=desc)
+def _metric(t, n_, desc, unit=""):
+    """A Metric from a bootstrap ``(value, low, high)``."""
+    return Metric(value=t[0], error_low=t[1], error_high=t[2], n=n_, unit=unit, description=desc)
 
+
+def _metric_values(v: dict, n: int, n_test: int, novelty_classes: bool) -> dict[str, Metric]:
+    """The generic metrics with bootstrap intervals from the per-structure values ``v``."""
+    m = _metric
+    dens_gen, dens_ref, nel_gen, nel_ref = v["dens_gen"], v["dens_ref"], v["nel_gen"], v["nel_ref"]
+    classes = v["classes"]
     metrics = {
-        "validity_structural": m(bootstrap_mean(valid_struct), n,
+        "validity_structural": m(bootstrap_mean(v["valid_struct"]), n,
                                  "fraction of accepted structures with all distances > 0.5 A and volume > 0.1 A^3"),
-        "validity_compositional": m(bootstrap_mean(valid_comp), n,
+        "validity_compositional": m(bootstrap_mean(v["valid_comp"]), n,
                                     "fraction charge-neutral by SMACT smact_validity (Pauling test, alloys valid)"),
-        "validity": m(bootstrap_mean(valid_struct * valid_comp), n, "structurally and compositionally valid"),
-        "uniqueness": m(bootstrap_mean(unique.astype(float)), n,
+        "validity": m(bootstrap_mean(v["valid_struct"] * v["valid_comp"]), n, "structurally and compositionally valid"),
+        "uniqueness": m(bootstrap_mean(v["unique"].astype(float)), n,
                         "fraction not matched by an earlier structure of the same submission"),
-        "novelty": m(bootstrap_mean(novel.astype(float)), n, "fraction not matched by any training structure"),
-        "coverage_recall": m(bootstrap_mean(recall.astype(float)), len(test_rows),
+        "novelty": m(bootstrap_mean(v["novel"].astype(float)), n, "fraction not matched by any training structure"),
+        "coverage_recall": m(bootstrap_mean(v["recall"].astype(float)), n_test,
                              "fraction of reference-split structures matched by some accepted structure "
                              "(bootstrap over the reference split)"),
-        "coverage_precision": m(bootstrap_mean(prec.astype(float)), n,
+        "coverage_precision": m(bootstrap_mean(v["prec"].astype(float)), n,
                                 "fraction of accepted structures matching some reference-split structure"),
         "wasserstein_density": m(bootstrap_stat(n, lambda i: wasserstein(dens_gen[i], dens_ref)), n,
                                  "1-D Wasserstein distance of densities, accepted vs reference split", "g/cm^3"),
@@ -412,38 +338,80 @@ def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict]
     }
     if not novelty_classes:
         del metrics["novelty_class_substitution"], metrics["novelty_class_unmatched"]
+    return metrics
+
+
+def _figures(outdir: Path, label: str, per_system, dens_gen, dens_ref, w_density: float) -> dict[str, str]:
+    from .figures import grouped_bars, overlay_histograms
+
+    fig = outdir / "figures"
+    fig.mkdir(parents=True, exist_ok=True)
+    files = {}
+    files["figure_novelty_classes"] = str(grouped_bars(
+        {k: dict(v) for k, v in sorted(per_system.items())}, fig / "novelty_classes.png",
+        f"{label}: structural novelty classes per crystal system", "structures"))
+    files["figure_density"] = str(overlay_histograms(
+        {"generated": dens_gen, "reference": dens_ref}, fig / "density.png", f"{label}: density",
+        "density (g/cm³)", note=f"W1 = {w_density:.4g}"))
+    return files
+
+
+def _settings(novelty_classes: bool, timings: dict) -> dict:
+    return {"structure_matcher": dict(MATCHER_KWARGS, primitive_cell=True, scale=True, attempt_supercell=False),
+            "bucketing": "reduced formula (fit), anonymous formula + space group (fit_anonymous); "
+                         "then number of sites of the matcher-reduced cell",
+            "compositional_validity": "smact 4.0.2 smact_validity(use_pauling_test=True, include_alloys=True)",
+            "substitution_relaxation": "none (structures matched as submitted, scale=True)",
+            "novelty_classes": novelty_classes,
+            "denominator": "accepted structures",
+            "timings_s": timings}
+
+
+def generic_metrics(gen_rows: list[dict], submitted: int, train_rows: list[dict], test_rows: list[dict], *,
+                    workers: int = 1, scheduler=None, outdir: Path | None = None, label: str = "",
+                    novelty_classes: bool = True) -> dict:
+    """All generic metrics of the accepted generated rows. ``novelty_classes=False``
+    skips the substitution stage (anonymous matching against whole prototype buckets,
+    by far the most expensive part on single-prototype datasets such as Perov-5)."""
+    n = len(gen_rows)
+    laps = _Laps()
+    gen_structs = [row_to_structure(r) for r in gen_rows]
+    valid_struct = np.array([structurally_valid(s) for s in gen_structs], dtype=float)
+    valid_comp = np.array([compositional_valid(r["reduced_formula"]) for r in gen_rows], dtype=float)
+    # bucket by reduced formula first; reduce (the matcher's primitive + Niggli, the costly
+    # part, spread over workers) only the structures of buckets where a comparison happens
+    by_formula = _formula_buckets(gen_rows, train_rows, test_rows)
+    laps.lap("validity")
+    red = _Reduced(gen_rows, train_rows, test_rows, workers, scheduler)
+    unique, novel, prec, recall = _match_formula_buckets(by_formula, red, n, len(test_rows), laps)
+    # substitution classes for the novel ones
+    substitution = (_substitution_hits(novel, gen_rows, train_rows, red) if novelty_classes
+                    else np.zeros(n, bool))
+    laps.lap("substitution (prototype buckets)")
+    systems = [r.get("crystal_system") or "unknown" for r in gen_rows]
+    classes, per_system = _novelty_classes(novel, substitution, systems, novelty_classes)
+    v = {"valid_struct": valid_struct, "valid_comp": valid_comp, "unique": unique, "novel": novel, "prec": prec,
+         "recall": recall, "classes": classes,
+         "dens_gen": np.array([r["density"] for r in gen_rows], float),
+         "dens_ref": np.array([r["density"] for r in test_rows], float),
+         "nel_gen": np.array([r["nelements"] for r in gen_rows], float),
+         "nel_ref": np.array([r["nelements"] for r in test_rows], float)}
+    metrics = _metric_values(v, n, len(test_rows), novelty_classes)
     per_row = {}
     for i, r in enumerate(gen_rows):
         per_row[r["id"]] = {"valid_structural": bool(valid_struct[i]), "valid_compositional": bool(valid_comp[i]),
                             "unique": bool(unique[i]), "novel": bool(novel[i]), "novelty_class": str(classes[i]),
-                            "crystal_system": systems[i], "density": float(dens_gen[i]),
-                            "nelements": int(nel_gen[i])}
+                            "crystal_system": systems[i], "density": float(v["dens_gen"][i]),
+                            "nelements": int(v["nel_gen"][i])}
     files = {}
     if outdir is not None and n:
-        from .figures import grouped_bars, overlay_histograms
-
-        fig = outdir / "figures"
-        fig.mkdir(parents=True, exist_ok=True)
-        files["figure_novelty_classes"] = str(grouped_bars(
-            {k: dict(v) for k, v in sorted(per_system.items())}, fig / "novelty_classes.png",
-            f"{label}: structural novelty classes per crystal system", "structures"))
-        files["figure_density"] = str(overlay_histograms(
-            {"generated": dens_gen, "reference": dens_ref}, fig / "density.png", f"{label}: density",
-            "density (g/cm³)", note=f"W1 = {metrics['wasserstein_density'].value:.4g}"))
+        files = _figures(outdir, label, per_system, v["dens_gen"], v["dens_ref"],
+                         metrics["wasserstein_density"].value)
     return {
         "metrics": metrics,
-        "groups": {"novelty_classes_per_crystal_system": {k: dict(v) for k, v in sorted(per_system.items())},
+        "groups": {"novelty_classes_per_crystal_system": {k: dict(c) for k, c in sorted(per_system.items())},
                    "submitted": submitted},
         "per_row": per_row,
-        "settings": {"structure_matcher": dict(MATCHER_KWARGS, primitive_cell=True, scale=True,
-                                               attempt_supercell=False),
-                     "bucketing": "reduced formula (fit), anonymous formula + space group (fit_anonymous); "
-                                  "then number of sites of the matcher-reduced cell",
-                     "compositional_validity": "smact 4.0.2 smact_validity(use_pauling_test=True, "
-                                               "include_alloys=True)",
-                     "substitution_relaxation": "none (structures matched as submitted, scale=True)",
-                     "novelty_classes": novelty_classes,
-                     "denominator": "accepted structures",
-                     "timings_s": timings},
+        "settings": _settings(novelty_classes, laps.timings),
         "files": files,
     }

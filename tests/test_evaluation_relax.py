@@ -42,7 +42,7 @@ def test_vink_file_and_checks_are_the_builders():
 
     src = lammps.shipped_potential("sw-vink").read_text()
     # one copy: the builder uses dismai_data.physics.lammps's potential files and minimiser
-    assert a_si.potential_file is lammps.potential_file and a_si._minimize is lammps._minimize
+    assert a_si.potential_file is lammps.potential_file and a_si.minimize is lammps.minimize
     assert lammps.SI_MASS == a_si.SI_MASS
     text = lammps.vink_sw_text(src)
     nums = [float(x) for x in [ln for ln in text.splitlines() if ln.startswith("Si")][0].split()[3:]]

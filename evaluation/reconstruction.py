@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from dismai_data import tasks as _tasks
 from dismai_data.structure import row_to_structure
 
 from .checks import CHECK_SETTINGS, absurd_lattice_reason, min_distance
@@ -50,13 +51,8 @@ PARAMS = ("a", "b", "c", "alpha", "beta", "gamma")
 UNITS = {"a": "A", "b": "A", "c": "A", "alpha": "deg", "beta": "deg", "gamma": "deg"}
 MATCHER_KWARGS = {"stol": 0.5, "angle_tol": 10, "ltol": 0.3}
 
-#: dataset name -> (default test split, training split)
-RECONSTRUCTION_TASKS = {
-    "jarvis-supercon-3d": "jarvis-supercon-3d",
-    "alexandria-ds-ab": "alexandria-ds-ab",
-    "perov-5": "perov-5",
-    "carbon-24": "carbon-24",
-}
+#: reconstruction task name -> its dataset (from the task registry, :mod:`dismai_data.tasks`)
+RECONSTRUCTION_TASKS = {t.name: t.dataset for t in _tasks.TASKS.values() if t.kind == "reconstruction"}
 
 
 def niggli_parameters(lattice) -> tuple[float, ...]:
@@ -210,12 +206,7 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
     ref_ids = [str(r["id"]) for r in ref.rows]
     ref_by_id = {str(r["id"]): r for r in ref.rows}
     pred_by_id = {it.id: it for it in preds.items}
-    unknown = [i for i in pred_by_id if i not in ref_by_id]
-    if unknown:
-        raise EvaluationInputError(
-            f"{len(unknown)} of {len(pred_by_id)} prediction ids are not in split {ref.split!r} of {ref.id} "
-            f"(first: {unknown[:3]}); predictions must be keyed by the reference row ids", source=preds.source,
-            field="id")
+    _check_ids(preds, ref, pred_by_id, ref_by_id)
 
     table: list[dict] = []
     pairs, pair_rows = [], []
@@ -223,51 +214,89 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
     pred_params = np.full((len(ref_ids), 6), np.nan)
     accepted_rows: list[int] = []
     for k, rid in enumerate(ref_ids):
-        tgt_row = ref_by_id[rid]
-        target = row_to_structure(tgt_row)
-        target_params[k] = niggli_parameters(target.lattice.matrix)
-        rec: dict[str, Any] = {"id": rid, "status": "failed", "reason": None,
-                               "formula_target": target.composition.formula, "num_atoms_target": len(target),
-                               "formula_pred": None, "num_atoms_pred": None, "wrong_composition": None}
-        item = pred_by_id.get(rid)
-        reason = None
-        pred = None
-        if item is None:
-            reason = "missing: no prediction for this id"
-        elif not item.ok:
-            reason = item.reason
-        else:
-            row = item.row
-            rec["formula_pred"] = row["formula"]
-            rec["num_atoms_pred"] = row["num_atoms"]
-            rec["wrong_composition"] = bool(row["num_atoms"] != len(target)
-                                            or row["reduced_formula"] != target.composition.reduced_formula)
-            try:
-                pred = row_to_structure(row)
-            except Exception as exc:
-                reason = f"structure: {type(exc).__name__}: {exc}"
-            reason = reason or absurd_lattice_reason(row)
-            if reason is None and row["num_atoms"] != len(target):
-                reason = f"num_atoms: wrong atom count {row['num_atoms']} (target has {len(target)})"
-            if reason is None and row["reduced_formula"] != target.composition.reduced_formula:
-                reason = (f"species: wrong composition {row['reduced_formula']} (target "
-                          f"{target.composition.reduced_formula})")
-            if reason is None:
-                try:
-                    pred_params[k] = niggli_parameters(pred.lattice.matrix)
-                except Exception as exc:
-                    reason = f"lattice: Niggli reduction failed ({type(exc).__name__}: {exc})"
+        rec, pred, target, reason = _row_record(k, rid, ref_by_id[rid], pred_by_id.get(rid), target_params,
+                                                pred_params)
         if reason is None:
-            rec["status"] = "accepted"
-            rec["min_distance"] = min_distance(pred)
             accepted_rows.append(k)
-        else:
-            rec["reason"] = reason
         if pred is not None:  # AtomGen and AtomBench score every parsed pair, CSP only the accepted ones
             pairs.append((pred, target, reason is None))
             pair_rows.append(k)
         table.append(rec)
+    ab_rows = _match_pairs(table, pairs, pair_rows, workers, scheduler)
 
+    n_ref = len(ref_ids)
+    metrics = _pair_metrics(table, n_ref)
+    ab_metrics, ab_t, ab_p = _atombench_metrics(ab_rows, target_params, pred_params[np.array(accepted_rows, dtype=int)],
+                                                kld_bins)
+    metrics.update(ab_metrics)
+    return {
+        "metrics": metrics,
+        "table": table,
+        "n_reference": n_ref,
+        "settings": _settings(kld_bins),
+        "figure": {"target": ab_t, "pred": ab_p,
+                   "edges": {p: histogram_edges(ab_t[:, j], ab_p[:, j], bins=kld_bins) for j, p in enumerate(PARAMS)},
+                   "kld": {p: metrics[f"kld_{p}"].value for p in PARAMS}},
+    }
+
+
+def _check_ids(preds: PredictionSet, ref: Reference, pred_by_id: dict, ref_by_id: dict) -> None:
+    unknown = [i for i in pred_by_id if i not in ref_by_id]
+    if unknown:
+        raise EvaluationInputError(
+            f"{len(unknown)} of {len(pred_by_id)} prediction ids are not in split {ref.split!r} of {ref.id} "
+            f"(first: {unknown[:3]}); predictions must be keyed by the reference row ids", source=preds.source,
+            field="id")
+
+
+def _row_record(k: int, rid: str, tgt_row: dict, item, target_params: np.ndarray, pred_params: np.ndarray):
+    """The table record of reference row ``k`` and its prediction ``item`` (None: missing): the CSP
+    row checks (parsed, sane cell, atom count, composition, Niggli reduction). Fills row k of
+    ``target_params`` / ``pred_params``. Returns (record, parsed prediction or None, target, reason
+    it failed or None)."""
+    target = row_to_structure(tgt_row)
+    target_params[k] = niggli_parameters(target.lattice.matrix)
+    rec: dict[str, Any] = {"id": rid, "status": "failed", "reason": None,
+                           "formula_target": target.composition.formula, "num_atoms_target": len(target),
+                           "formula_pred": None, "num_atoms_pred": None, "wrong_composition": None}
+    reason = None
+    pred = None
+    if item is None:
+        reason = "missing: no prediction for this id"
+    elif not item.ok:
+        reason = item.reason
+    else:
+        row = item.row
+        rec["formula_pred"] = row["formula"]
+        rec["num_atoms_pred"] = row["num_atoms"]
+        rec["wrong_composition"] = bool(row["num_atoms"] != len(target)
+                                        or row["reduced_formula"] != target.composition.reduced_formula)
+        try:
+            pred = row_to_structure(row)
+        except Exception as exc:
+            reason = f"structure: {type(exc).__name__}: {exc}"
+        reason = reason or absurd_lattice_reason(row)
+        if reason is None and row["num_atoms"] != len(target):
+            reason = f"num_atoms: wrong atom count {row['num_atoms']} (target has {len(target)})"
+        if reason is None and row["reduced_formula"] != target.composition.reduced_formula:
+            reason = (f"species: wrong composition {row['reduced_formula']} (target "
+                      f"{target.composition.reduced_formula})")
+        if reason is None:
+            try:
+                pred_params[k] = niggli_parameters(pred.lattice.matrix)
+            except Exception as exc:
+                reason = f"lattice: Niggli reduction failed ({type(exc).__name__}: {exc})"
+    if reason is None:
+        rec["status"] = "accepted"
+        rec["min_distance"] = min_distance(pred)
+    else:
+        rec["reason"] = reason
+    return rec, pred, target, reason
+
+
+def _match_pairs(table: list[dict], pairs: list, pair_rows: list[int], workers: int, scheduler) -> list:
+    """:func:`match_pair` over the parsed pairs (spread over the workers), written into the table
+    (every record gets every column). Returns the (row, result) of the pairs AtomBench uses."""
     parallel_results: list[dict] = []
     if pairs:
         from .parallel import parallel_map
@@ -279,7 +308,6 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
         for j, p in enumerate(PARAMS):
             table[k][f"{p}_target"] = None if res["atombench_target"] is None else res["atombench_target"][j]
             table[k][f"{p}_pred"] = None if res["atombench_pred"] is None else res["atombench_pred"][j]
-    ab_rows = [(k, res) for k, res in zip(pair_rows, parallel_results) if res["atombench_used"]]
     for rec in table:
         rec.setdefault("match", False)
         for key in ("rms_dist", "max_dist", "rms_anonymous", "match_error", "min_distance", "atombench_rms"):
@@ -289,9 +317,11 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
         for p in PARAMS:
             rec.setdefault(f"{p}_target", None)
             rec.setdefault(f"{p}_pred", None)
+    return [(k, res) for k, res in zip(pair_rows, parallel_results) if res["atombench_used"]]
 
-    n_ref = len(ref_ids)
-    acc = np.array(accepted_rows, dtype=int)
+
+def _pair_metrics(table: list[dict], n_ref: int) -> dict[str, Metric]:
+    """CSP match rate and RMSE, AtomGen score and pair rate, wrong-composition fraction."""
     metrics: dict[str, Metric] = {}
     match_vec = np.array([1.0 if rec["match"] else 0.0 for rec in table])
     metrics["match_rate"] = _metric(bootstrap_mean(match_vec), n_ref, "",
@@ -311,6 +341,14 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
     metrics["wrong_composition_fraction"] = _metric(bootstrap_mean(wrong_vec), n_ref, "",
                                                     "fraction of reference rows whose parsed prediction has another "
                                                     "composition or atom count than the target")
+    return metrics
+
+
+def _atombench_metrics(ab_rows: list, target_params: np.ndarray, accepted_params: np.ndarray, kld_bins: int):
+    """AtomBench match rate, RMSE, per-parameter MAE and KLD of the reduced pairs, and the paper's
+    histogram KLD (reference targets vs accepted predictions). Returns (metrics, target and predicted
+    reduced parameters of the AtomBench pairs)."""
+    metrics: dict[str, Metric] = {}
     ab_match = np.array([1.0 if res["atombench_match"] else 0.0 for _, res in ab_rows])
     metrics["atombench_match_rate"] = _metric(bootstrap_mean(ab_match), len(ab_match), "",
                                               "AtomBench code: reduced pairs (primitive, Niggli) with get_rms_dist "
@@ -322,7 +360,6 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
     ab_t = np.array([res["atombench_target"] for _, res in ab_rows], float).reshape(-1, 6)
     ab_p = np.array([res["atombench_pred"] for _, res in ab_rows], float).reshape(-1, 6)
     n_ab = len(ab_t)
-    edges = {}
     for j, p in enumerate(PARAMS):
         errs = np.abs(ab_p[:, j] - ab_t[:, j])
         metrics[f"mae_{p}"] = _metric(bootstrap_mean(errs), n_ab, UNITS[p],
@@ -333,38 +370,32 @@ def evaluate_reconstruction(preds: PredictionSet, ref: Reference, *, workers: in
             f"AtomBench code: scipy.stats.entropy(target, prediction) of the paired per-material {p} vectors "
             "(each divided by its sum; no bins, no epsilon); bootstrap resamples the pairs")
         ref_vals = target_params[:, j]
-        pred_vals = pred_params[acc, j]
+        pred_vals = accepted_params[:, j]
         e = histogram_edges(ref_vals, pred_vals, bins=kld_bins)
-        edges[p] = e
         metrics[f"kld_histogram_{p}"] = _metric(
             bootstrap_stat(len(pred_vals), lambda idx, pv=pred_vals, rv=ref_vals, e=e: kld(rv, pv[idx], e)),
             len(pred_vals), "nats",
             f"the AtomBench paper's text (not its code): KLD(P=reference || Q=predictions) of {kld_bins}-bin "
             f"histograms of Niggli {p} (no primitive step), accepted predictions; bootstrap resamples them")
+    return metrics, ab_t, ab_p
 
+
+def _settings(kld_bins: int) -> dict:
     return {
-        "metrics": metrics,
-        "table": table,
-        "n_reference": n_ref,
-        "settings": {
-            "structure_matcher": dict(MATCHER_KWARGS, primitive_cell=True, scale=True, attempt_supercell=False),
-            "match_argument_order": "(prediction, target)",
-            "targets": "the reference split's rows (a target column in the predictions is ignored)",
-            "atomgen": "jarvis_leaderboard/rebuild.py: every parsed pair, get_rms_anonymous not None",
-            "atombench": "scripts/plot_error_distribution.py: get_primitive_structure() then Niggli "
-                         "(get_reduced_structure), every pair where both reduce, any composition",
-            "niggli": "kld_histogram: pymatgen Lattice.get_niggli_reduced_lattice (tol 1e-5), no primitive step",
-            "kld_histogram": {"bins": kld_bins, "binning": "equal-width over [min, max] of reference and accepted "
-                                                           "predicted values, per parameter",
-                              "epsilon": KLD_EPSILON, "epsilon_rule": "q = max(q, epsilon) in bins where p > 0",
-                              "units": "nats"},
-            "bootstrap": {"repetitions": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED,
-                          "generator": "numpy.random.default_rng(7), fresh per metric",
-                          "interval": "95 % pivotal: error_low = p97.5 - stat, error_high = stat - p2.5"},
-            "row_checks": dict(CHECK_SETTINGS, composition="CSP only: reduced formula and atom count must equal "
-                                                           "the target's"),
-        },
-        "figure": {"target": ab_t, "pred": ab_p,
-                   "edges": {p: histogram_edges(ab_t[:, j], ab_p[:, j], bins=kld_bins) for j, p in enumerate(PARAMS)},
-                   "kld": {p: metrics[f"kld_{p}"].value for p in PARAMS}},
+        "structure_matcher": dict(MATCHER_KWARGS, primitive_cell=True, scale=True, attempt_supercell=False),
+        "match_argument_order": "(prediction, target)",
+        "targets": "the reference split's rows (a target column in the predictions is ignored)",
+        "atomgen": "jarvis_leaderboard/rebuild.py: every parsed pair, get_rms_anonymous not None",
+        "atombench": "scripts/plot_error_distribution.py: get_primitive_structure() then Niggli "
+                     "(get_reduced_structure), every pair where both reduce, any composition",
+        "niggli": "kld_histogram: pymatgen Lattice.get_niggli_reduced_lattice (tol 1e-5), no primitive step",
+        "kld_histogram": {"bins": kld_bins, "binning": "equal-width over [min, max] of reference and accepted "
+                                                       "predicted values, per parameter",
+                          "epsilon": KLD_EPSILON, "epsilon_rule": "q = max(q, epsilon) in bins where p > 0",
+                          "units": "nats"},
+        "bootstrap": {"repetitions": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED,
+                      "generator": "numpy.random.default_rng(7), fresh per metric",
+                      "interval": "95 % pivotal: error_low = p97.5 - stat, error_high = stat - p2.5"},
+        "row_checks": dict(CHECK_SETTINGS, composition="CSP only: reduced formula and atom count must equal "
+                                                       "the target's"),
     }

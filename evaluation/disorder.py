@@ -316,11 +316,35 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
     ``relax``: how generated structures are relaxed after the move-apart rule (see
     :func:`relax_generated`); None scores them unrelaxed (``--no-relax``). Training rows
     are used as stored (the datasets hold relaxed structures)."""
-    from collections import Counter
-
     from .parallel import parallel_map
-    from .result import Metric
-    from .stats import BOOTSTRAP_REPS, BOOTSTRAP_SEED, bootstrap_stat
+
+    table, todo = _composition_table(preds, ref, relax)
+    ready, relax_settings = _prepare_generated(kind, preds, table, todo, relax, workers, scheduler)
+    keys_ready = list(ready)
+    gen = parallel_map(structure_features, [(ready[k], kind) for k in keys_ready],
+                       workers=workers, scheduler=scheduler, desc=f"{kind}: generated structures", chunksize=1)
+    train = parallel_map(structure_features, [(r, kind) for r in ref.rows], workers=workers,
+                         scheduler=scheduler, desc=f"{kind}: training structures", chunksize=1)
+    train = [t for t in train if t["ok"]]
+    acc = []
+    for k, res in zip(keys_ready, gen):
+        if res["ok"]:
+            table[k].update(status="accepted", reason=None)
+            acc.append(res)
+        else:
+            table[k]["reason"] = res["reason"]
+    metrics, curves = _distance_metrics(kind, acc, train)
+    files = {}
+    if outdir is not None and figures and acc:
+        files = _curve_figures(curves, outdir, label)
+    return {"metrics": metrics, "table": table, "files": files,
+            "settings": _settings(kind, relax, relax_settings)}
+
+
+def _composition_table(preds, ref, relax: dict | None) -> tuple[list[dict], list[int]]:
+    """The per-row table (every row failed until scored) and the rows with the task's composition
+    (the first reference row's), which go on to be scored."""
+    from collections import Counter
 
     ref_comp = Counter(ref.rows[0]["species"])
     table, todo = [], []
@@ -336,6 +360,15 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
             else:
                 todo.append(len(table))
         table.append(rec)
+    return table, todo
+
+
+def _prepare_generated(kind: str, preds, table: list[dict], todo: list[int], relax: dict | None, workers: int,
+                       scheduler) -> tuple[dict, dict | None]:
+    """Move apart (1.5 A rule) and, with ``relax``, relax the rows ``todo``; failures get their reason
+    in the table. Returns (table index -> prepared Structure, relaxation settings or None)."""
+    from .parallel import parallel_map
+
     moved = parallel_map(move_apart_task, [preds.items[k].row for k in todo], workers=workers,
                          scheduler=scheduler, desc=f"{kind}: moving atoms apart", chunksize=1)
     ready: dict[int, object] = {}
@@ -345,54 +378,55 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
             ready[k] = res["structure"]
         else:
             table[k]["reason"] = res["reason"]
-    relax_settings = None
-    if relax is not None:
-        relaxed, relax_settings = relax_generated(ready, relax, workers=workers, scheduler=scheduler)
-        ready = {}
-        for k, res in relaxed.items():
-            table[k].update(relax_steps=res["relax_steps"], relax_fmax=res["relax_fmax"],
-                            relax_energy_eV=res["relax_energy_eV"])
-            if res["ok"]:
-                ready[k] = res["structure"]
-            else:
-                table[k]["reason"] = res["reason"]
-    keys_ready = list(ready)
-    gen = parallel_map(structure_features, [(ready[k], kind) for k in keys_ready],
-                       workers=workers, scheduler=scheduler, desc=f"{kind}: generated structures", chunksize=1)
-    train = parallel_map(structure_features, [(r, kind) for r in ref.rows], workers=workers,
-                         scheduler=scheduler, desc=f"{kind}: training structures", chunksize=1)
-    train = [t for t in train if t["ok"]]
-    acc = []
-    for k, res in zip(keys_ready, gen):
+    if relax is None:
+        return ready, None
+    relaxed, relax_settings = relax_generated(ready, relax, workers=workers, scheduler=scheduler)
+    ready = {}
+    for k, res in relaxed.items():
+        table[k].update(relax_steps=res["relax_steps"], relax_fmax=res["relax_fmax"],
+                        relax_energy_eV=res["relax_energy_eV"])
         if res["ok"]:
-            table[k].update(status="accepted", reason=None)
-            acc.append(res)
+            ready[k] = res["structure"]
         else:
             table[k]["reason"] = res["reason"]
+    return ready, relax_settings
+
+
+def _distance(acc: list[dict], train: list[dict], key: str, cosine: bool = False):
+    """Bootstrap (value, low, high) of the Euclidean (or cosine) distance between the average
+    ``key`` feature of the accepted structures and of the training ones; also the generated
+    features (rows) and the training average."""
+    from .stats import bootstrap_stat
+
+    g = np.array([a[key] for a in acc]) if acc else np.zeros((0, 1))
+    t = np.mean([x[key] for x in train], axis=0)
+
+    def fn(idx):
+        m = g[idx].mean(axis=0)
+        if cosine:
+            return float(1 - m @ t / (np.linalg.norm(m) * np.linalg.norm(t)))
+        return float(np.linalg.norm(m - t))
+    return bootstrap_stat(len(acc), fn), g, t
+
+
+def _distance_metrics(kind: str, acc: list[dict], train: list[dict]) -> tuple[dict, dict]:
+    """The task's distances (a-Si: motif, RDF, angle; interface: per cation, cosine too, and the
+    72 : 36 : 12 weighted average). Returns (metrics, key -> (generated average or None, train
+    average)) for the figures."""
+    from .result import Metric
+
     n = len(acc)
     metrics = {}
-
-    def dist(key, cosine=False):
-        g = np.array([a[key] for a in acc]) if acc else np.zeros((0, 1))
-        t = np.mean([x[key] for x in train], axis=0)
-
-        def fn(idx):
-            m = g[idx].mean(axis=0)
-            if cosine:
-                return float(1 - m @ t / (np.linalg.norm(m) * np.linalg.norm(t)))
-            return float(np.linalg.norm(m - t))
-        return bootstrap_stat(n, fn), g, t
-
     keys = (("d_motif", "motif"), ("d_rdf", "rdf"), ("d_angle", "angle")) if kind == "a-si" else \
         tuple((f"d_{el}", el) for el in INTERFACE_CATIONS)
     curves = {}
     for name, key in keys:
-        (v, lo, hi), g, t = dist(key)
+        (v, lo, hi), g, t = _distance(acc, train, key)
         metrics[name] = Metric(value=v, error_low=lo, error_high=hi, n=n,
                                description=f"Euclidean distance of average {key} features, generated vs train")
         curves[key] = (g.mean(axis=0) if n else None, t)
         if kind == "interface":
-            (v, lo, hi), _, _ = dist(key, cosine=True)
+            (v, lo, hi), _, _ = _distance(acc, train, key, cosine=True)
             metrics[f"cos_{name}"] = Metric(value=v, error_low=lo, error_high=hi, n=n,
                                             description=f"cosine distance of average {key} fingerprints")
     if kind == "interface":
@@ -400,40 +434,49 @@ def evaluate_disorder(kind: str, preds, ref, *, workers: int = 1, scheduler=None
         for a in acc + train:
             a["all"] = sum(w[el] * a[el] for el in INTERFACE_CATIONS) / sum(w.values())
         for name, cos in (("d_all", False), ("cos_d_all", True)):
-            (v, lo, hi), _, _ = dist("all", cosine=cos)
+            (v, lo, hi), _, _ = _distance(acc, train, "all", cosine=cos)
             metrics[name] = Metric(value=v, error_low=lo, error_high=hi, n=n,
                                    description="cation fingerprints weighted 72 Li : 36 Co : 12 Sc")
-    files = {}
-    if outdir is not None and figures and n:
-        from .figures import pyplot
+    return metrics, curves
 
-        plt = pyplot()
-        fig_dir = outdir / "figures"
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        for key, (g, t) in curves.items():
-            f, ax = plt.subplots(figsize=(10, 3.5))
-            x = np.arange(len(t)) if key not in ("rdf", "angle") else (
-                (np.arange(len(t)) + 0.5) * (RDF_DR if key == "rdf" else ANGLE_BIN))
-            ax.plot(x, t, label="train average")
-            ax.plot(x, g, "--", label="generated average")
-            ax.set_xlabel({"rdf": "r (Å)", "angle": "bond angle (°)"}.get(key, "fingerprint entry"))
-            ax.set_title(f"{label}: {key}", fontsize=10)
-            ax.legend()
-            f.tight_layout()
-            p = fig_dir / f"{key}.png"
-            f.savefig(p, dpi=100)
-            plt.close(f)
-            files[f"figure_{key}"] = str(p)
-    return {"metrics": metrics, "table": table, "files": files,
-            "settings": {"move_apart": {"min_distance_A": 1.5, "target_A": 1.6, "max_iterations": 100},
-                         "fingerprint": "matminer CrystalNNFingerprint 'ops' preset (fast exact implementation, "
-                                        "evaluation/crystalnn.py)"
-                                        + (", cation_anion=True, oxidation states " + str(OXIDATION_STATES)
-                                           + ", + Cl/O fractions per CN (109)" if kind == "interface" else
-                                           " (61)"),
-                         "rdf": {"supercell": [2, 2, 2], "r_max_A": RDF_RMAX, "bin_A": RDF_DR,
-                                 "definition": "vasppy RadialDistributionFunction"} if kind == "a-si" else None,
-                         "angle": {"bin_deg": ANGLE_BIN, "neighbours": "CrystalNN(distance_cutoffs=None, "
-                                   "x_diff_weight=0, porous_adjustment=False)"} if kind == "a-si" else None,
-                         "relaxation": relax_settings if relax is not None else "none (--no-relax)",
-                         "bootstrap": {"repetitions": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED}}}
+
+def _curve_figures(curves: dict, outdir, label: str) -> dict[str, str]:
+    """One PNG per feature: training average vs generated average."""
+    from .figures import pyplot
+
+    plt = pyplot()
+    fig_dir = outdir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key, (g, t) in curves.items():
+        f, ax = plt.subplots(figsize=(10, 3.5))
+        x = np.arange(len(t)) if key not in ("rdf", "angle") else (
+            (np.arange(len(t)) + 0.5) * (RDF_DR if key == "rdf" else ANGLE_BIN))
+        ax.plot(x, t, label="train average")
+        ax.plot(x, g, "--", label="generated average")
+        ax.set_xlabel({"rdf": "r (Å)", "angle": "bond angle (°)"}.get(key, "fingerprint entry"))
+        ax.set_title(f"{label}: {key}", fontsize=10)
+        ax.legend()
+        f.tight_layout()
+        p = fig_dir / f"{key}.png"
+        f.savefig(p, dpi=100)
+        plt.close(f)
+        files[f"figure_{key}"] = str(p)
+    return files
+
+
+def _settings(kind: str, relax: dict | None, relax_settings: dict | None) -> dict:
+    from .stats import BOOTSTRAP_REPS, BOOTSTRAP_SEED
+
+    return {"move_apart": {"min_distance_A": 1.5, "target_A": 1.6, "max_iterations": 100},
+            "fingerprint": "matminer CrystalNNFingerprint 'ops' preset (fast exact implementation, "
+                           "evaluation/crystalnn.py)"
+                           + (", cation_anion=True, oxidation states " + str(OXIDATION_STATES)
+                              + ", + Cl/O fractions per CN (109)" if kind == "interface" else
+                              " (61)"),
+            "rdf": {"supercell": [2, 2, 2], "r_max_A": RDF_RMAX, "bin_A": RDF_DR,
+                    "definition": "vasppy RadialDistributionFunction"} if kind == "a-si" else None,
+            "angle": {"bin_deg": ANGLE_BIN, "neighbours": "CrystalNN(distance_cutoffs=None, "
+                      "x_diff_weight=0, porous_adjustment=False)"} if kind == "a-si" else None,
+            "relaxation": relax_settings if relax is not None else "none (--no-relax)",
+            "bootstrap": {"repetitions": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED}}

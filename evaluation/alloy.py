@@ -290,22 +290,37 @@ def _score_one(task) -> dict:
 def evaluate_alloy(preds: PredictionSet, ref: Reference, *, workers: int = 1, scheduler=None,
                    outdir: Path | None = None, label: str = "", figures: bool = True,
                    cleanup: str = DEFAULT_CLEANUP) -> dict:
-    from .parallel import parallel_map
-
+    """d_cluster, vacancies, composition, CE energy and Warren-Cowley SRO of the generated alloys
+    after the clean-up ``cleanup``, against the training split (``ref``)."""
     if cleanup not in CLEANUPS:
         raise ValueError(f"unknown alloy clean-up {cleanup!r}; known: {', '.join(CLEANUPS)}")
     lat = ce.reference_lattice()
     cexp = ce.load_cluster_expansion()
-    ref_comp = Counter(ce.decode(lat.reference_occupation))
+    train = _training_features(ref, lat, cexp)
+    table, todo = _alloy_table(preds, Counter(ce.decode(lat.reference_occupation)))
+    acc_idx, counts, site_counts = _score_rows(table, todo, cleanup, workers, scheduler)
+    gen = _accepted_features(table, acc_idx, counts, cexp)
+    metrics = _alloy_metrics(table, acc_idx, gen, site_counts, train, cleanup)
+    files = {}
+    if outdir is not None and figures:
+        files.update(_alloy_figures(outdir / "figures", label, gen["fp"], train["fp"], gen["energy"],
+                                    train["energy"], gen["sro"], train["sro"], metrics))
+    return {"metrics": metrics, "table": table, "settings": _settings(cleanup, ref), "files": files}
 
-    # training split: exact positions on the reference lattice, counted as the reference counts them
-    train_occ = np.stack([ce.occupation_from_row(r, lat, ASSIGN_TOLERANCE)[0] for r in ref.rows])
-    train_counts = ce.cluster_counts_per_atom(train_occ, lat)
-    train_fp = ce.fingerprint_from_counts(train_counts)
-    train_energy = cexp.energy_from_counts(train_counts)
-    train_sro = ce.warren_cowley_from_counts(train_counts)
-    train_fp_site = ce.fingerprint_from_counts(ce.cluster_counts(train_occ, lat))
 
+def _training_features(ref: Reference, lat, cexp) -> dict:
+    """Training split: exact positions on the reference lattice, counted as the reference counts
+    them; fingerprints (per atom and per site), CE energies, Warren-Cowley SRO."""
+    occ = np.stack([ce.occupation_from_row(r, lat, ASSIGN_TOLERANCE)[0] for r in ref.rows])
+    counts = ce.cluster_counts_per_atom(occ, lat)
+    return {"n": len(occ), "fp": ce.fingerprint_from_counts(counts), "energy": cexp.energy_from_counts(counts),
+            "sro": ce.warren_cowley_from_counts(counts),
+            "fp_site": ce.fingerprint_from_counts(ce.cluster_counts(occ, lat))}
+
+
+def _alloy_table(preds: PredictionSet, ref_comp: Counter) -> tuple[list[dict], list[tuple[int, dict]]]:
+    """The per-row table (every row failed until scored) and the (table index, row) of the readable
+    Cr/Fe/Ni rows, whatever their composition (flagged ``wrong_composition``)."""
     table: list[dict] = []
     todo = []
     for it in preds.items:
@@ -320,6 +335,15 @@ def evaluate_alloy(preds: PredictionSet, ref: Reference, *, workers: int = 1, sc
                 rec["wrong_composition"] = Counter(species) != ref_comp
                 todo.append((len(table), it.row))
         table.append(rec)
+    return table, todo
+
+
+def _score_rows(table: list[dict], todo: list, cleanup: str, workers: int, scheduler):
+    """Clean-up and cluster counts of the rows ``todo`` (:func:`_score_one`, spread over the workers),
+    written into the table. Returns (accepted table indices, their counts, per-site counts of every
+    row the variant uses)."""
+    from .parallel import parallel_map
+
     results = parallel_map(_score_one, [(r, cleanup) for _, r in todo], workers=workers, scheduler=scheduler,
                            desc=f"clean-up ({cleanup}) and cluster counts")
     acc_idx, counts, site_counts = [], [], []
@@ -335,71 +359,79 @@ def evaluate_alloy(preds: PredictionSet, ref: Reference, *, workers: int = 1, sc
         rec["status"], rec["reason"] = "accepted", None
         acc_idx.append(k)
         counts.append(res["counts"])
-    n = len(counts)
+    return acc_idx, counts, site_counts
+
+
+def _accepted_features(table: list[dict], acc_idx: list[int], counts: list, cexp) -> dict:
+    """Fingerprints, CE energies and SRO of the accepted rows (energy and SRO also into the table)."""
+    if not counts:
+        return {"fp": np.zeros((0, 45)), "energy": np.zeros(0), "sro": np.zeros((0, 12))}
+    cnt = np.stack(counts)
+    fp, en, sro = ce.fingerprint_from_counts(cnt), cexp.energy_from_counts(cnt), ce.warren_cowley_from_counts(cnt)
+    for j, k in enumerate(acc_idx):
+        table[k]["energy"] = float(en[j])
+        for lab, v in zip(ce.SRO_LABELS, sro[j]):
+            table[k][f"sro_{lab}"] = float(v)
+    return {"fp": fp, "energy": en, "sro": sro}
+
+
+def _met(t, n_, unit, desc) -> Metric:
+    """A Metric from a bootstrap ``(value, low, high)``."""
+    return Metric(value=t[0], error_low=t[1], error_high=t[2], n=n_, unit=unit, description=desc)
+
+
+def _alloy_metrics(table: list[dict], acc_idx: list[int], gen: dict, site_counts: list, train: dict,
+                   cleanup: str) -> dict[str, Metric]:
+    fp, en, sro = gen["fp"], gen["energy"], gen["sro"]
+    n = len(acc_idx)
     metrics: dict[str, Metric] = {}
-    if n:
-        cnt = np.stack(counts)
-        fp, en, sro = ce.fingerprint_from_counts(cnt), cexp.energy_from_counts(cnt), ce.warren_cowley_from_counts(cnt)
-        for j, k in enumerate(acc_idx):
-            table[k]["energy"] = float(en[j])
-            for lab, v in zip(ce.SRO_LABELS, sro[j]):
-                table[k][f"sro_{lab}"] = float(v)
-    else:
-        fp, en, sro = np.zeros((0, 45)), np.zeros(0), np.zeros((0, 12))
-    train_fp_mean = train_fp.mean(axis=0)
+    train_fp_mean = train["fp"].mean(axis=0)
     vac = np.array([1.0 if table[k]["has_vacancy"] else 0.0 for k in acc_idx])
     wrong = np.array([1.0 if r["wrong_composition"] else 0.0 for r in table if r["wrong_composition"] is not None])
-
-    def d_cluster(idx):
-        return float(np.linalg.norm(fp[idx].mean(axis=0) - train_fp_mean))
-
-    def met(t, n_, unit, desc):
-        return Metric(value=t[0], error_low=t[1], error_high=t[2], n=n_, unit=unit, description=desc)
-
-    metrics["d_cluster"] = met(bootstrap_stat(n, d_cluster), n, "",
-                               "Euclidean distance of the average 45-number cluster-probability fingerprints, "
-                               f"accepted generated (clean-up {cleanup!r}) vs training split; counts per atom "
-                               "present rounded to 5 decimals (Dismai-Bench count.py, get_alloy_metrics.py)")
+    metrics["d_cluster"] = _met(bootstrap_stat(n, lambda idx: float(np.linalg.norm(fp[idx].mean(axis=0)
+                                                                                  - train_fp_mean))), n, "",
+                                "Euclidean distance of the average 45-number cluster-probability fingerprints, "
+                                f"accepted generated (clean-up {cleanup!r}) vs training split; counts per atom "
+                                "present rounded to 5 decimals (Dismai-Bench count.py, get_alloy_metrics.py)")
     pv = bootstrap_mean(vac)
-    metrics["percent_with_vacancies"] = met(tuple(None if x is None else 100 * x for x in pv), n, "%",
-                                            "accepted structures with at least one vacant FCC site")
+    metrics["percent_with_vacancies"] = _met(tuple(None if x is None else 100 * x for x in pv), n, "%",
+                                             "accepted structures with at least one vacant FCC site")
     fps = ce.fingerprint_from_counts(np.stack(site_counts)) if site_counts else np.zeros((0, 45))
     ns = len(fps)
-    train_site_mean = train_fp_site.mean(axis=0)
-    metrics["d_cluster_per_site"] = met(
+    train_site_mean = train["fp_site"].mean(axis=0)
+    metrics["d_cluster_per_site"] = _met(
         bootstrap_stat(ns, lambda idx: float(np.linalg.norm(fps[idx].mean(axis=0) - train_site_mean))), ns, "",
         "variant (not the reference's number with vacancies): the project's alignment, one atom per site, rows "
         f"with more than {MAX_UNASSIGNED} unassigned atoms left out, counts per lattice site, not rounded")
     pw = bootstrap_mean(wrong)
-    metrics["percent_wrong_composition"] = met(tuple(None if x is None else 100 * x for x in pw), len(wrong), "%",
-                                               "readable Cr/Fe/Ni structures whose composition is not Cr51 Fe154 "
-                                               "Ni51 (scored all the same, as the reference does)")
-    metrics["energy_mean"] = met(bootstrap_mean(en), n, "eV/atom", "mean CE formation energy, accepted")
-    metrics["energy_mean_train"] = Metric(value=float(train_energy.mean()), n=len(train_occ), unit="eV/atom",
+    metrics["percent_wrong_composition"] = _met(tuple(None if x is None else 100 * x for x in pw), len(wrong), "%",
+                                                "readable Cr/Fe/Ni structures whose composition is not Cr51 Fe154 "
+                                                "Ni51 (scored all the same, as the reference does)")
+    train_energy, train_sro = train["energy"], train["sro"]
+    metrics["energy_mean"] = _met(bootstrap_mean(en), n, "eV/atom", "mean CE formation energy, accepted")
+    metrics["energy_mean_train"] = Metric(value=float(train_energy.mean()), n=train["n"], unit="eV/atom",
                                           description="mean CE formation energy of the training split")
-    metrics["wasserstein_energy"] = met(bootstrap_stat(n, lambda i: wasserstein(en[i], train_energy)), n,
-                                        "eV/atom", "1-D Wasserstein distance of CE energies, accepted vs train")
+    metrics["wasserstein_energy"] = _met(bootstrap_stat(n, lambda i: wasserstein(en[i], train_energy)), n,
+                                         "eV/atom", "1-D Wasserstein distance of CE energies, accepted vs train")
     for j, lab in enumerate(ce.SRO_LABELS):
         col = sro[:, j]
-        metrics[f"sro_mean_{lab}"] = met(bootstrap_mean(col[np.isfinite(col)]), int(np.isfinite(col).sum()), "",
-                                         f"mean Warren-Cowley {lab} (train mean "
-                                         f"{np.nanmean(train_sro[:, j]):.4f})")
-    files = {}
-    if outdir is not None and figures:
-        files.update(_alloy_figures(outdir / "figures", label, fp, train_fp, en, train_energy,
-                                    sro, train_sro, metrics))
-    return {"metrics": metrics, "table": table,
-            "settings": {"cleanup": cleanup, "margin_A": ASSIGN_TOLERANCE,
-                         "counting": "Dismai-Bench count.py: per atom present, rounded to 5 decimals; "
-                                     + ("around actual positions with one rotated basis" if cleanup == "none"
-                                        else "on the snapped occupation (equal to count.py there)"),
-                         "variant_per_site": {"max_unassigned": MAX_UNASSIGNED,
-                                              "alignment": "fractional-on-reference-cell / cartesian / 2NN rotation, "
-                                                           "each with translation; fewest unassigned kept"},
-                         "reference_split": ref.split,
-                         "bootstrap": {"repetitions": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED,
-                                       "resampled": "accepted generated structures"}},
-            "files": files}
+        metrics[f"sro_mean_{lab}"] = _met(bootstrap_mean(col[np.isfinite(col)]), int(np.isfinite(col).sum()), "",
+                                          f"mean Warren-Cowley {lab} (train mean "
+                                          f"{np.nanmean(train_sro[:, j]):.4f})")
+    return metrics
+
+
+def _settings(cleanup: str, ref: Reference) -> dict:
+    return {"cleanup": cleanup, "margin_A": ASSIGN_TOLERANCE,
+            "counting": "Dismai-Bench count.py: per atom present, rounded to 5 decimals; "
+                        + ("around actual positions with one rotated basis" if cleanup == "none"
+                           else "on the snapped occupation (equal to count.py there)"),
+            "variant_per_site": {"max_unassigned": MAX_UNASSIGNED,
+                                 "alignment": "fractional-on-reference-cell / cartesian / 2NN rotation, "
+                                              "each with translation; fewest unassigned kept"},
+            "reference_split": ref.split,
+            "bootstrap": {"repetitions": BOOTSTRAP_REPS, "seed": BOOTSTRAP_SEED,
+                          "resampled": "accepted generated structures"}}
 
 
 def _alloy_figures(fig: Path, label, fp, fp_train, en, en_train, sro, sro_train, metrics) -> dict:

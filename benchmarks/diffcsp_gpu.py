@@ -26,7 +26,8 @@ import tarfile
 import time
 from pathlib import Path
 
-#: job -> (dataset folder name, config, fixed composition, generated n (fixed) or None, seeds, batch, extra model kwargs)
+#: job -> (dataset folder name, config, fixed composition, generated n (fixed) or None, seeds, batch,
+#: extra model kwargs)
 JOBS = {
     "perov-5": dict(dataset="perov-5", config=None, fixed=False, n=None, max_seeds=20, batch_size=512),
     "jarvis-supercon-3d": dict(dataset="jarvis-supercon-3d", config=None, fixed=False, n=None, max_seeds=20,
@@ -171,7 +172,8 @@ def run(args) -> None:
             continue
         cmd = [sys.executable, os.path.abspath(__file__), "run-one", "--job", str(f), "--out", str(out),
                "--work", args.work, "--t0", str(t0), "--train-s", str(args.train_s), "--deadline-s",
-               str(args.deadline_s), "--hard-s", str(args.hard_s), "--device", args.device, "--chunk-atoms", str(args.chunk_atoms)] + (
+               str(args.deadline_s), "--hard-s", str(args.hard_s), "--device", args.device,
+               "--chunk-atoms", str(args.chunk_atoms)] + (
                    ["--smoke"] if args.smoke else [])
         procs.append(subprocess.Popen(cmd))
     for p in procs:

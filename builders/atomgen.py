@@ -44,7 +44,8 @@ _SPECS = {
             "no property values are included."),
         citation=(
             "@misc{pickard2020carbon24, title={AIRSS data for carbon at 10GPa and the C+N+H+O system at 1GPa}, "
-            "author={Pickard, Chris J.}, year={2020}, publisher={Materials Cloud}, doi={10.24435/materialscloud:2020.0026/v1}}\n"
+            "author={Pickard, Chris J.}, year={2020}, publisher={Materials Cloud}, "
+            "doi={10.24435/materialscloud:2020.0026/v1}}\n"
             "@inproceedings{xie2022cdvae, title={Crystal Diffusion Variational Autoencoder for Periodic Material "
             "Generation}, author={Xie, Tian and Fu, Xiang and Ganea, Octavian-Eugen and Barzilay, Regina and "
             "Jaakkola, Tommi}, booktitle={ICLR}, year={2022}}"),

@@ -43,7 +43,8 @@ def read_csv_split(split: str, raw_root=None) -> list[dict]:
             try:
                 tc = -float(rec["prop"]) + 0.0  # + 0.0 turns -0.0 into 0.0
             except (KeyError, ValueError):
-                raise ValueError(f"{name}: row {i} ({rec.get('material_id')!r}): field 'prop' is not a number") from None
+                raise ValueError(f"{name}: row {i} ({rec.get('material_id')!r}): "
+                                 "field 'prop' is not a number") from None
             out.append({"id": rec["material_id"], "cif": rec["cif"], "tc": tc, "source": name})
     return out
 
@@ -99,7 +100,8 @@ def build(raw_root=None, check_structures: bool = True) -> DatasetBuild:
         configs={"default": splits},
         columns={"tc": Column(Value("float64"), "K", "superconducting critical temperature (DFT, "
                                                       "McMillan-Allen-Dynes, mu* = 0.09); the CSVs store -Tc")},
-        sources=[source_file(SPLIT_FILE, "usnistgov/jarvis_leaderboard commit 57afc55f94c8a6f4562f73a3173968cd4b2f83b1, "
+        sources=[source_file(SPLIT_FILE, "usnistgov/jarvis_leaderboard commit "
+                                         "57afc55f94c8a6f4562f73a3173968cd4b2f83b1, "
                              "jarvis_leaderboard/benchmarks/AI/AtomGen/dft_3d_Tc_supercon.json.zip", "NIST")]
         + [source_file(f"jarvis_supercon_3d/{s}.csv", CSV_SOURCE.format(split=s),
                        "MIT (repository); JARVIS data public (NIST)") for s in ("train", "val", "test")],

@@ -42,7 +42,8 @@ def available(root: Path | None = None) -> dict[str, Path]:
     root = PREBUILT_DIR if root is None else Path(root)
     if not root.is_dir():
         return {}
-    return {p.name: p for p in sorted(root.iterdir()) if not p.name.startswith(".") and (p / "build_info.json").is_file()}
+    return {p.name: p for p in sorted(root.iterdir())
+            if not p.name.startswith(".") and (p / "build_info.json").is_file()}
 
 
 def previous(name: str, root: Path | None = None) -> list[Path]:

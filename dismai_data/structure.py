@@ -186,7 +186,7 @@ def make_row(species: Any, frac_coords: Any, lattice: Any, id: str, extra: Mappi
     }
     for key, value in (extra or {}).items():
         if key in row:
-            raise StructureError(f"extra column clashes with a structure column", field=key,
+            raise StructureError("extra column clashes with a structure column", field=key,
                                  row=str(id), index=index)
         if isinstance(value, float) and math.isnan(value):
             raise StructureError("is NaN", field=key, row=str(id), index=index)

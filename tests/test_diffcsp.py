@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from dismai_data.models import load, write_predictions
-from dismai_data.models.diffcsp import (DiffCSP, collate, fc_edges, knn_edges, load_float, save_checkpoint, train,
+from dismai_data.models.diffcsp import (DiffCSP, fc_edges, knn_edges, save_checkpoint, train,
                                         training_batches)
 from dismai_data.structure import make_row, rows_to_table
 

@@ -351,7 +351,8 @@ api.delete_tag(r, tag="v1", repo_type="model")
 api.delete_branch(r, branch="feat", repo_type="model")
 api.move_repo(from_id="alice/other", to_id="lab/moved", repo_type="model")
 out["moved"] = [api.repo_exists("alice/other"), Path(hf_hub_download("lab/moved", "o.txt")).read_text()]
-out["download"] = [Path(api.hf_hub_download(r, "n.txt", subfolder="sub", revision="main", repo_type="model")).read_text(),
+out["download"] = [Path(api.hf_hub_download(r, "n.txt", subfolder="sub", revision="main",
+                                            repo_type="model")).read_text(),
                    sorted(p.name for p in Path(api.snapshot_download(r, revision=c1, repo_type="model",
                                                                      allow_patterns=["*.txt"])).rglob("*.txt"))]
 api.delete_repo("lab/moved", repo_type="model")
@@ -457,8 +458,9 @@ refused("space_secrets", lambda: api.create_repo("alice/sp", repo_type="space", 
 refused("space_variables", lambda: api.create_repo("alice/sp", repo_type="space", space_sdk="gradio",
                                                    space_variables=[{"key": "K", "value": "V"}]))
 from huggingface_hub import Volume
+volumes = [Volume(type="dataset", source="alice/x", mount_path="/d")]
 refused("space_volumes", lambda: api.create_repo("alice/sp", repo_type="space", space_sdk="docker",
-                                                 space_volumes=[Volume(type="dataset", source="alice/x", mount_path="/d")]))
+                                                 space_volumes=volumes))
 refused("space_template", lambda: api.create_repo("alice/sp", repo_type="space", space_template="JupyterLab"))
 refused("protected", lambda: api.create_repo("alice/sp", repo_type="space", space_sdk="static", visibility="protected"))
 refused("gated", lambda: api.update_repo_settings(r, gated="manual"))
@@ -519,5 +521,7 @@ def test_refused_options(chub, tmp_path):
         want = REFUSED_NAMES.get(name, "pull request" if is_pr else name.split(".")[-1])
         assert want.lower() in msg.lower(), (name, want, msg)
     files = json.loads(chub.request("GET", "/api/models/alice/refusals/tree/main?recursive=true")[2])
-    assert sorted(e["path"] for e in files if e["type"] == "file") == [".gitattributes", "d/d.txt"]  # nothing refused landed
-    assert chub.request("GET", "/api/spaces/alice/sp")[0] == 404 and chub.request("GET", "/api/models/alice/rg")[0] == 404
+    # nothing refused landed
+    assert sorted(e["path"] for e in files if e["type"] == "file") == [".gitattributes", "d/d.txt"]
+    assert chub.request("GET", "/api/spaces/alice/sp")[0] == 404
+    assert chub.request("GET", "/api/models/alice/rg")[0] == 404

@@ -51,8 +51,8 @@ def board(tmp_path_factory):
         from dismai_data.leaderboard import submit_and_wait
         api = HfApi()
         api.create_repo("frank/copycat", exist_ok=True)
-        api.upload_file(path_or_fileobj=b"---\\nlicense: mit\\n---\\n# Copycat\\nreturns the reference rows\\n", path_in_repo="README.md",
-                        repo_id="frank/copycat")
+        api.upload_file(path_or_fileobj=b"---\\nlicense: mit\\n---\\n# Copycat\\nreturns the reference rows\\n",
+                        path_in_repo="README.md", repo_id="frank/copycat")
         out = submit_and_wait(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], {TASK!r}, {str(preds)!r},
                               "Copycat", model_repo="frank/copycat", notes="reference rows", timeout=240)
         print(json.dumps(out))

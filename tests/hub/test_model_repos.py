@@ -6,7 +6,6 @@ the evaluation module scoring what was generated."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -126,7 +125,8 @@ def test_template_generate_reads_its_dataset_from_the_hub(hub, client_home, tmp_
         from dismai_data.models.publish import push_folder
         publish_dataset("{ds}", "dismai/tiny-rocksalt", version="1.0", endpoint=os.environ["HF_ENDPOINT"],
                         token=os.environ["HF_TOKEN"])
-        TemplateBaseline(dataset="dismai/tiny-rocksalt", dataset_revision="v1.0", use_tc=False).save_pretrained("{model}")
+        TemplateBaseline(dataset="dismai/tiny-rocksalt", dataset_revision="v1.0",
+                         use_tc=False).save_pretrained("{model}")
         push_folder(Path("{model}"), "dismai/template-tiny", os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"])
     """, client_home, token=token)
     preds = tmp_path / "preds.parquet"

@@ -67,7 +67,8 @@ HIDDEN = {"info": "404", "repo_exists": False, "file_exists": False, "revision_e
 def vis(tmp_path_factory):
     root = tmp_path_factory.mktemp("vis")
     hub = start_hub(root / "hub", worker=False)
-    hub.tokens = {"anon": None, "alice": hub.token("alice", "write", ("lab",)), "alice_read": hub.token("alice", "read"),
+    hub.tokens = {"anon": None, "alice": hub.token("alice", "write", ("lab",)),
+                  "alice_read": hub.token("alice", "read"),
                   "bob": hub.token("bob", "write"), "carol_other_org_read": hub.token("carol", "read", ("other",)),
                   "dan_lab_read": hub.token("dan", "read", ("lab",))}
     hub.root = root

@@ -38,6 +38,7 @@ $(BROWSER):
 	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix tests/hub playwright-core@1.65.1 || echo "playwright-core not installed: browser tests will skip"
 
 test: $(STAMP) $(BROWSER)
+	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" -n 2 --dist loadfile -p no:cacheprovider --durations=15
 
 test-slow: $(STAMP)

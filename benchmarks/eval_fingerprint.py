@@ -7,7 +7,7 @@ interface structures (``dismai_data.builders.interface.unrelaxed_interfaces`` wh
 module is importable, otherwise a hand-made LiCoO2 slab + Li/Sc chloride cell, said in the
 output), matminer ``CrystalNNFingerprint.featurize`` ms/site and ``crystalnn.fingerprints``
 ms/site on the same sites (interface: oxidation states, ``cation_anion=True`` + Cl/O
-fractions, the 109-number version, against ``disorder.site_fingerprint``), the speed-up
+fractions, the 109-number version, against ``disorder_reference.site_fingerprint``), the speed-up
 and the max |difference|; then the time for all 120 cation sites of 1000 interface
 structures, measured on ``--structures`` structures and extrapolated (``--full N`` measures
 N structures end to end with 1 and 2 worker processes instead), and the bond-angle
@@ -92,8 +92,9 @@ def main():
     from matminer.featurizers.site import CrystalNNFingerprint
 
     from dismai_data.evaluation import crystalnn as C
-    from dismai_data.evaluation.disorder import (FRACTION_SPECIES, bond_angle_distribution_reference, decorate,
-                                                 rdf_fast, rdf_reference, site_fingerprint)
+    from dismai_data.evaluation.disorder import FRACTION_SPECIES, decorate, rdf_fast
+    from dismai_data.evaluation.disorder_reference import (bond_angle_distribution_reference, rdf_reference,
+                                                           site_fingerprint)
 
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     # ---------------------------------------------------------------- a-Si-like

@@ -28,7 +28,7 @@ def fingerprints(structure, indices=None, *, cation_anion: bool = False, oxidati
     """CrystalNN fingerprints (matminer ``CrystalNNFingerprint.from_preset("ops",
     cation_anion=...)``: 61 numbers) of the given sites, plus for each CN 1..24 the
     fraction of that CN's neighbours that are each of ``fraction_species`` (interleaved
-    per CN; 0 where the CN weight is 0), as ``disorder.site_fingerprint`` computes them.
+    per CN; 0 where the CN weight is 0), as ``disorder_reference.site_fingerprint`` computes them.
 
     ``cation_anion=True`` restricts neighbours to opposite (or zero) charge; oxidation
     states come from the structure's species or, if undecorated, ``oxidation_states``

@@ -1,6 +1,6 @@
 """Fast CrystalNN fingerprints / bond angles (evaluation/crystalnn.py) against the reference
 libraries on the same inputs, in the same test: matminer ``CrystalNNFingerprint`` ("ops"),
-``disorder.site_fingerprint`` (the 109-number interface version) and pymatgen ``CrystalNN``
+``disorder_reference.site_fingerprint`` (the 109-number interface version) and pymatgen ``CrystalNN``
 bond angles. Agreement: |difference| <= 1e-8 on every entry."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pymatgen.core import Lattice, Structure
 
 from dismai_data.evaluation import crystalnn as C
 from dismai_data.evaluation import crystalnn_neighbours as N
-from dismai_data.evaluation.disorder import FRACTION_SPECIES, decorate, site_fingerprint
-from dismai_data.evaluation.disorder import bond_angle_distribution_reference as reference_angle_distribution
+from dismai_data.evaluation.disorder import FRACTION_SPECIES, decorate
+from dismai_data.evaluation.disorder_reference import bond_angle_distribution_reference as reference_angle_distribution
+from dismai_data.evaluation.disorder_reference import site_fingerprint
 
 TOL = 1e-8
 DIAMOND = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.25, 0.25, 0.25], [0.75, 0.75, 0.25],
@@ -77,7 +78,7 @@ def _mixed_oxide_chloride():
         species.append(["Cl", "Cl", "Li", "Sc", "Cl"][k % 5])
         frac.append([rng.random(), rng.random(), 0.55 + 0.4 * rng.random()])
     s = Structure(lat, species, frac)
-    from dismai_data.evaluation.disorder import move_apart
+    from dismai_data.evaluation.disorder_prepare import move_apart
 
     s, ok, _ = move_apart(s)
     assert ok

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from dismai_data.evaluation.disorder import (bond_angle_distribution, crystalnn_fingerprints, move_apart,
-                                             rdf_fast, rdf_reference)
+from dismai_data.evaluation.disorder import bond_angle_distribution, crystalnn_fingerprints, rdf_fast
+from dismai_data.evaluation.disorder_prepare import move_apart
+from dismai_data.evaluation.disorder_reference import rdf_reference
 
 DIAMOND = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.25, 0.25, 0.25], [0.75, 0.75, 0.25],
            [0.75, 0.25, 0.75], [0.25, 0.75, 0.75]]
@@ -81,7 +82,7 @@ import pyarrow.parquet as pq  # noqa: E402
 os.environ.setdefault("DISMAI_NO_PROGRESS", "1")
 
 from dismai_data.evaluation import evaluate  # noqa: E402
-from dismai_data.evaluation.disorder import site_fingerprint  # noqa: E402
+from dismai_data.evaluation.disorder_reference import site_fingerprint  # noqa: E402
 from dismai_data.evaluation.sources import EvaluationInputError  # noqa: E402
 from dismai_data.structure import make_row, row_from_structure, rows_to_table  # noqa: E402
 

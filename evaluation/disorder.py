@@ -30,10 +30,7 @@ import numpy as np
 from dismai_data.geometry import rdf
 
 from .disorder_prepare import move_apart_task, relax_generated
-
-RDF_RMAX = 10.0
-RDF_DR = 0.02
-ANGLE_BIN = 0.5
+from .disorder_reference import ANGLE_BIN, RDF_DR, RDF_RMAX, rdf_reference
 
 
 def rdf_fast(structure, r_max: float = RDF_RMAX, dr: float = RDF_DR) -> np.ndarray:
@@ -45,8 +42,6 @@ def rdf_fast(structure, r_max: float = RDF_RMAX, dr: float = RDF_DR) -> np.ndarr
     # widths of the 2x2x2 supercell (distance between opposite faces)
     widths = 2 * vol / np.linalg.norm(np.cross(m[[1, 2, 0]], m[[2, 0, 1]]), axis=1)
     if r_max >= widths.min() / 2:
-        from .disorder_reference import rdf_reference
-
         return rdf_reference(structure, r_max, dr)
     return rdf(structure, r_max, dr)
 

@@ -19,8 +19,12 @@ import numpy as np
 
 from dismai_data.geometry import angle_histogram, neighbour_angles
 
-from .disorder import ANGLE_BIN, RDF_DR, RDF_RMAX
 from .order_params import MAX_CN
+
+#: the a-Si task's RDF (0-10 A, 0.02 A bins) and bond-angle (0.5 degree bins) definitions
+RDF_RMAX = 10.0
+RDF_DR = 0.02
+ANGLE_BIN = 0.5
 
 
 def rdf_reference(structure, r_max: float = RDF_RMAX, dr: float = RDF_DR) -> np.ndarray:

@@ -133,7 +133,8 @@ def test_ids_and_info_columns(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     (GOOD + f"2\n{HEAD}\nNa 0 0 0\n" + GOOD, r"frame 2, line 8: expected the number of atoms.*frame 1, line 4"),
-    (GOOD + f"1\n{HEAD}\nNa 0 0 0\nNa 1 1 1\n" + GOOD, r"frame 2, line 7: expected the number of atoms, got 'Na 1 1 1'"),
+    (GOOD + f"1\n{HEAD}\nNa 0 0 0\nNa 1 1 1\n" + GOOD,
+     r"frame 2, line 7: expected the number of atoms, got 'Na 1 1 1'"),
     (GOOD + f"3\n{HEAD}\nNa 0 0 0\n", r"frame 1, line 4: says 3 atoms but the file ends after 1 atom lines"),
     (GOOD + "\n" + GOOD, r"frame 1, line 4 is blank but line 5 holds more text"),
     ("  \n\n", r"holds no frames"),

@@ -105,7 +105,7 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
                                max_steps=M3GNET_MAX_STEPS, scheduler=scheduler if isinstance(scheduler, str) else None,
                                workers=workers, progress=False) if ids else []
         results = dict(zip(ids, rs))
-        settings = {"engine": "dismai_data.physics.relax (matgl M3GNet, FIRE)", "potential": engine._WEIGHTS_NAME,
+        settings = {"engine": "dismai_data.physics.relax (matgl M3GNet, FIRE)", "potential": engine.WEIGHTS_NAME,
                     "source": getattr(potential, "dismai_source", None),
                     "fallback_reason": getattr(potential, "dismai_fallback_reason", None),
                     "fmax_eV_per_A": RELAX_FMAX, "max_steps": M3GNET_MAX_STEPS, "cell": "fixed"}

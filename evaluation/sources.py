@@ -165,7 +165,6 @@ def load_hub(repo: str, revision: str | None, split: str, config: str | None, so
     return ds.to_list()
 
 
-_load_hub = load_hub  # until dismai_data/leaderboard/client.py imports load_hub
 
 
 def read_predictions(source: str | os.PathLike, *, column: str | None = None, split: str = "test",

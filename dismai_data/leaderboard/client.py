@@ -143,11 +143,11 @@ def _upload(api, repo_id: str, predictions: str, task: str, model_name: str, mod
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            from dismai_data.evaluation.sources import _load_hub, split_hub_id
+            from dismai_data.evaluation.sources import load_hub, split_hub_id
 
             repo, rev = split_hub_id(str(predictions))
             path = "predictions/predictions.parquet"
-            pq.write_table(pa.Table.from_pylist(_load_hub(repo, rev, "test", None, str(predictions))), root / path)
+            pq.write_table(pa.Table.from_pylist(load_hub(repo, rev, "test", None, str(predictions))), root / path)
         (root / "README.md").write_text(
             f"---\nlicense: other\ntags:\n- dismai-leaderboard-submission\n---\n# {model_name} on {task}\n\n"
             f"Predictions submitted to the Dismai leaderboard for task `{task}` (file `{path}`)."

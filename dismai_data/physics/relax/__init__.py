@@ -35,9 +35,6 @@ from dismai_data.physics.relax.results import RelaxResult
 from dismai_data.physics.relax.shards import (SHARD_METADATA_KEY, checkpoint_index, read_checkpoints,
                                               read_shard_metadata)
 
-#: the former private name, still read by evaluation/disorder.py
-_WEIGHTS_NAME = WEIGHTS_NAME
-
 __all__ = [
     "RELAXER_REPO",
     "WEIGHTS_NAME",

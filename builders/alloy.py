@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from dismai_data.build import Column, DatasetBuild, SourceFile
+from dismai_data.figures import pyplot
 from dismai_data.physics import ce
 from dismai_data.raw import SHA256
 from dismai_data.tasks import ALLOY_CONFIGS, ALLOY_DEFAULT_CONFIG, ALLOY_SELECTIONS, ALLOY_TEMPERATURES, alloy_config
@@ -460,11 +461,7 @@ def _card_sro_figure(build: DatasetBuild, folder) -> str:
 def sro_figure(build: DatasetBuild, path) -> Path:
     """PNG of the 1NN and 2NN Warren-Cowley distributions (violins, all rows of a config)
     of every config: one row of panels per shell, one violin per (pair, config)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(build.configs)

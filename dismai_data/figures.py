@@ -11,12 +11,18 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed); every figure of the package uses it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plt():
+    plt = pyplot()
     plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "svg.hashsalt": "dismai"})
     return plt
 

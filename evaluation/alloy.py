@@ -435,7 +435,9 @@ def _settings(cleanup: str, ref: Reference) -> dict:
 
 
 def _alloy_figures(fig: Path, label, fp, fp_train, en, en_train, sro, sro_train, metrics) -> dict:
-    from .figures import overlay_histograms, pyplot
+    from dismai_data.figures import pyplot
+
+    from .figures import overlay_histograms
 
     fig.mkdir(parents=True, exist_ok=True)
     plt = pyplot()

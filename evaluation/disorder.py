@@ -241,7 +241,7 @@ def _distance_metrics(kind: str, acc: list[dict], train: list[dict]) -> tuple[di
 
 def _curve_figures(curves: dict, outdir, label: str) -> dict[str, str]:
     """One PNG per feature: training average vs generated average."""
-    from .figures import pyplot
+    from dismai_data.figures import pyplot
 
     plt = pyplot()
     fig_dir = outdir / "figures"

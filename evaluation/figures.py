@@ -6,17 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dismai_data.figures import pyplot
+
 PARAM_LABELS = {"a": "a (Å)", "b": "b (Å)", "c": "c (Å)", "alpha": "α (°)", "beta": "β (°)", "gamma": "γ (°)"}
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def lattice_histograms(target: np.ndarray, pred: np.ndarray, edges: dict, klds: dict, path: Path,

@@ -6,14 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from dismai_data.figures import pyplot
 
 
 def _save(fig, folder, name: str) -> str:
@@ -28,7 +21,7 @@ def _save(fig, folder, name: str) -> str:
 
 
 def rdf_figure(build, folder, *, analysis: dict) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     ax.plot(analysis["r"], analysis["g"], color="#3a6ea5", lw=1.2)
     ax.axvline(analysis["cutoff"], color="gray", ls=":", lw=1, label=f"bond cutoff {analysis['cutoff']:.2f} Å")
@@ -41,7 +34,7 @@ def rdf_figure(build, folder, *, analysis: dict) -> str:
 
 
 def angle_figure(build, folder, *, analysis: dict) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     ax.hist(analysis["angles"], bins=np.arange(0, 180.5, 1.0), density=True, color="#a55f3a")
     ax.axvline(109.47, color="gray", ls=":", lw=1, label="tetrahedral 109.47°")
@@ -53,7 +46,7 @@ def angle_figure(build, folder, *, analysis: dict) -> str:
 
 
 def coordination_figure(build, folder, *, analysis: dict) -> str:
-    plt = _plt()
+    plt = pyplot()
     h = analysis["cn_hist"]
     frac = h / max(h.sum(), 1)
     fig, ax = plt.subplots(figsize=(5, 3.2))

@@ -78,7 +78,7 @@ def check_ref_name(name: str) -> str:
 
 
 def fsync_dir(path: Path) -> None:
-    """fsync a folder (makes a rename or a new file in it durable)."""
+    """fsync a folder (makes a rename or a new file in it durable), or a file."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -108,11 +108,7 @@ def atomic_write(path: Path, data: bytes, tmp_dir: Path, durable: bool = True) -
 
 def fsync_file(path: Path) -> None:
     """fsync a file written with ``durable=False`` and its folder (cheap once written back)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path)
     fsync_dir(path.parent)
 
 

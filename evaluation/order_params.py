@@ -83,6 +83,36 @@ def feature_labels(fraction_species=()):
 
 
 @njit(cache=True)
+def _add_negative_m(acc, pre, cnp, snp, degree, n):
+    """``acc`` plus |sum_i Y_l_-m|^2 (l = degree) for m = l..1, added in pymatgen's order."""
+    for mm in range(degree, 0, -1):
+        real = 0.0
+        imag = 0.0
+        for i in range(n):
+            real += pre[mm, i] * cnp[mm, i]
+            imag -= pre[mm, i] * snp[mm, i]
+        acc += real * real + imag * imag
+    return acc
+
+
+@njit(cache=True)
+def _add_positive_m(acc, pre, cnp, snp, degree, n):
+    """``acc`` plus |sum_i Y_l_m|^2 for m = 1..l (odd m: (-, -), even m: (+, +)), in pymatgen's order."""
+    for mm in range(1, degree + 1):
+        real = 0.0
+        imag = 0.0
+        for i in range(n):
+            if mm % 2 == 1:
+                real -= pre[mm, i] * cnp[mm, i]
+                imag -= pre[mm, i] * snp[mm, i]
+            else:
+                real += pre[mm, i] * cnp[mm, i]
+                imag += pre[mm, i] * snp[mm, i]
+        acc += real * real + imag * imag
+    return acc
+
+
+@njit(cache=True)
 def _q_values(nb_unit, l_max):
     """Steinhardt q2, q4, q6 exactly as LocalStructOrderParams.get_q2/4/6."""
     n = nb_unit.shape[0]
@@ -162,29 +192,12 @@ def _q_values(nb_unit, l_max):
         pre[3, i] = i8_3 * sqrt_35_pi * st[3, i] * ct[1, i]
         pre[2, i] = i8_3 * sqrt_5_2pi * st[2, i] * (7 * ct[2, i] - 1.0)
         pre[1, i] = i8_3 * sqrt_5_pi * st[1, i] * (7 * ct[3, i] - 3 * ct[1, i])
-    acc = 0.0
-    for mm in (4, 3, 2, 1):  # Y_4_-m
-        real = 0.0
-        imag = 0.0
-        for i in range(n):
-            real += pre[mm, i] * cnp[mm, i]
-            imag -= pre[mm, i] * snp[mm, i]
-        acc += real * real + imag * imag
+    acc = _add_negative_m(0.0, pre, cnp, snp, 4, n)  # Y_4_-m
     real = 0.0
     for i in range(n):
         real += i16_3 * sqrt_1_pi * (35 * ct[4, i] - 30 * ct[2, i] + 3.0)
     acc += real * real
-    for mm in (1, 2, 3, 4):  # Y_4_m: odd m -> (-, -), even m -> (+, +)
-        real = 0.0
-        imag = 0.0
-        for i in range(n):
-            if mm % 2 == 1:
-                real -= pre[mm, i] * cnp[mm, i]
-                imag -= pre[mm, i] * snp[mm, i]
-            else:
-                real += pre[mm, i] * cnp[mm, i]
-                imag += pre[mm, i] * snp[mm, i]
-        acc += real * real + imag * imag
+    acc = _add_positive_m(acc, pre, cnp, snp, 4, n)  # Y_4_m
     out[1] = math.sqrt(4 * math.pi * acc / (9 * nn2))
     if l_max < 6:
         return out
@@ -207,29 +220,12 @@ def _q_values(nb_unit, l_max):
         pre6[3, i] = i32 * sqrt_1365_pi * st[3, i] * (11 * ct[3, i] - 3 * ct[1, i])
         pre6[2, i] = i64 * sqrt_1365_pi * st[2, i] * (33 * ct[4, i] - 18 * ct[2, i] + 1.0)
         pre6[1, i] = i16 * sqrt_273_2pi * st[1, i] * (33 * ct[5, i] - 30 * ct[3, i] + 5 * ct[1, i])
-    acc = 0.0
-    for mm in (6, 5, 4, 3, 2, 1):
-        real = 0.0
-        imag = 0.0
-        for i in range(n):
-            real += pre6[mm, i] * cnp[mm, i]
-            imag -= pre6[mm, i] * snp[mm, i]
-        acc += real * real + imag * imag
+    acc = _add_negative_m(0.0, pre6, cnp, snp, 6, n)  # Y_6_-m
     real = 0.0
     for i in range(n):
         real += i32 * sqrt_13_pi * (231 * ct[6, i] - 315 * ct[4, i] + 105 * ct[2, i] - 5.0)
     acc += real * real
-    for mm in (1, 2, 3, 4, 5, 6):
-        real = 0.0
-        imag = 0.0
-        for i in range(n):
-            if mm % 2 == 1:
-                real -= pre6[mm, i] * cnp[mm, i]
-                imag -= pre6[mm, i] * snp[mm, i]
-            else:
-                real += pre6[mm, i] * cnp[mm, i]
-                imag += pre6[mm, i] * snp[mm, i]
-        acc += real * real + imag * imag
+    acc = _add_positive_m(acc, pre6, cnp, snp, 6, n)  # Y_6_m
     out[2] = math.sqrt(4 * math.pi * acc / (13 * nn2))
     return out
 

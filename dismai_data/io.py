@@ -328,17 +328,14 @@ def iter_jarvis_csv(path: str | os.PathLike, *, column: str = "prediction", symm
 
 def _csv_rows(records: list[dict], column: str, src: str, symmetry: bool
               ) -> Iterator[tuple[int, str, dict | StructureError]]:
+    def read(value, rid, i):
+        if value is None:
+            raise StructureError("is empty (null)", field="prediction")
+        return row_from_text(value, rid, index=i, source=src, symmetry=symmetry)
+
     for i, rec in enumerate(records):
         rid = rec["id"].strip()
-        value = rec[column]
-        try:
-            if value is None:
-                raise StructureError("is empty (null)", field="prediction")
-            yield i, rid, row_from_text(value, rid, index=i, source=src, symmetry=symmetry)
-        except StructureError as exc:
-            yield i, rid, exc.located(row=rid, index=i, source=src)
-        except Exception as exc:  # a library failing on absurd input: this row fails, not the file
-            yield i, rid, StructureError(f"{type(exc).__name__}: {exc}", row=rid, index=i, source=src)
+        yield i, rid, _row_or_error(read, rec[column], rid, i, src)
 
 
 def read_jarvis_csv(path: str | os.PathLike, *, column: str = "prediction", symmetry: bool = True
@@ -428,17 +425,25 @@ def iter_structure_files(path: str | os.PathLike, *, symmetry: bool = True
 
 
 def _file_rows(files: list[Path], symmetry: bool) -> Iterator[tuple[int, str, dict | StructureError]]:
+    def read(f, rid, i):
+        if f.stat().st_size == 0:
+            raise StructureError("is empty", field="file")
+        reader = row_from_cif if guess_format(f) == "cif" else row_from_poscar
+        return reader(f.read_text(errors="replace"), rid, index=i, source=str(f), symmetry=symmetry)
+
     for i, f in enumerate(files):
-        rid, src = f.stem, str(f)
-        try:
-            if f.stat().st_size == 0:
-                raise StructureError("is empty", field="file")
-            reader = row_from_cif if guess_format(f) == "cif" else row_from_poscar
-            yield i, rid, reader(f.read_text(errors="replace"), rid, index=i, source=src, symmetry=symmetry)
-        except StructureError as exc:
-            yield i, rid, exc.located(row=rid, index=i, source=src)
-        except Exception as exc:  # a library failing on absurd input: this file fails, not the folder
-            yield i, rid, StructureError(f"{type(exc).__name__}: {exc}", row=rid, index=i, source=src)
+        yield i, f.stem, _row_or_error(read, f, f.stem, i, str(f))
+
+
+def _row_or_error(read, item, rid: str, index: int, src: str) -> dict | StructureError:
+    """``read(item, rid, index)``, or the error that makes this one row (file) fail, located;
+    a library failing on absurd input fails the row, not the file (folder)."""
+    try:
+        return read(item, rid, index)
+    except StructureError as exc:
+        return exc.located(row=rid, index=index, source=src)
+    except Exception as exc:
+        return StructureError(f"{type(exc).__name__}: {exc}", row=rid, index=index, source=src)
 
 
 # --------------------------------------------------------------------------- any

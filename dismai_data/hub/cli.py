@@ -21,18 +21,14 @@ def serve_hub(host: str = "127.0.0.1", port: int = 8321, storage: Optional[Path]
               mounts: list[str] = ()) -> None:
     """Serve the hub in this process until it is stopped, with ``mounts`` (``module:function``)
     called on the app (in every worker process)."""
-    import socket
-
     import uvicorn
 
-    from dismai_data.hub.server import MOUNTS_ENV, create_app
+    from dismai_data.hub.server import MOUNTS_ENV, create_app, listen_socket
 
     storage = storage or default_storage()
     storage.mkdir(parents=True, exist_ok=True)
     limit = int(max_upload_mb * 1e6) if max_upload_mb else None
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listen_socket(host, port)
     port = sock.getsockname()[1]
     typer.echo(f"dismai hub serving {storage} at http://{host}:{port}", err=True)
     typer.echo(f"HF_ENDPOINT=http://{host}:{port}", err=True)

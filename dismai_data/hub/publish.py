@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -150,14 +149,12 @@ def serve_in_background(storage: str | os.PathLike, host: str = "127.0.0.1", por
     ``dismai_data.leaderboard.routes.serve_in_background`` mounts the leaderboard."""
     import uvicorn
 
-    from dismai_data.hub.server import create_app
+    from dismai_data.hub.server import create_app, listen_socket
 
     storage = Path(storage)
     storage.mkdir(parents=True, exist_ok=True)
     app = create_app(storage, max_upload_bytes, mounts)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listen_socket(host, port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                            h11_max_incomplete_event_size=64 * 1024 * 1024))

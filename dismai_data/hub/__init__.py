@@ -10,7 +10,7 @@ Modules: ``server`` (the ASGI app: shared state, access checks, routing on the r
 extension points), ``routes`` (the handlers, one module per resource: repos, listing, files,
 commits, refs, lfs, cas), ``responses`` (JSON/error responses, bounded body reading),
 ``storage`` (content-addressed, fsync-then-rename storage; see STORAGE.md, which also says how
-blobs would move to S3), ``xet`` (Xet xorb/shard parsing and hashing), ``auth`` (tokens,
+blobs would move to S3), ``xet`` (Xet xorb/shard parsing and hashing, the reconstruction plan of a download), ``auth`` (tokens,
 organisations, signed grants), ``limits`` (bounded JSON parsing; body fields and options the
 hub does not implement are refused by name, never dropped), ``gitignore`` (.gitignore rules
 for the preupload answer's shouldIgnore), ``web`` and ``preview`` (HTML pages from
@@ -26,4 +26,8 @@ the owning organisation, on every API, file, web, upload and listing path; the l
 (when mounted) hides rows whose predictions repo the viewer cannot see. Pull requests and
 discussions are refused with 400 NotSupported; tests/hub/test_contract.py lists every client
 option and what the hub does with it.
+
+Files uploaded through Xet are downloaded through Xet, as on the Hub: resolve answers carry
+``X-Xet-Hash`` and a ``xet-auth`` link, tree entries ``xetHash``; ``xet-read-token`` grants one
+repo at one commit, and the reconstruction answers point to signed ranges of stored xorbs.
 """

@@ -59,7 +59,8 @@ class Grants:
         sig = hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
         return f"{purpose}_{body}.{sig}", exp
 
-    def check_grant(self, token: str, purpose: str, extra: str | None = None) -> User | None:
+    def open_grant(self, token: str, purpose: str) -> tuple[User, str] | None:
+        """(user, extra) of a valid, unexpired grant for ``purpose``; None otherwise."""
         prefix = purpose + "_"
         if not token.startswith(prefix) or "." not in token:
             return None
@@ -73,9 +74,13 @@ class Grants:
             return None
         if data.get("p") != purpose or data.get("e", 0) < time.time():
             return None
-        if extra is not None and data.get("x") != extra:
+        return User(data["u"], data["s"], list(data.get("o", []))), data.get("x", "")
+
+    def check_grant(self, token: str, purpose: str, extra: str | None = None) -> User | None:
+        opened = self.open_grant(token, purpose)
+        if opened is None or (extra is not None and opened[1] != extra):
             return None
-        return User(data["u"], data["s"], list(data.get("o", [])))
+        return opened[0]
 
 
 class Auth:

@@ -1,11 +1,13 @@
 """Content-addressed objects of the hub's storage: blobs (file contents named by their
 sha256, verified on write) and Xet xorbs with their chunk index; an uploaded Xet shard is
-turned into blobs by rebuilding each file from the xorbs and checking its hashes."""
+turned into blobs by rebuilding each file from the xorbs and checking its hashes, and each
+file so verified keeps its Xet record (its terms), from which Xet downloads are served."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import mmap
 import os
 import tempfile
@@ -143,7 +145,43 @@ class ObjectStore:
         else:
             results = [self._rebuild_file(e) for e in todo]
         rebuilt = dict(zip([id(e) for e in todo], results))
+        for e in todo:  # only files whose terms were just verified get a download record
+            self._record_xet_file(e, *rebuilt[id(e)])
         return [rebuilt[id(e)] if id(e) in rebuilt else done[e.sha256] for e in shard.files]
+
+    # ---- Xet file records (downloads) ---------------------------------------------------
+    def _xet_record_path(self, file_hash: str) -> Path:
+        return self.root / "xetfiles" / file_hash[:2] / f"{file_hash}.json"
+
+    def _xet_by_sha_path(self, sha256: str) -> Path:
+        return self.root / "xetfiles" / "sha256" / sha256[:2] / sha256
+
+    def _record_xet_file(self, entry: "xet.FileEntry", sha256: str, size: int) -> None:
+        """Keep the verified terms of a file rebuilt from a shard, and its sha256 -> Xet hash."""
+        if size == 0:
+            return
+        rec = {"sha256": sha256, "size": size, "terms": [[t.xorb, t.start, t.end, t.size] for t in entry.terms]}
+        atomic_write(self._xet_record_path(entry.file_hash), json.dumps(rec).encode(), self.tmp_dir)
+        atomic_write(self._xet_by_sha_path(sha256), entry.file_hash.encode(), self.tmp_dir)
+
+    def blob_xet_hash(self, sha256: str) -> str | None:
+        """The Xet file hash of a blob uploaded through Xet (None for LFS or regular uploads)."""
+        try:
+            h = self._xet_by_sha_path(sha256).read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return h if HEX64.match(h) else None
+
+    def xet_file(self, file_hash: str) -> dict | None:
+        """``{sha256, size, terms: [xet.Term]}`` of a file uploaded through Xet, else None."""
+        if not HEX64.match(file_hash or ""):
+            return None
+        try:
+            rec = json.loads(self._xet_record_path(file_hash).read_bytes())
+        except FileNotFoundError:
+            return None
+        rec["terms"] = [xet.Term(x, size, a, b) for x, a, b, size in rec["terms"]]
+        return rec
 
     def _rebuild_file(self, entry: "xet.FileEntry") -> tuple[str, int]:
         w = self.blob_writer()

@@ -102,6 +102,9 @@ def _repo_write_paths() -> dict:
             "Commit: NDJSON lines {key: header|file|lfsFile|deletedFile|deletedFolder, value} (the clients send "
             "Content-Type application/x-ndjson)", REPO + [REV], body=BINARY)},
         REPO_BASE + "/xet-write-token/{revision}": {"get": op("Xet CAS write token", REPO + [REV])},
+        REPO_BASE + "/xet-read-token/{revision}": {"get": op(
+            "Xet CAS read token for the files of one commit (what hf_hub_download asks for when a resolve "
+            "answer carries X-Xet-Hash)", REPO + [REV])},
         REPO_BASE + "/tag/{revision}": {
             "post": op("Create a tag", REPO + [REV], body=json_content({
                 "type": "object", "required": ["tag"], "properties": {
@@ -144,6 +147,15 @@ def _transfer_paths() -> dict:
         "/xet/{storage}/v1/shards": {"post": op("Upload a shard", [param("storage")], body=BINARY, tag="xet")},
         "/xet/{storage}/v1/chunks/default/{hash}": {"get": op("Global dedupe query (always 404)",
                                                               [param("storage"), param("hash")], tag="xet")},
+        "/xet/{storage}/v2/reconstructions/{hash}": {"get": op(
+            "How to rebuild a file (or the bytes of its Range header) from xorb ranges, with a signed URL for "
+            "each (Xet read token)", [param("storage"), param("hash")], tag="xet")},
+        "/xet/{storage}/v1/reconstructions/{hash}": {"get": op(
+            "The same in the V1 shape (fetch_info per xorb)", [param("storage"), param("hash")], tag="xet")},
+        "/xet/{storage}/v1/fetch/{hash}": {"get": op(
+            "Bytes of a stored xorb: the signed URL of a reconstruction answer, with a Range inside its window",
+            [param("storage"), param("hash"), param("bytes", "query"), param("exp", "query"), param("sig", "query")],
+            tag="xet")},
     }
 
 

@@ -273,6 +273,7 @@ class HubApp:
             ("preupload", "POST"): (2, lambda rq, k, rest: cs.preupload(rq, k, rest[1])),
             ("commit", "POST"): (2, lambda rq, k, rest: cs.commit(rq, k, rest[1])),
             ("xet-write-token", "GET"): (2, lambda rq, k, rest: self.cas.write_token(rq, k)),
+            ("xet-read-token", "GET"): (2, lambda rq, k, rest: self.cas.read_token(rq, k, rest[1])),
             ("tag", "POST"): (2, lambda rq, k, rest: rs.create_tag(rq, k, rest[1])),
             ("tag", "DELETE"): (2, lambda rq, k, rest: rs.delete(rq, k, "tag", rest[1])),
             ("branch", "POST"): (2, lambda rq, k, rest: rs.create_branch(rq, k, rest[1])),

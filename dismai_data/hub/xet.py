@@ -348,3 +348,62 @@ def build_shard(files: list[tuple[bytes, list[tuple[str, int, int, int, list[byt
     out += BOOKEND + bytes(16)
     out += BOOKEND + bytes(16)
     return bytes(out)
+
+
+# --- downloads: the reconstruction of a file ---------------------------------------------
+
+@dataclass
+class FetchRange:
+    """Chunks ``[start, end)`` of one xorb and their bytes ``[byte_start, byte_end)`` (headers
+    included) in the serialized xorb: what one ranged GET of the xorb returns."""
+    start: int
+    end: int
+    byte_start: int
+    byte_end: int
+
+
+def plan_reconstruction(terms: list[Term], index_of, first: int, end: int
+                        ) -> tuple[int, list[dict], dict[str, list[FetchRange]]]:
+    """The terms and xorb ranges a client must fetch for bytes ``[first, end)`` of a file
+    (``0 <= first < end <= file size``), as the CAS reconstruction API answers them: the
+    first and last terms are cut to the chunks that hold the range, ``offset_into_first_range``
+    is where the range starts inside the first cut term, and overlapping or touching chunk
+    ranges of one xorb are merged into one fetch. ``index_of(xorb)`` gives its chunk list."""
+    out_terms: list[dict] = []
+    ranges: dict[str, list[FetchRange]] = {}
+    offset = 0
+    pos = 0
+    for term in terms:
+        t_start, t_end = pos, pos + term.size
+        pos = t_end
+        if t_end <= first:
+            continue
+        if t_start >= end:
+            break
+        index = index_of(term.xorb)
+        a, b = term.start, term.end
+        s, e = t_start, t_end  # file offsets of chunk a's start and chunk b-1's end
+        while s + index[a].size <= first:  # chunks wholly before the range
+            s += index[a].size
+            a += 1
+        while e - index[b - 1].size >= end:  # chunks wholly after it
+            e -= index[b - 1].size
+            b -= 1
+        if not out_terms:
+            offset = first - s
+        out_terms.append({"hash": term.xorb, "unpacked_length": e - s, "range": {"start": a, "end": b}})
+        ranges.setdefault(term.xorb, []).append(
+            FetchRange(a, b, index[a].offset - 8, index[b - 1].offset + index[b - 1].compressed_size))
+    merged: dict[str, list[FetchRange]] = {}
+    for h, rs in ranges.items():
+        rs.sort(key=lambda r: r.start)
+        acc = [rs[0]]
+        for r in rs[1:]:
+            if r.start <= acc[-1].end:
+                acc[-1] = FetchRange(acc[-1].start, max(acc[-1].end, r.end), acc[-1].byte_start,
+                                     max(acc[-1].byte_end, r.byte_end))
+            else:
+                acc.append(r)
+        merged[h] = acc
+    return offset, out_terms, merged
+

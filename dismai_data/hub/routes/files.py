@@ -53,6 +53,16 @@ def _paths_query(raw: bytes, ctype: str) -> tuple[list[str], bool]:
 
 
 class Files(Routes):
+    def with_xet(self, entries: list[dict]) -> list[dict]:
+        """``xetHash`` on the entries of files uploaded through Xet, as the Hub lists them: the
+        clients then download them through Xet (and copy them across repos by that hash)."""
+        for e in entries:
+            if "lfs" in e:
+                h = self.storage.blob_xet_hash(e["lfs"]["oid"])
+                if h:
+                    e["xetHash"] = h
+        return entries
+
     def expand_entries(self, key: RepoKey, cid: str, entries: list[dict]) -> list[dict]:
         """``expand=True`` of tree and paths-info: each entry's ``lastCommit`` (the Hub adds
         a malware-scan status too; this hub scans nothing, so the client reads None)."""
@@ -73,6 +83,7 @@ class Files(Routes):
         if entries is None:
             raise HubError(404, "EntryNotFound", f"folder {path!r} not found at {rev!r} in {key.id}",
                            {"X-Repo-Commit": cid})
+        entries = await anyio.to_thread.run_sync(self.with_xet, entries)
         if truthy(request.query_params.get("expand")):
             entries = await anyio.to_thread.run_sync(self.expand_entries, key, cid, entries)
         return JSONResponse(entries, headers={"X-Repo-Commit": cid})
@@ -92,6 +103,7 @@ class Files(Routes):
                 out.append(file_entry_json(p, tree[p]))
             elif p == "" or p in folders:
                 out.append({"type": "directory", "oid": folder_oid(tree, p + "/" if p else ""), "path": p})
+        out = await anyio.to_thread.run_sync(self.with_xet, out)
         if expand:
             out = await anyio.to_thread.run_sync(self.expand_entries, key, cid, out)
         return JSONResponse(out, headers={"X-Repo-Commit": cid})
@@ -112,5 +124,9 @@ class Files(Routes):
         if e["lfs"]:
             headers["X-Linked-Size"] = str(e["size"])
             headers["X-Linked-ETag"] = f'"{etag}"'
+            xet_hash = self.storage.blob_xet_hash(e["blob"])
+            if xet_hash:  # hf_xet then downloads it through the reconstruction API (routes/cas.py)
+                headers["X-Xet-Hash"] = xet_hash
+                headers["Link"] = self.hub.cas.xet_link(request, key, cid)
         blob = self.storage.blob_path(e["blob"])
         return FastFileResponse(blob, headers=headers, media_type=ctype, stat_result=os.stat(blob))

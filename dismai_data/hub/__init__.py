@@ -10,12 +10,12 @@ Modules: ``server`` (the ASGI app: shared state, access checks, routing on the r
 extension points), ``routes`` (the handlers, one module per resource: repos, listing, files,
 commits, refs, lfs, cas), ``responses`` (JSON/error responses, bounded body reading),
 ``storage`` (content-addressed, fsync-then-rename storage; see STORAGE.md, which also says how
-blobs would move to S3), ``xet`` (Xet xorb/shard parsing and hashing, the reconstruction plan of a download), ``auth`` (tokens,
-organisations, signed grants), ``limits`` (bounded JSON parsing; body fields and options the
-hub does not implement are refused by name, never dropped), ``gitignore`` (.gitignore rules
-for the preupload answer's shouldIgnore), ``web`` and ``preview`` (HTML pages from
-``templates/``), ``openapi`` (the OpenAPI document), ``publish`` (publish_dataset,
-serve_in_background, publisher_token).
+blobs would move to S3), ``xet`` (Xet xorb/shard parsing and hashing, the reconstruction plan
+of a download), ``auth`` (tokens, organisations, signed grants), ``limits`` (bounded JSON
+parsing; body fields and options the hub does not implement are refused by name, never
+dropped), ``gitignore`` (.gitignore rules for the preupload answer's shouldIgnore), ``web``
+and ``preview`` (HTML pages from ``templates/``), ``openapi`` (the OpenAPI document),
+``publish`` (publish_dataset, serve_in_background, publisher_token).
 
 The hub imports nothing of the leaderboard: ``dismai_data.leaderboard.routes.mount`` adds it
 to an app (``dismai hub serve --mount dismai_data.leaderboard.routes:mount``).

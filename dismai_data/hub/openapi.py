@@ -117,6 +117,14 @@ def _repo_write_paths() -> dict:
         REPO_BASE + "/settings": {"put": op("Repository settings", REPO, body=json_content({
             "type": "object", "properties": {"private": {"type": "boolean"}, "visibility": {
                 "type": "string", "enum": ["public", "private"]}, "gated": {"type": "boolean"}}}))},
+        REPO_BASE + "/lfs-files/duplicate": {"post": op(
+            "Allow a cross-repo copy of LFS files (read the source, write the target)", REPO, body=json_content({
+                "type": "object", "required": ["target", "files"], "properties": {
+                    "target": {"type": "object", "properties": {"type": {"type": "string"},
+                                                                "name": {"type": "string"}}},
+                    "files": {"type": "array", "items": {"type": "object", "properties": {
+                        "xetHash": {"type": "string"}, "sha256": {"type": "string"},
+                        "filename": {"type": "string"}}}}}}))},
         REPO_BASE + "/super-squash/{revision}": {"post": op(
             "Squash a branch's history into one commit", REPO + [REV],
             body=json_content({"type": "object", "properties": {"message": {"type": "string"}}}))},

@@ -55,8 +55,8 @@ log = logging.getLogger("dismai_data.hub")
 DEFAULT_MAX_UPLOAD = 50 * 1024 ** 3
 #: ``module:function`` mount specs, comma-separated, for apps built by :func:`app_from_env`
 MOUNTS_ENV = "DISMAI_HUB_MOUNTS"
-LFS_REFUSAL = ("listing, deleting and duplicating LFS files across repos is not supported by this hub (stored "
-               "blobs are shared by content)")
+LFS_REFUSAL = ("listing and deleting a repo's LFS files is not supported by this hub (stored blobs are shared by "
+               "content and stay readable from every commit that names them)")
 
 
 class HubApp:
@@ -261,6 +261,12 @@ class HubApp:
                 raise HubError(400, "NotSupported", LFS_REFUSAL)
         raise HubError(404, "EndpointNotFound", f"no API endpoint {m} /api/{'/'.join(segs)}")
 
+    async def _lfs_files(self, request: Request, key: RepoKey, rest: list[str]) -> Response:
+        if rest[1] == "duplicate":
+            return await self.lfs.duplicate(request, key)
+        self.repo(key, self.user(request))
+        raise HubError(400, "NotSupported", LFS_REFUSAL)
+
     def repo_api(self) -> dict[tuple[str, str], tuple[int, Callable]]:
         """``/api/{type}s/{ns}/{name}/{op}/...`` by (op, method): (the number of segments after
         the name, negative for "at least", and the handler of (request, key, those segments))."""
@@ -282,6 +288,7 @@ class HubApp:
             ("commits", "GET"): (2, lambda rq, k, rest: rs.list_commits(rq, k, rest[1])),
             ("settings", "PUT"): (1, lambda rq, k, rest: self.repos.settings(rq, k)),
             ("super-squash", "POST"): (2, lambda rq, k, rest: self.repos.super_squash(rq, k, rest[1])),
+            ("lfs-files", "POST"): (2, lambda rq, k, rest: self._lfs_files(rq, k, rest)),
         }
 
 

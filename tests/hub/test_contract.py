@@ -256,8 +256,12 @@ except HfHubHTTPError as e:
     out["stale"] = e.response.status_code
 api.create_repo("alice/other", exist_ok=True)
 api.upload_file(path_or_fileobj=b"from other", path_in_repo="o.txt", repo_id="alice/other")
-api.create_commit(r, commit_message="cross", operations=[
-    CommitOperationCopy("o.txt", "o-copy.txt", src_repo_id="alice/other", src_repo_type="model")])
+other_bin = os.urandom(5000)
+api.upload_file(path_or_fileobj=other_bin, path_in_repo="o.bin", repo_id="alice/other")
+api.create_commit(r, commit_message="cross", operations=[  # a regular file, and an LFS one (lfs-files/duplicate)
+    CommitOperationCopy("o.txt", "o-copy.txt", src_repo_id="alice/other", src_repo_type="model"),
+    CommitOperationCopy("o.bin", "o-copy.bin", src_repo_id="alice/other", src_repo_type="model")])
+out["cross_lfs_same"] = Path(hf_hub_download(r, "o-copy.bin")).read_bytes() == other_bin
 files = {p: Path(hf_hub_download(r, p, revision="main")).read_bytes() for p in ("a.txt", "a-copy.txt", "a-v1.txt",
                                                                                "o-copy.txt")}
 out["copies"] = {k: v.decode() for k, v in files.items()}
@@ -393,12 +397,13 @@ def test_honoured_options(chub, tmp_path):
     assert out["stale"] == 412
     assert out["copies"] == {"a.txt": "A2", "a-copy.txt": "A", "a-v1.txt": "A", "o-copy.txt": "from other"}
     assert out["big_copy_same"] is True
+    assert out["cross_lfs_same"] is True
     assert out["files_c2"] == [".gitattributes", "README.md", "a-copy.txt", "a.txt", "big-copy.bin", "big.bin",
                                "dir/x.txt"]
     assert out["refs"] == [["feat", "main"], [["v1", True]], []]
     assert out["sub"] == ["sub/n.txt"]
     assert out["after_deletes"] == [".gitattributes", "README.md", "a-copy.txt", "a.txt", "big-copy.bin", "big.bin",
-                                    "o-copy.txt", "sub/n.txt"]
+                                    "o-copy.bin", "o-copy.txt", "sub/n.txt"]
     assert out["tree"] == [["sub/n.txt", "folder"]]
     assert all(lc is None for lc in out["tree_plain"])
     assert out["paths"] == [["a.txt", "two"], ["sub", "folder"]]

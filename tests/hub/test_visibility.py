@@ -5,7 +5,7 @@ update_repo_settings(visibility=...): who sees what, endpoint by endpoint, as an
 another user, a read token of another organisation, a member of the owning organisation,
 the owner's read token and the owner. The API checks run through the stock client (one
 HfApi per identity); web pages, Xet and LFS endpoints, which no client method reads, are
-probed with plain requests."""
+probed with plain requests (the Xet read grant's scope is test_xet_download's)."""
 
 from __future__ import annotations
 
@@ -103,6 +103,7 @@ def web_and_upload_endpoints(hub, repo_id: str, rt: str, fname: str, tok: str | 
     listing = json.loads(hub.request("GET", f"/api/{rt}s?search={urllib.parse.quote(name)}", token=tok)[2])
     out["api_search"] = repo_id in [r["id"] for r in listing]
     out["xet_token"] = hub.request("GET", f"/api/{rt}s/{repo_id}/xet-write-token/main", token=tok)[0]
+    out["xet_read_token"] = hub.request("GET", f"/api/{rt}s/{repo_id}/xet-read-token/main", token=tok)[0]
     batch = {"operation": "upload", "transfers": ["basic"], "objects": [{"oid": "ab" * 32, "size": 3}]}
     out["lfs_batch"] = hub.request("POST", f"/{prefix}{repo_id}.git/info/lfs/objects/batch", batch, token=tok)[0]
     return out
@@ -115,7 +116,7 @@ def expect_web(visible: bool, who: str) -> dict:
         writes = 401
     return {"page": code, "page/tree/main": code, "page/commits/main": code, "page/refs": code,
             "page/resolve/main/" + "{fname}": code, "front_page_lists_it": visible, "type_page_lists_it": visible,
-            "api_search": visible, "xet_token": writes, "lfs_batch": writes}
+            "api_search": visible, "xet_token": writes, "xet_read_token": code, "lfs_batch": writes}
 
 
 def check(hub, home, repos: list, seen_by: dict[str, set]):

@@ -201,7 +201,8 @@ def test_signed_fetch_urls_read_only_their_window(hub, xet_repo):
     assert _cas(hub, url, headers={"Range": f"bytes={lo}-{hi},0-1"})[0] == 416  # multi-range
     q = urllib.parse.urlsplit(url)
     params = dict(urllib.parse.parse_qsl(q.query))
-    for change in ({"bytes": f"{lo}-{hi + 1000}"}, {"exp": str(int(params["exp"]) + 1)}, {"sig": "0" * 64}, {"exp": "x"}):
+    changes = ({"bytes": f"{lo}-{hi + 1000}"}, {"exp": str(int(params["exp"]) + 1)}, {"sig": "0" * 64}, {"exp": "x"})
+    for change in changes:
         forged = q._replace(query=urllib.parse.urlencode({**params, **change})).geturl()
         assert _cas(hub, forged, headers={"Range": f"bytes={lo}-{hi}"})[0] == 403, change
     other = url.replace(xh, hashlib.sha256(b"x").hexdigest())  # the signature names the xorb
@@ -226,3 +227,39 @@ def test_grant_stops_when_the_repo_turns_private(hub, client_home):
     run_client(hub, 'from huggingface_hub import HfApi; HfApi().update_repo_settings("alice/xet-flip", private=True)',
                client_home, hub.tokens["alice"])
     assert _cas(hub, f"{cas}/v2/reconstructions/{h}", tok)[0] == 404
+
+
+def test_cross_repo_lfs_copy_needs_read_and_write(hub, xet_repo, client_home):
+    """lfs-files/duplicate through create_commit(CommitOperationCopy(src_repo_id=...)): alice
+    copies from her private repo; bob can neither copy out of it nor into her public one."""
+    out = last_json(run_client(hub, """
+        import json, sys
+        from huggingface_hub import CommitOperationCopy, HfApi
+        from huggingface_hub.errors import HfHubHTTPError
+        tokens = json.loads(sys.argv[1])
+        def copy(who, src, dst, path="w/model.bin"):
+            api = HfApi(token=tokens[who])
+            try:
+                api.create_commit(dst, commit_message="copy", operations=[CommitOperationCopy(
+                    path, "copied.bin", src_repo_id=src, src_repo_type="model")])
+                return "ok"
+            except HfHubHTTPError as e:
+                return e.response.status_code
+        HfApi(token=tokens["bob"]).create_repo("bob/dest", exist_ok=True)
+        out = {"alice": copy("alice", "alice/xet-dl", "alice/xet-dl-public"),
+               "bob_out": copy("bob", "alice/xet-dl", "bob/dest"),
+               "bob_in": copy("bob", "alice/xet-dl-public", "alice/xet-dl-public", "p.bin")}
+        api = HfApi(token=tokens["alice"])
+        out["same_hash"] = [f.xet_hash for f in api.get_paths_info("alice/xet-dl-public", ["copied.bin"])] == [
+            f.xet_hash for f in api.get_paths_info("alice/xet-dl", ["w/model.bin"])]
+        print(json.dumps(out))
+    """.replace("sys.argv[1]", repr(json.dumps(hub.tokens))), client_home, hub.tokens["alice"]))
+    assert out == {"alice": "ok", "bob_out": 404, "bob_in": 403, "same_hash": True}
+    # a file that is not in the source repo is reported as failed, by sha256
+    st, _, body = hub.request("POST", "/api/models/alice/xet-dl-public/lfs-files/duplicate", {
+        "target": {"type": "model", "name": "alice/xet-dl"}, "files": [{"sha256": "ab" * 32, "filename": "x"}]},
+        token=hub.tokens["alice"])
+    assert st == 200 and json.loads(body)["failed"][0]["sha256"] == "ab" * 32
+    st, _, _ = hub.request("POST", "/api/models/alice/xet-dl-public/lfs-files/duplicate", {
+        "target": {"type": "model", "name": "alice/xet-dl"}, "files": [], "mode": "move"}, token=hub.tokens["alice"])
+    assert st == 400

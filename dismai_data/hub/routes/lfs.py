@@ -1,5 +1,5 @@
-"""The git-LFS batch API (upload only; downloads go through ``resolve``) and the signed
-upload URL it hands out."""
+"""The git-LFS batch API (upload only; downloads go through ``resolve``), the signed upload URL
+it hands out, and ``lfs-files/duplicate`` (cross-repo copies of LFS files)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from dismai_data.hub.limits import LIST_BODY, MAX_ITEMS, only_fields
+from dismai_data.hub.limits import LIST_BODY, MAX_ITEMS, object_body, only_fields, typed
 from dismai_data.hub.responses import JSONResponse, json_body
 from dismai_data.hub.routes import Routes
 from dismai_data.hub.storage import HEX64, HubError, RepoKey
@@ -80,3 +80,38 @@ class Lfs(Routes):
             raise
         self.hub.mark_owner(user.name, oid)
         return PlainTextResponse("")
+
+    async def duplicate(self, request: Request, key: RepoKey) -> Response:
+        """``POST /api/{type}s/{source}/lfs-files/duplicate`` (what ``create_commit`` calls before a
+        cross-repo CommitOperationCopy of LFS files): ``{target: {type, name}, files: [{xetHash,
+        sha256, filename}]}``. The caller must read the source and write the target; each file must
+        be an LFS file of some commit of the source. The blobs are shared by content, so duplicating
+        is recording that the caller may now commit them (as after an upload)."""
+        user = self.hub.user(request)
+        self.hub.repo(key, user)
+        body = object_body(await json_body(request, LIST_BODY), "lfs-files/duplicate body")
+        only_fields(body, {"target", "files"}, "lfs-files/duplicate")
+        target = object_body(typed(body, "target", dict, "lfs-files/duplicate", required=True), "target")
+        only_fields(target, {"type", "name"}, "lfs-files/duplicate target")
+        t = typed(target, "type", str, "lfs-files/duplicate target", required=True)
+        name = typed(target, "name", str, "lfs-files/duplicate target", required=True)
+        if t not in ("model", "dataset", "space") or name.count("/") != 1:
+            raise HubError(400, "InvalidRequest", "lfs-files/duplicate: target must be {type: model|dataset|space, "
+                                                  "name: 'namespace/name'}", extra={"field": "target"})
+        self.hub.repo(RepoKey(t, *name.split("/")), user, write=True)
+        files = typed(body, "files", list, "lfs-files/duplicate", required=True)
+        if len(files) > MAX_ITEMS:
+            raise HubError(400, "TooManyItems", f"lfs-files/duplicate: at most {MAX_ITEMS} files a request")
+        failed = []
+        for i, f in enumerate(files):
+            f = object_body(f, f"lfs-files/duplicate files[{i}]")
+            only_fields(f, {"xetHash", "sha256", "filename"}, f"lfs-files/duplicate files[{i}]")
+            sha = typed(f, "sha256", str, f"lfs-files/duplicate files[{i}]", required=True)
+            xet_hash = typed(f, "xetHash", str, f"lfs-files/duplicate files[{i}]")
+            if not HEX64.match(sha) or not await anyio.to_thread.run_sync(self.storage.repo_has_blob, key, sha):
+                failed.append({"sha256": sha, "error": f"no LFS file with this sha256 in {key.id}"})
+            elif xet_hash is not None and xet_hash != self.storage.blob_xet_hash(sha):
+                failed.append({"sha256": sha, "error": f"xetHash {xet_hash[:80]!r} is not the Xet hash of this file"})
+            else:
+                self.hub.mark_owner(user.name, sha)
+        return JSONResponse({"failed": failed})

@@ -2,7 +2,8 @@
 ``models/checkpoints/<repo>/scores.json`` (what ``publish_baselines(evaluate=False)``
 puts into the model cards' model-index). Prints one line per task.
 
-    .venv/bin/python benchmarks/baselines.py [--datasets DIR] [--only NAME ...] [--n N]
+    .venv/bin/python benchmarks/baselines.py [--datasets DIR] [--only NAME ...] [--n N] [--workers W]
+        [--relax-checkpoint DIR]
 
 Datasets default to ``$DISMAI_HOME/datasets``; baselines whose dataset is not built are
 skipped with the reason. Single-threaded torch (shared machine). For the tasks the quick
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -31,6 +33,10 @@ def main() -> None:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--n", type=int, default=None, help="structures per baseline (default: each baseline's n)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="local processes for scoring (and its relaxations)")
+    ap.add_argument("--relax-checkpoint", default=None,
+                    help="folder: each baseline's M3GNet relaxations are kept in DIR/<name>, so a stopped run "
+                         "resumes with only the rest relaxed")
     args = ap.parse_args()
     torch.set_num_threads(1)
     for b in BASELINES:
@@ -41,8 +47,10 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         try:
-            scores = score_baseline(b, args.datasets, seed=args.seed, n=args.n,
-                                    keep_predictions=args.n is None and any(t in QUICK_START_SKIPS for t in b.tasks))
+            scores = score_baseline(b, args.datasets, seed=args.seed, n=args.n, workers=args.workers,
+                                    keep_predictions=args.n is None and any(t in QUICK_START_SKIPS for t in b.tasks),
+                                    relax_checkpoint=None if args.relax_checkpoint is None
+                                    else Path(args.relax_checkpoint) / b.name)
         except (FileNotFoundError, RuntimeError) as exc:
             print(f"{b.name}: skipped ({exc})")
             continue

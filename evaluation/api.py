@@ -92,7 +92,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
              no_relax: bool = False, generic: bool = True, figures: bool = True,
              relax_weights: str | os.PathLike | None = None, novelty_classes: bool = True,
              lammps_potential: str | None = None, alloy_cleanup: str | None = None,
-             samples: list[str | os.PathLike] | None = None) -> EvaluationResult:
+             samples: list[str | os.PathLike] | None = None,
+             relax_checkpoint: str | os.PathLike | None = None) -> EvaluationResult:
     """Score ``predictions`` for ``task`` against the reference dataset.
 
     ``reference``: a folder written by ``dismai build`` (default:
@@ -109,6 +110,9 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     M3GNet potential). ``no_relax=True`` scores the structures unrelaxed (labelled so).
     ``samples``: reconstruction only, further prediction sources (sample 2..k of every row,
     keyed by the same ids) for DiffCSP's best-of-k match rate and RMSE.
+    ``relax_checkpoint``: interface (M3GNet) relaxations are written there shard by shard
+    (:func:`dismai_data.physics.relax.relax_many`'s ``checkpoint_dir``), so a stopped scoring
+    run resumes with only the rest relaxed; one folder per set of predictions.
     ``alloy_cleanup``: the alloys' clean-up (``cryingan``, ``diffcsp`` or ``none``; default:
     the task registry's, :mod:`dismai_data.tasks`).
     """
@@ -129,6 +133,12 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
 
     relaxed = kind in DISORDER_TASKS and not no_relax
     relax_spec = _relax_spec(kind, ref, relax_weights, lammps_potential) if relaxed else None
+    if relax_spec is not None and relax_checkpoint is not None:
+        if relax_spec["engine"] != "m3gnet":
+            raise EvaluationInputError("--relax-checkpoint applies to M3GNet relaxations (interface, or a-si with "
+                                       "--relax-weights); LAMMPS relaxations take minutes and are not checkpointed",
+                                       source=str(relax_checkpoint), field="relax_checkpoint")
+        relax_spec["checkpoint_dir"] = str(relax_checkpoint)
     label = f"{task} — " + ("relaxed" if relaxed else "unrelaxed") + (" (--no-relax)" if no_relax else "")
     settings: dict[str, Any] = {"workers": workers, "scheduler": str(scheduler) if scheduler else None,
                                 "no_relax": no_relax,

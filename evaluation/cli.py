@@ -46,6 +46,10 @@ def evaluate(
                                                 help="reconstruction: another predictions source with sample 2..k "
                                                      "of every row (repeat); adds DiffCSP's best-of-k match rate "
                                                      "and RMSE."),
+    relax_checkpoint: Optional[str] = typer.Option(None, "--relax-checkpoint",
+                                                   help="interface: keep the M3GNet relaxations in this folder, "
+                                                        "shard by shard, so a stopped run resumes (one folder "
+                                                        "per set of predictions)."),
 ):
     """Score predictions for a benchmark task; print the result JSON."""
     from dismai_data.errors import DismaiError
@@ -56,7 +60,8 @@ def evaluate(
         result = run(task, predictions, column=column, split=split, reference=reference, out=out,
                      workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic,
                      relax_weights=relax_weights, novelty_classes=not no_novelty_classes,
-                     lammps_potential=lammps_potential, alloy_cleanup=alloy_cleanup, samples=samples)
+                     lammps_potential=lammps_potential, alloy_cleanup=alloy_cleanup, samples=samples,
+                     relax_checkpoint=relax_checkpoint)
     except DismaiError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -69,8 +69,10 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
 
     ``structures``: id -> moved-apart Structure. ``relax``: ``{"engine": "lammps",
     "potential": "sw-vink" | "sw" | "tersoff"}`` or ``{"engine": "m3gnet", "source": None |
-    folder | hub repo}`` (the shared engine :mod:`dismai_data.physics.relax`; None = its default
-    hub repo with the packaged offline copy as fallback). Returns ``(results, settings)``:
+    folder | hub repo, "checkpoint_dir": optional folder}`` (the shared engine
+    :mod:`dismai_data.physics.relax`; None = its default hub repo with the packaged offline copy
+    as fallback; finished shards are kept in ``checkpoint_dir`` and reused by a rerun).
+    Returns ``(results, settings)``:
     id -> ``{"ok", "reason", "structure", "relax_steps", "relax_fmax", "relax_energy_eV"}``
     and what relaxed them."""
     from .parallel import parallel_map
@@ -101,9 +103,12 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
             raise EvaluationInputError(f"cannot load the relaxer ({type(exc).__name__}: {exc})",
                                        source=str(relax.get("source") or engine.RELAXER_REPO),
                                        field="relax_weights") from None
-        rs = engine.relax_many([(i, structures[i]) for i in ids], potential=potential, fmax=RELAX_FMAX,
-                               max_steps=M3GNET_MAX_STEPS, scheduler=scheduler if isinstance(scheduler, str) else None,
-                               workers=workers, progress=False) if ids else []
+        # several local workers: a Dask LocalCluster of that many single-threaded processes
+        where = scheduler if isinstance(scheduler, str) else "local" if (workers or 1) > 1 else None
+        rs = engine.relax_many([(i, structures[i]) for i in ids], potential=potential,
+                               fmax=RELAX_FMAX, max_steps=M3GNET_MAX_STEPS, scheduler=where,
+                               workers=workers, progress=False,
+                               checkpoint_dir=relax.get("checkpoint_dir")) if ids else []
         results = dict(zip(ids, rs))
         settings = {"engine": "dismai_data.physics.relax (matgl M3GNet, FIRE)", "potential": engine.WEIGHTS_NAME,
                     "source": getattr(potential, "dismai_source", None),

@@ -188,12 +188,15 @@ def _subset_reference(src: Path, split: str, n: int, dst: Path) -> Path:
 
 def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 0, console=None,
                    workdir: str | os.PathLike | None = None, model=None, n: int | None = None,
-                   keep_predictions: bool = False) -> dict:
+                   keep_predictions: bool = False, workers: int = 1,
+                   relax_checkpoint: str | os.PathLike | None = None) -> dict:
     """Generate with the baseline in ``b.folder`` and score each of its tasks with
     ``dismai_data.evaluation.api.evaluate`` against ``datasets_dir/<dataset>``. Returns
     ``{task: {metrics, counts, settings...}}`` (also what goes into ``scores.json``).
     ``keep_predictions``: copy the scored predictions to ``b.folder/predictions/seed0.parquet``
-    (what :func:`shipped_record` ships to the leaderboard)."""
+    (what :func:`shipped_record` ships to the leaderboard). ``workers``: local processes for the
+    scoring (and its M3GNet relaxations); ``relax_checkpoint``: a folder that keeps those
+    relaxations shard by shard, so a stopped scoring run resumes."""
     from dismai_data.evaluation.api import evaluate
 
     from . import load, write_predictions
@@ -233,7 +236,10 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
             kwargs["no_relax"] = b.no_relax
             if not b.no_relax:
                 kwargs["relax_weights"] = str(RELAXER_DIR)
-        res = evaluate(task, preds, reference=ref, split=b.split, generic=b.generic, figures=False, **kwargs)
+                if relax_checkpoint is not None and task == "interface":
+                    kwargs["relax_checkpoint"] = str(relax_checkpoint)
+        res = evaluate(task, preds, reference=ref, split=b.split, generic=b.generic, figures=False,
+                       workers=workers, **kwargs)
         # the leaderboard worker's layout (dismai_data.leaderboard.score), so a shipped row equals a rescore
         metrics = {k: {"value": m.value, "error_low": m.error_low, "error_high": m.error_high, "n": m.n,
                        "unit": m.unit} for k, m in sorted(res.metrics.items())}

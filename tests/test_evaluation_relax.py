@@ -209,3 +209,43 @@ def test_interface_relaxes_with_the_m3gnet_relaxer_and_done_when_pair(tmp_path, 
     assert rand.counts.accepted == 1 and own.counts.accepted == 1
     for k in ("d_Li", "d_Co", "d_Sc", "d_all"):
         assert rand.metrics[k].value > 2 * own.metrics[k].value, k
+
+
+def test_interface_relaxations_checkpointed_and_resumed(tmp_path, monkeypatch):
+    """``relax_checkpoint`` keeps each M3GNet relaxation shard; a rerun on the same folder scores
+    the same numbers without relaxing anything, and two local workers (a Dask cluster) give the
+    same relaxations as one process. LAMMPS relaxations are not checkpointed: refused by name."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from dismai_data.evaluation.sources import EvaluationInputError
+    from dismai_data.physics.relax import many
+
+    ref = _ref_folder(tmp_path / "interface", [row_from_structure(_interface_like(s), f"t{s}") for s in (0, 1)])
+    preds = _write(tmp_path / "g.parquet", [row_from_structure(_interface_like(s, 0.15), f"g{s}") for s in (5, 6)])
+    ck = tmp_path / "ck"
+    first = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=ck,
+                     out=str(tmp_path / "a"))
+    assert first.relaxed and first.counts.accepted == 2 and sorted(p.suffix for p in ck.iterdir()) == [".parquet"]
+
+    def no_relaxing(*a, **k):
+        raise AssertionError("relaxed again although every structure is in the checkpoint")
+
+    monkeypatch.setattr(many, "_relax_in_process", no_relaxing)
+    again = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=ck,
+                     out=str(tmp_path / "b"))
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert {k: m.value for k, m in again.metrics.items()} == {k: m.value for k, m in first.metrics.items()}
+    import pandas as pd
+
+    cols = ["id", "relax_steps", "relax_fmax", "relax_energy_eV"]
+    a, b = (pd.read_csv(tmp_path / d / "rows.csv")[cols] for d in "ab")
+    pd.testing.assert_frame_equal(a, b)
+    two = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, workers=2,
+                   relax_checkpoint=tmp_path / "ck2", out=str(tmp_path / "c"))
+    c = pd.read_csv(tmp_path / "c" / "rows.csv")[cols]
+    assert (c["relax_steps"] == a["relax_steps"]).all()
+    assert np.allclose(c["relax_energy_eV"], a["relax_energy_eV"], atol=1e-4)
+    asi = _ref_folder(tmp_path / "a-si", [row_from_structure(_diamond(), "t0")], {"potential": "sw-vink"})
+    with pytest.raises(EvaluationInputError, match="relax_checkpoint|--relax-checkpoint"):
+        evaluate("a-si", _write(tmp_path / "s.parquet", [row_from_structure(_diamond(), "g0")]),
+                 reference=str(asi), figures=False, relax_checkpoint=tmp_path / "ck3")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def main() -> None:
             scores = score_baseline(b, args.datasets, seed=args.seed, n=args.n, workers=args.workers,
                                     keep_predictions=args.n is None and any(t in QUICK_START_SKIPS for t in b.tasks),
                                     relax_checkpoint=None if args.relax_checkpoint is None
-                                    else Path(args.relax_checkpoint) / b.name)
+                                    else Path(args.relax_checkpoint) / b.name,
+                                    command=" ".join(["benchmarks/baselines.py", *sys.argv[1:]]))
         except (FileNotFoundError, RuntimeError) as exc:
             print(f"{b.name}: skipped ({exc})")
             continue

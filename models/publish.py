@@ -81,7 +81,7 @@ BASELINES: list[Baseline] = [
                     "depends on the noise (121 distinct occupations among 200 structures: mode collapse). The "
                     "earlier checkpoint (592 generator steps, default initialisation) left its atoms as uniformly "
                     "random positions do, so 99.8 % failed."]),
-    Baseline("cryingan-interface", ["interface"], "dismai/interface", n=200, no_relax=True,
+    Baseline("cryingan-interface", ["interface"], "dismai/interface", n=32,
              title="CryinGAN, LCO-LSC interface",
              description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/interface` v1.0 "
                          "(1200 structures; the paper's dataset: 1500), lambda = 0.05. The cells differ only in the "
@@ -91,25 +91,25 @@ BASELINES: list[Baseline] = [
              notes=["Trained 150 epochs (5721 batches of 32, 1144 generator steps) in 30 min on one CPU thread of "
                     "this project's 2-core AMD EPYC machine (2026-12-05; the paper: 100 000 epochs). The earlier "
                     "checkpoint, trained 30 min on a 19-structure preview, scored d_all 1.092 with 29 % failed.",
-                    "Scored on 200 generated structures (not the paper's 1000), **unrelaxed** (`--no-relax`: "
-                    "moved apart by the 1.5 Å rule only): relaxing hundreds of 264-atom interfaces with M3GNet "
-                    "takes hours on this CPU. The paper's numbers are after relaxation with its own M3GNet "
-                    "trained on the interface DFT data: different data, a different relaxation and a far larger "
-                    "training budget, so they are orientation only.",
-                    "Scores are against the train split (1200 structures) of `dismai/interface` v1.0, evaluation "
-                    "0.2.0. For scale: its 300 validation structures (real, relaxed interfaces), scored the same way "
-                    "(unrelaxed, against train), give d_all 0.0029, d_Li 0.0055, d_Co 0.0021, d_Sc 0.0136; this "
-                    "under-trained generator (d_all 1.061, 35.5 % failed: 70 structures whose atoms cannot be moved "
-                    "apart) is further from the training fingerprints than the random-interface baseline (d_all "
-                    "0.849)."]),
+                    "Scored with the protocol's relaxation on 32 generated structures (not the paper's 1000): "
+                    "each is moved apart (1.5 Å rule) and relaxed with the M3GNet relaxer (positions only, fmax "
+                    "0.05 eV/Å, at most 1000 FIRE steps). 13 cannot be moved apart and none of the other 19 "
+                    "relaxes in 1000 steps (final fmax 0.09-1.8 eV/Å; the builder's random interfaces relax in "
+                    "about 220 steps), so all 32 are rejected: 100 % failed, no distance is defined. A failing "
+                    "structure costs the full 1000 steps (about 2 CPU-minutes on this 2-core AMD EPYC), hence 32, "
+                    "not 200 (1250 s of scoring with 2 processes, 2026-12-05).",
+                    "Unrelaxed (`--no-relax`), the earlier scoring of 200 of its structures gave d_all 1.061 "
+                    "(35.5 % failed), further from the training fingerprints than the random-interface baseline "
+                    "unrelaxed (0.849). The paper's numbers are after relaxation with its own M3GNet trained on the "
+                    "interface DFT data and 100 000 epochs of training: orientation only."]),
     Baseline("random-solid-solution-alloy", _alloy_tasks(), "dismai/alloy", title="Random solid solution (alloys)",
              description="Ideal random solid solution: Cr51 Fe154 Ni51 placed uniformly at random on the 256 "
                          "sites of the 4 x 4 x 4 FCC cell (a = 3.6 Å); no training."),
-    Baseline("random-packing-a-si", ["a-si"], "dismai/a-si", n=200, no_relax=True,
+    Baseline("random-packing-a-si", ["a-si"], "dismai/a-si", n=200,
              title="Random dense packing (a-Si)",
              description="256 Si placed by random sequential addition in a periodic cube at 2.28 g/cm^3 "
                          "with no two atoms closer than 2.0 Å; no training."),
-    Baseline("random-interface", ["interface"], "dismai/interface", n=200, no_relax=True,
+    Baseline("random-interface", ["interface"], "dismai/interface", n=200,
              title="Random interfaces (builder's generator, unrelaxed)",
              description="The interface builder's random generator (interface region filled at random, "
                          "random lateral shift), before relaxation; no training."),
@@ -189,14 +189,15 @@ def _subset_reference(src: Path, split: str, n: int, dst: Path) -> Path:
 def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 0, console=None,
                    workdir: str | os.PathLike | None = None, model=None, n: int | None = None,
                    keep_predictions: bool = False, workers: int = 1,
-                   relax_checkpoint: str | os.PathLike | None = None) -> dict:
+                   relax_checkpoint: str | os.PathLike | None = None, command: str | None = None) -> dict:
     """Generate with the baseline in ``b.folder`` and score each of its tasks with
     ``dismai_data.evaluation.api.evaluate`` against ``datasets_dir/<dataset>``. Returns
     ``{task: {metrics, counts, settings...}}`` (also what goes into ``scores.json``).
     ``keep_predictions``: copy the scored predictions to ``b.folder/predictions/seed0.parquet``
     (what :func:`shipped_record` ships to the leaderboard). ``workers``: local processes for the
     scoring (and its M3GNet relaxations); ``relax_checkpoint``: a folder that keeps those
-    relaxations shard by shard, so a stopped scoring run resumes."""
+    relaxations shard by shard, so a stopped scoring run resumes. ``command``: what made these
+    scores, recorded with them (default: ``benchmarks/baselines.py --only NAME``)."""
     from dismai_data.evaluation.api import evaluate
 
     from . import load, write_predictions
@@ -234,9 +235,9 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
             kwargs["samples"] = [str(x) for x in samples]
         if tasks.get(task).relaxes:
             kwargs["no_relax"] = b.no_relax
-            if not b.no_relax:
+            if not b.no_relax and task == "interface":  # a-si relaxes with its dataset's LAMMPS potential
                 kwargs["relax_weights"] = str(RELAXER_DIR)
-                if relax_checkpoint is not None and task == "interface":
+                if relax_checkpoint is not None:
                     kwargs["relax_checkpoint"] = str(relax_checkpoint)
         res = evaluate(task, preds, reference=ref, split=b.split, generic=b.generic, figures=False,
                        workers=workers, **kwargs)
@@ -252,7 +253,7 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
                      "subset": b.subset, "generic": b.generic, **({"shipped_predictions": shipped} if shipped else {}),
                      "predictions_sha256": _sha256(preds), "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                      time.gmtime()),
-                     "hardware": _hardware(), "command": f"benchmarks/baselines.py --only {b.name}"}
+                     "hardware": _hardware(), "command": command or f"benchmarks/baselines.py --only {b.name}"}
     if keep_predictions and not b.shipped:  # what these scores are of, so they can ship (shipped_record)
         dst = b.folder / "predictions" / "seed0.parquet"
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -240,8 +240,8 @@ def test_interface_relaxations_checkpointed_and_resumed(tmp_path, monkeypatch):
     cols = ["id", "relax_steps", "relax_fmax", "relax_energy_eV"]
     a, b = (pd.read_csv(tmp_path / d / "rows.csv")[cols] for d in "ab")
     pd.testing.assert_frame_equal(a, b)
-    two = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, workers=2,
-                   relax_checkpoint=tmp_path / "ck2", out=str(tmp_path / "c"))
+    evaluate("interface", preds, reference=str(ref), figures=False, generic=False, workers=2,
+             relax_checkpoint=tmp_path / "ck2", out=str(tmp_path / "c"))
     c = pd.read_csv(tmp_path / "c" / "rows.csv")[cols]
     assert (c["relax_steps"] == a["relax_steps"]).all()
     assert np.allclose(c["relax_energy_eV"], a["relax_energy_eV"], atol=1e-4)

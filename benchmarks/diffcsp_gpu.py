@@ -46,7 +46,7 @@ def prepare(args) -> None:
     import torch
 
     from dismai_data.models.data import load_split
-    from dismai_data.models.diffcsp import step_lr_for, training_batches
+    from dismai_data.models.diffcsp import ALIGNED_DATASETS, step_lr_for, training_batches
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,8 +63,15 @@ def prepare(args) -> None:
         kwargs = dict(arch, edge_style="knn" if big else "fc", step_lr=step_lr_for(job["dataset"]),
                       dataset=f"dismai/{job['dataset']}", dataset_config=job["config"],
                       task=f"alloy/{job['config']}" if job["dataset"] == "alloy" else job["dataset"])
+        if big and args.knn is not None:
+            kwargs["knn"] = args.knn
+        if args.batch_size is not None:
+            job = dict(job, batch_size=args.batch_size)
+        if args.n is not None and job["n"] is not None:
+            job = dict(job, n=args.n)
         if job["fixed"]:
-            kwargs.update(fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1])
+            kwargs.update(fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1],
+                          align_origin=job["dataset"] in ALIGNED_DATASETS)
             targets = None
         else:
             targets = load_split(folder, "test", columns=["id", "species", "atomic_numbers"])
@@ -232,6 +239,9 @@ def main() -> None:
     for k in ARCH:
         p.add_argument("--" + k.replace("_", "-"), dest=k, type=int, default=None,
                        help=f"architecture override (default {ARCH[k]})")
+    p.add_argument("--knn", type=int, default=None, help="neighbours per atom of the knn graph (default 20)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch (default: the job's)")
+    p.add_argument("--n", type=int, default=None, help="structures per seed of a fixed-composition job")
     for cmd in ("run", "run-one"):
         p = sub.add_parser(cmd)
         p.add_argument("--jobs", default=".gpuwork/diffcsp")

@@ -239,8 +239,9 @@ def train_diffcsp(
     num_freqs: int = typer.Option(128, "--num-freqs"),
     time_dim: int = typer.Option(256, "--time-dim"),
     timesteps: int = typer.Option(1000, "--timesteps"),
-    edges: str = typer.Option(None, "--edges", help="fc (all pairs) or knn (20 within 7 Å); default knn for "
+    edges: str = typer.Option(None, "--edges", help="fc (all pairs) or knn (--knn within 7 Å); default knn for "
                               "cells over 64 atoms"),
+    knn: int = typer.Option(20, "--knn", help="neighbours per atom of the knn graph (DiffCSP: 20)"),
     batch_size: int = typer.Option(None, "--batch-size", help="default 512 (cells up to 20 atoms), 256, or 32 "
                                    "for cells over 64 atoms"),
     lr: float = typer.Option(1e-3, "--lr"),
@@ -257,7 +258,7 @@ def train_diffcsp(
     import torch
 
     from .data import dataset_name, load_split
-    from .diffcsp import DiffCSP, load_float, step_lr_for, train, training_batches
+    from .diffcsp import ALIGNED_DATASETS, DiffCSP, load_float, step_lr_for, train, training_batches
 
     if epochs is None and max_minutes is None:
         raise typer.BadParameter("give --epochs or --max-minutes", param_hint="--epochs")
@@ -278,11 +279,12 @@ def train_diffcsp(
         model = load_float(out)
     else:
         kw = dict(hidden_dim=hidden_dim, num_layers=num_layers, num_freqs=num_freqs, time_dim=time_dim,
-                  timesteps=timesteps, edge_style=edges or ("knn" if big else "fc"), step_lr=step_lr_for(name),
+                  timesteps=timesteps, edge_style=edges or ("knn" if big else "fc"), knn=knn, step_lr=step_lr_for(name),
                   dataset=f"dismai/{name}" if Path(dataset).is_dir() else dataset, dataset_config=config,
                   dataset_revision=revision, task=f"alloy/{config}" if name == "alloy" else name)
         if fixed:
-            kw.update(fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1])
+            kw.update(fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1],
+                      align_origin=name in ALIGNED_DATASETS)
         model = DiffCSP(**kw)
     bs = batch_size or (32 if big else 512 if max(len(it[0]) for it in items) <= 20 else 256)
     typer.echo(f"DiffCSP on {dataset} [{config}] train: {len(items)} structures, edges {model.edge_style}, "

@@ -19,7 +19,12 @@ DDPM of the lattice. What is written here, from the paper and DiffCSP's
   under the minimum-image convention (DiffCSP's ``knn`` style: 20 neighbours, 7 Å),
   recomputed from the noisy structure at every call;
 - ``fixed_lattice`` (the Dismai sets, whose rows share one cell): the lattice is not
-  diffused; the model denoises coordinates only, in that cell;
+  diffused; the model denoises coordinates only, in that cell. With ``align_origin`` (the
+  alloys, whose rows sit on one FCC lattice with a site at the origin) each generated
+  structure is translated so its atom nearest the cell origin sits on it: the model is
+  translation-invariant, so its samples come in a random frame, and this is the
+  translation the authors' DiffCSP clean-up (``remove_atoms_not_on_lattice_diffcsp.py``)
+  applies before snapping to the lattice;
 - training (Adam 1e-3, ReduceLROnPlateau 0.6 / 30 epochs / 1e-4, gradient values clipped
   at 0.5, as DiffCSP's configs) checkpointed with its optimiser and RNG state, so a
   stopped run resumes where it was.
@@ -47,6 +52,7 @@ from dismai_data.errors import StructureError
 MAX_Z = 100  # DiffCSP's MAX_ATOMIC_NUM: atom types embed as Z - 1
 STEP_LR = {"perov-5": 5e-7, "carbon-24": 5e-6}  # DiffCSP scripts/eval_utils.py recommand_step_lr["csp"]
 DEFAULT_STEP_LR = 1e-5  # mp_20 / mpts_52 (and every other dataset here)
+ALIGNED_DATASETS = ("alloy",)  # rows on one lattice with a site at the origin: samples get align_origin
 CHECKPOINT_STATE = "training_state.pt"  # optimiser, scheduler, RNG, epoch: what --resume reads
 
 
@@ -121,7 +127,7 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
                  timesteps: int = 1000, sigma_begin: float = 0.005, sigma_end: float = 0.5,
                  edge_style: str = "fc", knn: int = 20, cutoff: float = 7.0,
                  fixed_lattice: list | None = None, blocks: list | None = None, block_numbers: list | None = None,
-                 step_lr: float = DEFAULT_STEP_LR,
+                 step_lr: float = DEFAULT_STEP_LR, align_origin: bool = False,
                  dataset: str = "", dataset_config: str | None = None, dataset_revision: str | None = None,
                  task: str = "", target_split: str = "test", baseline: str = "diffcsp"):
         super().__init__()
@@ -135,6 +141,9 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
         self.baseline, self.hidden_dim, self.time_dim, self.num_layers = baseline, hidden_dim, time_dim, num_layers
         self.num_freqs, self.timesteps, self.edge_style, self.knn = num_freqs, int(timesteps), edge_style, knn
         self.cutoff, self.step_lr = float(cutoff), float(step_lr)
+        if align_origin and fixed_lattice is None:
+            raise ValueError("align_origin needs fixed_lattice (a fixed-cell model)")
+        self.align_origin = bool(align_origin)
         self.sigma_begin, self.sigma_end = float(sigma_begin), float(sigma_end)
         self.blocks = None if blocks is None else [(str(s), int(n)) for s, n in blocks]
         self.block_numbers = None if block_numbers is None else [int(z) for z in block_numbers]
@@ -281,7 +290,8 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
             frac, lat = frac.double().cpu().numpy(), lat.double().cpu().numpy()
             o = 0
             for (rid, sp, _), L in zip(part, lat):
-                out.append((rid, sp, frac[o:o + len(sp)], L))
+                f = frac[o:o + len(sp)]
+                out.append((rid, sp, origin_aligned(f, L) if self.align_origin else f, L))
                 o += len(sp)
         self.train(was)
         return out
@@ -292,6 +302,14 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
 
         return [make_row(sp, f % 1.0, L, rid, symmetry=len(sp) <= 64)
                 for rid, sp, f, L in self.sample_arrays(n, seed)]
+
+
+def origin_aligned(frac: np.ndarray, lattice: np.ndarray) -> np.ndarray:
+    """``frac`` translated so that the atom nearest the cell origin (minimum image,
+    Cartesian distance) sits on it, wrapped into [0, 1)."""
+    d = frac - np.round(frac)
+    k = int(np.argmin(np.linalg.norm(d @ np.asarray(lattice, dtype=float), axis=1)))
+    return (frac - frac[k]) % 1.0
 
 
 def _atom_chunks(items: Sequence[tuple], chunk_atoms: int):
@@ -483,5 +501,5 @@ def step_lr_for(dataset: str) -> float:
     return STEP_LR.get(name, DEFAULT_STEP_LR)
 
 
-__all__ = ["DiffCSP", "collate", "fc_edges", "knn_edges", "load_float", "save_checkpoint", "step_lr_for",
-           "train", "training_batches"]
+__all__ = ["ALIGNED_DATASETS", "DiffCSP", "collate", "fc_edges", "knn_edges", "load_float", "origin_aligned",
+           "save_checkpoint", "step_lr_for", "train", "training_batches"]

@@ -125,6 +125,20 @@ def test_generation_for_reconstruction_and_fixed_composition(tmp_path):
     assert [r["id"] for r in out] == ["diffcsp-s0-00000", "diffcsp-s0-00001", "diffcsp-s0-00002"]
     assert all(r["species"] == ["Ni"] * 16 + ["Fe"] * 16 and np.allclose(r["lattice"], cell) for r in out)
 
+    # align_origin: the same samples, each translated so its atom nearest the origin sits on it
+    g = DiffCSP(**TINY, edge_style="knn", knn=6, fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1],
+                align_origin=True)
+    g.load_state_dict(f.state_dict())
+    for raw, moved in zip(f.sample_arrays(3, seed=0), g.sample_arrays(3, seed=0)):
+        fr, fm = raw[2], moved[2]
+        d = fr - np.round(fr)
+        k = int(np.argmin(np.linalg.norm(d @ cell, axis=1)))
+        assert np.allclose(fm[k], 0.0) and fm.min() >= 0 and fm.max() < 1
+        shift = fm - fr  # one translation for every atom (modulo the cell)
+        assert np.allclose((shift - shift[0] + 0.5) % 1.0 - 0.5, 0, atol=1e-9)
+    with pytest.raises(ValueError, match="align_origin needs fixed_lattice"):
+        DiffCSP(**TINY, align_origin=True)
+
 
 def test_half_precision_checkpoint_loads_through_the_baseline_loader(tmp_path):
     m = DiffCSP(**TINY, dataset="dismai/perov-5")
@@ -157,6 +171,27 @@ def test_train_cli_and_bad_input(tmp_path):
     res = CliRunner().invoke(app, ["train", "diffcsp", "--dataset", str(bad), "--out", str(tmp_path / "o"),
                                    "--epochs", "1"])
     assert res.exit_code != 0 and "x1" in str(res.exception) and "118" in str(res.exception)
+
+
+def test_train_cli_on_an_alloy_aligns_its_samples(tmp_path):
+    from dismai_data.cli import app
+
+    cell = np.eye(3) * 7.2
+    fcc = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    frac = np.vstack([(fcc + np.array(t)) / 2 for t in np.ndindex(2, 2, 2)])
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "alloy"
+    _write_split(folder, "train", [make_row(list(rng.permutation(["Ni"] * 16 + ["Fe"] * 16)), frac, cell, f"a{i}")
+                                   for i in range(4)])
+    out = tmp_path / "ck"
+    res = CliRunner().invoke(app, ["train", "diffcsp", "--dataset", str(folder), "--out", str(out), "--epochs", "1",
+                                   "--edges", "knn", "--knn", "6", "--hidden-dim", "16", "--num-layers", "2",
+                                   "--num-freqs", "4", "--time-dim", "8", "--timesteps", "10"])
+    assert res.exit_code == 0, res.output
+    m = load(out)
+    assert m.align_origin and m.knn == 6 and m.fixed_lattice is not None
+    for r in m.generate(2, seed=0):  # the atom nearest the origin sits on it
+        assert min(np.linalg.norm(np.asarray(r["frac_coords"]), axis=1)) < 1e-9
 
 
 def test_shipped_predictions_are_scored_with_their_hashes(tmp_path, monkeypatch):

@@ -193,3 +193,47 @@ def test_shipped_diffcsp_checkpoint_loads_from_the_hub_and_generates(hub, client
     assert out["n"] == 2 and out["failed"] == 0.0
     assert ("perov-5", "match_rate") in [tuple(e) for e in out["eval"]]
     assert "epochs" in out["text"] and "CPU" in out["text"]  # budget and hardware on the card
+
+
+def test_shipped_diffcsp_alloy_checkpoint_loads_from_the_hub_and_generates(hub, client_home, tmp_path):
+    """The DiffCSP alloy checkpoint committed in models/checkpoints (trained here on
+    alloy/300K_narrow, float16): published as the main job does, loaded by `dismai generate`
+    in a fresh process from the hub, it generates structures of the training composition in
+    the training cell, each translated onto the lattice origin, which the evaluation scores;
+    its card states the budget and hardware."""
+    from collections import Counter
+
+    import numpy as np
+
+    token = hub.tokens["alice"]
+    datasets_dir = tmp_path / "datasets"
+    _tiny_alloy(datasets_dir)
+    run_client(hub, f"""
+        import os
+        from dismai_data.models.publish import publish_baselines
+        publish_baselines(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], datasets_dir="{datasets_dir}",
+                          only=["diffcsp-alloy-300k-narrow"], relaxer=False, evaluate=False)
+    """, client_home, token=token, timeout=600)
+    preds = tmp_path / "preds.parquet"
+    proc = subprocess.run([PY, "-m", "dismai_data.cli", "generate", "--model", "dismai/diffcsp-alloy-300k-narrow",
+                           "-n", "2", "--out", str(preds), "--seed", "0", "--revision", "v1.0"],
+                          env=client_env(hub, client_home), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pq.read_table(preds).to_pylist()
+    assert len(rows) == 2
+    for r in rows:
+        assert Counter(r["species"]) == {"Fe": 154, "Cr": 51, "Ni": 51}
+        assert np.allclose(r["lattice"], np.eye(3) * 14.4, atol=1e-4)
+        assert min(np.linalg.norm(np.asarray(r["frac_coords"]), axis=1)) < 1e-6
+    out = last_json(run_client(hub, f"""
+        import json
+        from huggingface_hub import ModelCard
+        from dismai_data.evaluation.api import evaluate
+        r = evaluate("alloy/300K_narrow", "{preds}", reference="{datasets_dir / 'alloy'}", figures=False)
+        card = ModelCard.load("dismai/diffcsp-alloy-300k-narrow")
+        print(json.dumps({{"n": r.counts.submitted, "text": card.text,
+                          "eval": [(e.task_name, e.metric_type) for e in card.data.eval_results]}}))
+    """, client_home))
+    assert out["n"] == 2
+    assert ("alloy/300K_narrow", "d_cluster") in [tuple(e) for e in out["eval"]]
+    assert "epochs" in out["text"] and "CPU" in out["text"]  # budget and hardware on the card

@@ -305,10 +305,11 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
 
 
 def origin_aligned(frac: np.ndarray, lattice: np.ndarray) -> np.ndarray:
-    """``frac`` translated so that the atom nearest the cell origin (minimum image,
-    Cartesian distance) sits on it, wrapped into [0, 1)."""
-    d = frac - np.round(frac)
-    k = int(np.argmin(np.linalg.norm(d @ np.asarray(lattice, dtype=float), axis=1)))
+    """``frac`` translated so that the atom nearest the cell origin (periodic Cartesian
+    distance, pymatgen's ``Lattice.get_all_distances``) sits on it, wrapped into [0, 1)."""
+    from pymatgen.core import Lattice
+
+    k = int(np.argmin(Lattice(lattice).get_all_distances(frac, np.zeros((1, 3)))[:, 0]))
     return (frac - frac[k]) % 1.0
 
 

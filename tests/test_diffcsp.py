@@ -20,6 +20,10 @@ from dismai_data.structure import make_row, rows_to_table
 pytest.importorskip("chemeleon_dng")
 torch.set_num_threads(1)
 TINY = dict(hidden_dim=16, time_dim=8, num_layers=2, num_freqs=4, timesteps=12)
+# a 2 x 2 x 2 FCC cell of 32 sites (a = 3.6 Å): the shape of the alloy rows, small
+ALLOY_CELL = np.eye(3) * 7.2
+ALLOY_FRAC = np.vstack([(np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]) + np.array(t)) / 2
+                        for t in np.ndindex(2, 2, 2)])
 
 
 def _perovskite(i, a, b, x, lat):
@@ -114,10 +118,8 @@ def test_generation_for_reconstruction_and_fixed_composition(tmp_path):
     assert all(np.array_equal(x["frac_coords"], y["frac_coords"]) for x, y in zip(rows, again))
     assert m.generate(1, seed=1)[0]["frac_coords"] != rows[0]["frac_coords"]
 
-    cell = np.eye(3) * 7.2
-    fcc = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    frac = np.vstack([(fcc + np.array(t)) / 2 for t in np.ndindex(2, 2, 2)])
-    alloy = [make_row(["Ni"] * 16 + ["Fe"] * 16, frac, cell, f"a{i}") for i in range(3)]
+    cell = ALLOY_CELL
+    alloy = [make_row(["Ni"] * 16 + ["Fe"] * 16, ALLOY_FRAC, cell, f"a{i}") for i in range(3)]
     items, comp, lat = training_batches(alloy, fixed=True, source="alloy")
     f = DiffCSP(**TINY, edge_style="knn", knn=6, fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1])
     train(f, items, tmp_path / "f", epochs=1, batch_size=3)
@@ -176,13 +178,10 @@ def test_train_cli_and_bad_input(tmp_path):
 def test_train_cli_on_an_alloy_aligns_its_samples(tmp_path):
     from dismai_data.cli import app
 
-    cell = np.eye(3) * 7.2
-    fcc = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    frac = np.vstack([(fcc + np.array(t)) / 2 for t in np.ndindex(2, 2, 2)])
     rng = np.random.default_rng(0)
     folder = tmp_path / "alloy"
-    _write_split(folder, "train", [make_row(list(rng.permutation(["Ni"] * 16 + ["Fe"] * 16)), frac, cell, f"a{i}")
-                                   for i in range(4)])
+    _write_split(folder, "train", [make_row(list(rng.permutation(["Ni"] * 16 + ["Fe"] * 16)), ALLOY_FRAC, ALLOY_CELL,
+                                            f"a{i}") for i in range(4)])
     out = tmp_path / "ck"
     res = CliRunner().invoke(app, ["train", "diffcsp", "--dataset", str(folder), "--out", str(out), "--epochs", "1",
                                    "--edges", "knn", "--knn", "6", "--hidden-dim", "16", "--num-layers", "2",

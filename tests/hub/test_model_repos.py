@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import pyarrow.parquet as pq
+import pytest
 
-from dismai_data.models.random_baselines import RandomSolidSolution
+from dismai_data.models.random_baselines import RandomPacking, RandomSolidSolution
 from dismai_data.structure import make_row, rows_to_table
 
 from .conftest import client_env, last_json, run_client
@@ -195,45 +196,69 @@ def test_shipped_diffcsp_checkpoint_loads_from_the_hub_and_generates(hub, client
     assert "epochs" in out["text"] and "CPU" in out["text"]  # budget and hardware on the card
 
 
-def test_shipped_diffcsp_alloy_checkpoint_loads_from_the_hub_and_generates(hub, client_home, tmp_path):
-    """The DiffCSP alloy checkpoint committed in models/checkpoints (trained here on
-    alloy/300K_narrow, float16): published as the main job does, loaded by `dismai generate`
-    in a fresh process from the hub, it generates structures of the training composition in
-    the training cell, each translated onto the lattice origin, which the evaluation scores;
-    its card states the budget and hardware."""
+def _tiny_asi(folder, n=3):
+    """An a-Si reference: random packings, relaxed at scoring time with the dataset's potential."""
+    import json
+
+    rows = RandomPacking().generate(n, seed=99, id_prefix="ref")
+    (folder / "a-si" / "data").mkdir(parents=True)
+    pq.write_table(rows_to_table(rows), folder / "a-si" / "data" / "train-00000-of-00001.parquet")
+    (folder / "a-si" / "build_info.json").write_text(json.dumps(
+        {"name": "a-si", "version": "0.0.1", "parameters": {"potential": "sw-vink", "from_files": None}}))
+
+
+#: the committed fixed-composition DiffCSP checkpoints: repo -> (task, headline metric, composition,
+#: cubic cell edge in Å, reference-folder maker, samples aligned to the origin)
+FIXED_DIFFCSP = {
+    "diffcsp-alloy-300k-narrow": ("alloy/300K_narrow", "d_cluster", {"Fe": 154, "Cr": 51, "Ni": 51}, 14.4,
+                                  _tiny_alloy, True),
+    "diffcsp-a-si": ("a-si", "d_motif", {"Si": 256}, 17.365160110449917, _tiny_asi, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXED_DIFFCSP))
+def test_shipped_fixed_composition_diffcsp_loads_from_the_hub_generates_and_is_scored(name, hub, client_home,
+                                                                                      tmp_path):
+    """A DiffCSP checkpoint committed in models/checkpoints (trained here at a fixed composition
+    in a fixed cell, float16): published as the main job does, loaded by `dismai generate` in
+    a fresh process from the hub, it generates structures of the training composition in the
+    training cell (alloy: each translated onto the lattice origin), which the evaluation
+    scores with the task's protocol (a-Si: relaxed with the dataset's LAMMPS potential); its
+    card states the budget and hardware."""
     from collections import Counter
 
     import numpy as np
 
+    task, headline, composition, edge, make_reference, aligned = FIXED_DIFFCSP[name]
     token = hub.tokens["alice"]
     datasets_dir = tmp_path / "datasets"
-    _tiny_alloy(datasets_dir)
+    make_reference(datasets_dir)
     run_client(hub, f"""
         import os
         from dismai_data.models.publish import publish_baselines
         publish_baselines(os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"], datasets_dir="{datasets_dir}",
-                          only=["diffcsp-alloy-300k-narrow"], relaxer=False, evaluate=False)
+                          only=["{name}"], relaxer=False, evaluate=False)
     """, client_home, token=token, timeout=600)
     preds = tmp_path / "preds.parquet"
-    proc = subprocess.run([PY, "-m", "dismai_data.cli", "generate", "--model", "dismai/diffcsp-alloy-300k-narrow",
+    proc = subprocess.run([PY, "-m", "dismai_data.cli", "generate", "--model", f"dismai/{name}",
                            "-n", "2", "--out", str(preds), "--seed", "0", "--revision", "v1.0"],
                           env=client_env(hub, client_home), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = pq.read_table(preds).to_pylist()
     assert len(rows) == 2
     for r in rows:
-        assert Counter(r["species"]) == {"Fe": 154, "Cr": 51, "Ni": 51}
-        assert np.allclose(r["lattice"], np.eye(3) * 14.4, atol=1e-4)
-        assert min(np.linalg.norm(np.asarray(r["frac_coords"]), axis=1)) < 1e-6
+        assert Counter(r["species"]) == composition
+        assert np.allclose(r["lattice"], np.eye(3) * edge, atol=1e-4)
+        assert (min(np.linalg.norm(np.asarray(r["frac_coords"]), axis=1)) < 1e-6) == aligned
     out = last_json(run_client(hub, f"""
         import json
         from huggingface_hub import ModelCard
         from dismai_data.evaluation.api import evaluate
-        r = evaluate("alloy/300K_narrow", "{preds}", reference="{datasets_dir / 'alloy'}", figures=False)
-        card = ModelCard.load("dismai/diffcsp-alloy-300k-narrow")
-        print(json.dumps({{"n": r.counts.submitted, "text": card.text,
+        r = evaluate("{task}", "{preds}", reference="{datasets_dir / task.split('/')[0]}", figures=False)
+        card = ModelCard.load("dismai/{name}")
+        print(json.dumps({{"n": r.counts.submitted, "relaxed": r.relaxed, "text": card.text,
                           "eval": [(e.task_name, e.metric_type) for e in card.data.eval_results]}}))
     """, client_home))
-    assert out["n"] == 2
-    assert ("alloy/300K_narrow", "d_cluster") in [tuple(e) for e in out["eval"]]
+    assert out["n"] == 2 and out["relaxed"] == (task == "a-si")
+    assert (task, headline) in [tuple(e) for e in out["eval"]]
     assert "epochs" in out["text"] and "CPU" in out["text"]  # budget and hardware on the card

@@ -145,7 +145,7 @@ BASELINES: list[Baseline] = [
                          "neighbours within 7 Å, recomputed from the noisy structure at every call (all pairs of "
                          "256 atoms would be 65 280 edges per cell). Each sample is translated so that its atom "
                          "nearest the origin sits on it, as the authors' DiffCSP clean-up does before snapping.",
-             notes=["Trained on 2 CPU threads of this project's 2-core AMD EPYC machine (2026-12-06): 64 epochs "
+             notes=["Trained on 2 CPU threads of this project's 2-core Intel Xeon machine (2026-12-06): 64 epochs "
                     "(4800 batches of 16) in 4945 s with a reduced denoiser (4 layers, width 64, T = 250; the "
                     "paper trains at full size on a GPU), stopped after the epoch-64 checkpoint for time; final loss "
                     "0.59. Seed 0: 100 structures in 1886 s. The corrector step 5e-5 was chosen over DiffCSP's "
@@ -164,7 +164,7 @@ BASELINES: list[Baseline] = [
                          "coordinates are diffused. Edges: each atom's 12 nearest neighbours within 7 Å (first and "
                          "second shells), recomputed from the noisy structure at every call. Scored as the task "
                          "prescribes: each generated structure is relaxed with the dataset's LAMMPS potential first.",
-             notes=["Trained on 2 CPU threads of this project's 2-core AMD EPYC machine (2026-12-06): 64 epochs "
+             notes=["Trained on 2 CPU threads of this project's 2-core Intel Xeon machine (2026-12-06): 64 epochs "
                     "(4836 batches of 16) in 3292 s with a reduced denoiser (4 layers, width 64, T = 250; the "
                     "paper trains at full size on a GPU), stopped at the session's time budget; final loss 0.82. "
                     "Seed 0: 100 structures in 1383 s with DiffCSP's default corrector step 1e-5 (not tuned).",

@@ -208,12 +208,33 @@ def _tiny_asi(folder, n=3):
         {"name": "a-si", "version": "0.0.1", "parameters": {"potential": "sw-vink", "from_files": None}}))
 
 
+def _tiny_interface(folder, n=3):
+    """An interface reference: the first rows of the shipped v1.0 training split."""
+    import shutil
+
+    from dismai_data.prebuilt import PREBUILT_DIR
+
+    (folder / "interface" / "data").mkdir(parents=True)
+    table = pq.read_table(PREBUILT_DIR / "interface" / "data" / "train-00000-of-00001.parquet").slice(0, n)
+    pq.write_table(table, folder / "interface" / "data" / "train-00000-of-00001.parquet")
+    shutil.copy(PREBUILT_DIR / "interface" / "build_info.json", folder / "interface" / "build_info.json")
+
+
+def _cubic(edge):
+    return [[edge, 0, 0], [0, edge, 0], [0, 0, edge]]
+
+
 #: the committed fixed-composition DiffCSP checkpoints: repo -> (task, composition,
-#: cubic cell edge in Å, reference-folder maker, samples aligned to the origin)
+#: training cell in Å, reference-folder maker, samples aligned to the origin, relaxed here).
+#: The interface is scored unrelaxed here: its protocol's M3GNet relaxation costs up to
+#: 2 CPU-minutes per generated structure (tests/test_evaluation_relax.py relaxes interfaces).
 FIXED_DIFFCSP = {
-    "diffcsp-alloy-300k-narrow": ("alloy/300K_narrow", {"Fe": 154, "Cr": 51, "Ni": 51}, 14.4,
-                                  _tiny_alloy, True),
-    "diffcsp-a-si": ("a-si", {"Si": 256}, 17.365160110449917, _tiny_asi, False),
+    "diffcsp-alloy-300k-narrow": ("alloy/300K_narrow", {"Fe": 154, "Cr": 51, "Ni": 51}, _cubic(14.4),
+                                  _tiny_alloy, True, True),
+    "diffcsp-a-si": ("a-si", {"Si": 256}, _cubic(17.365160110449917), _tiny_asi, False, True),
+    "diffcsp-interface": ("interface", {"Li": 72, "Co": 36, "O": 72, "Sc": 12, "Cl": 72},
+                          [[12.3860624813, 0, 0], [3.4998064498, 17.010454565, 0], [0, 0, 33.31305053529689]],
+                          _tiny_interface, False, False),
 }
 
 
@@ -224,13 +245,13 @@ def test_shipped_fixed_composition_diffcsp_loads_from_the_hub_generates_and_is_s
     in a fixed cell, float16): published as the main job does, loaded by `dismai generate` in
     a fresh process from the hub, it generates structures of the training composition in the
     training cell (alloy: each translated onto the lattice origin), which the evaluation
-    scores with the task's protocol (a-Si: relaxed with the dataset's LAMMPS potential); its
-    card states the budget and hardware."""
+    scores with the task's protocol (a-Si: relaxed with the dataset's LAMMPS potential; the
+    interface unrelaxed, see FIXED_DIFFCSP); its card states the budget and hardware."""
     from collections import Counter
 
     import numpy as np
 
-    task, composition, edge, make_reference, aligned = FIXED_DIFFCSP[name]
+    task, composition, cell, make_reference, aligned, relax = FIXED_DIFFCSP[name]
     spec = tasks.get(task)  # headline metric and relaxation come from the task registry
     token = hub.tokens["alice"]
     datasets_dir = tmp_path / "datasets"
@@ -250,17 +271,18 @@ def test_shipped_fixed_composition_diffcsp_loads_from_the_hub_generates_and_is_s
     assert len(rows) == 2
     for r in rows:
         assert Counter(r["species"]) == composition
-        assert np.allclose(r["lattice"], np.eye(3) * edge, atol=1e-4)
+        assert np.allclose(r["lattice"], cell, atol=1e-4)
         assert (min(np.linalg.norm(np.asarray(r["frac_coords"]), axis=1)) < 1e-6) == aligned
     out = last_json(run_client(hub, f"""
         import json
         from huggingface_hub import ModelCard
         from dismai_data.evaluation.api import evaluate
-        r = evaluate("{task}", "{preds}", reference="{datasets_dir / task.split('/')[0]}", figures=False)
+        r = evaluate("{task}", "{preds}", reference="{datasets_dir / task.split('/')[0]}", figures=False,
+                     no_relax={not relax})
         card = ModelCard.load("dismai/{name}")
         print(json.dumps({{"n": r.counts.submitted, "relaxed": r.relaxed, "text": card.text,
                           "eval": [(e.task_name, e.metric_type) for e in card.data.eval_results]}}))
     """, client_home))
-    assert out["n"] == 2 and out["relaxed"] == spec.relaxes
+    assert out["n"] == 2 and out["relaxed"] == (spec.relaxes and relax)
     assert (task, spec.headline) in [tuple(e) for e in out["eval"]]
     assert "epochs" in out["text"] and "CPU" in out["text"]  # budget and hardware on the card

@@ -226,8 +226,8 @@ def _cubic(edge):
 
 #: the committed fixed-composition DiffCSP checkpoints: repo -> (task, composition,
 #: training cell in Å, reference-folder maker, samples aligned to the origin, relaxed here).
-#: The interface is scored unrelaxed here: its protocol's M3GNet relaxation costs up to
-#: 2 CPU-minutes per generated structure (tests/test_evaluation_relax.py relaxes interfaces).
+#: The interface is scored unrelaxed here: its protocol's M3GNet relaxation costs up to 3
+#: CPU-minutes per generated structure (tests/test_evaluation_relax.py relaxes interfaces).
 FIXED_DIFFCSP = {
     "diffcsp-alloy-300k-narrow": ("alloy/300K_narrow", {"Fe": 154, "Cr": 51, "Ni": 51}, _cubic(14.4),
                                   _tiny_alloy, True, True),

@@ -353,7 +353,19 @@ def _spec_text(spec: dict | None) -> str:
         return "nothing"
     if spec["engine"] == "lammps":
         return f"LAMMPS {spec['potential']} ({spec['why']})"
-    return f"the M3GNet relaxer ({spec['source'] or 'default: hub repo, packaged copy offline'})"
+    return f"the M3GNet relaxer ({_weights_label(spec['source'])})"
+
+
+def _weights_label(source: str | None) -> str:
+    """The relaxer weights as the note names them: the packaged copy by its name, not by this
+    machine's path (the note goes into published cards); any other folder as given."""
+    if source is None:
+        return "default: hub repo, packaged copy offline"
+    from dismai_data.physics.relax.potential import WEIGHTS_NAME, local_weights_dir
+
+    if Path(source).resolve() == local_weights_dir().resolve():
+        return f"the copy of {WEIGHTS_NAME} packaged with dismai_data"
+    return source
 
 
 def _reason_key(reason: str | None) -> str:

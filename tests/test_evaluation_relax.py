@@ -249,3 +249,14 @@ def test_interface_relaxations_checkpointed_and_resumed(tmp_path, monkeypatch):
     with pytest.raises(EvaluationInputError, match="relax_checkpoint|--relax-checkpoint"):
         evaluate("a-si", _write(tmp_path / "s.parquet", [row_from_structure(_diamond(), "g0")]),
                  reference=str(asi), figures=False, relax_checkpoint=tmp_path / "ck3")
+
+
+def test_relaxation_note_names_the_packaged_weights_not_this_machines_path():
+    """The note goes into published cards: the packaged relaxer weights are named, not located
+    by this checkout's absolute path; a folder the user gives is recorded as given."""
+    from dismai_data.evaluation.api import _spec_text
+    from dismai_data.physics.relax import WEIGHTS_NAME, local_weights_dir
+
+    note = _spec_text({"engine": "m3gnet", "source": str(local_weights_dir())})
+    assert WEIGHTS_NAME in note and "/" not in note, note
+    assert "/data/my-weights" in _spec_text({"engine": "m3gnet", "source": "/data/my-weights"})

@@ -141,6 +141,8 @@ def run_one(args) -> None:
         job = dict(job, n=2 if job["n"] else None, max_seeds=2, batch_size=8)
         items = items[:64]
         pack["targets"] = pack["targets"][:4] if pack["targets"] else None
+    if args.step_lr is not None:  # the corrector step sampling uses; it is stored in the checkpoint's config
+        pack["kwargs"]["step_lr"] = args.step_lr
     model = DiffCSP(**pack["kwargs"])
     left = t_start + args.train_s - time.time()
     resume = (work / "training_state.pt").is_file()
@@ -181,7 +183,8 @@ def run(args) -> None:
                "--work", args.work, "--t0", str(t0), "--train-s", str(args.train_s), "--deadline-s",
                str(args.deadline_s), "--hard-s", str(args.hard_s), "--device", args.device,
                "--chunk-atoms", str(args.chunk_atoms)] + (
-                   ["--smoke"] if args.smoke else [])
+                   ["--smoke"] if args.smoke else []) + (
+                   ["--step-lr", str(args.step_lr)] if args.step_lr is not None else [])
         procs.append(subprocess.Popen(cmd))
     for p in procs:
         p.wait()
@@ -254,6 +257,8 @@ def main() -> None:
         p.add_argument("--hard-s", type=float, default=500, help="start no new chunk of cells after this")
         p.add_argument("--device", default="cuda")
         p.add_argument("--chunk-atoms", type=int, default=60000)
+        p.add_argument("--step-lr", type=float, default=None,
+                       help="Langevin corrector step for sampling (default: DiffCSP's for the dataset)")
         p.add_argument("--only", nargs="*")
         p.add_argument("--smoke", action="store_true", help="a seconds-long run of the whole path (CPU check)")
     p = sub.add_parser("collect")

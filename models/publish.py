@@ -154,18 +154,22 @@ BASELINES: list[Baseline] = [
                          "neighbours within 7 Å, recomputed from the noisy structure at every call (all pairs of "
                          "256 atoms would be 65 280 edges per cell). Each sample is translated so that its atom "
                          "nearest the origin sits on it, as the authors' DiffCSP clean-up does before snapping.",
-             notes=["Trained on 2 CPU threads of this project's 2-core Intel Xeon machine (2026-12-06): 64 epochs "
-                    "(4800 batches of 16) in 4945 s with a reduced denoiser (4 layers, width 64, T = 250; the "
-                    "paper trains at full size on a GPU), stopped after the epoch-64 checkpoint for time; final loss "
-                    "0.59. Seed 0: 100 structures in 1886 s. The corrector step 5e-5 was chosen over DiffCSP's "
-                    "default 1e-5 on 8 samples scored against the validation split (d_cluster 0.494 vs 0.508).",
-                    "It places the atoms on the FCC lattice (median 0.05-0.15 Å from a site) but puts two atoms "
-                    "on about 30 of the 256 sites, so every structure has vacancies after the clean-up (the paper: "
-                    "90-100 % for DiffCSP and CryinGAN), and it has not learned the ordering: 1NN Warren-Cowley "
-                    "parameters near 0 (training set: Cr-Cr 1.0, Cr-Ni -0.43). d_cluster 0.497 on 100 structures, "
-                    "no better than the random solid solution (0.478); the paper's DiffCSP, at full size on a GPU: "
-                    "0.0645. The score is the same under the task's clean-up and the authors' DiffCSP clean-up "
-                    "(samples are aligned to the origin)."]),
+             notes=["Trained on 2 CPU threads in five resumed segments (2026-12-06 to 2026-12-07): 242 epochs "
+                    "(18 295 batches of 16) in 13 931 s with a reduced denoiser (4 layers, width 64, T = 250; the "
+                    "paper trains at full size on a GPU). The first 150 epochs (9735 s) ran on this project's 2-core "
+                    "Intel Xeon machine, the last 92 (4195 s) and the sampling on its 2-core AMD EPYC machine "
+                    "(`training.json` lists each segment's command). Stopped at its time budget; final loss 0.54, "
+                    "learning rate lowered by the plateau schedule to 2.2e-4. Seed 0: 100 structures in 1302 s. "
+                    "The corrector step 5e-5 was chosen over DiffCSP's default 1e-5 on 8 samples of the epoch-64 "
+                    "checkpoint scored against the validation split (d_cluster 0.494 vs 0.508); 1e-4 was worse on "
+                    "the epoch-150 checkpoint.",
+                    "It places the atoms on the FCC lattice (mean 0.05 Å from a site) but puts two atoms on 10-30 of "
+                    "the 256 sites (mean 19; 30 at epoch 64), so every structure has vacancies after the clean-up "
+                    "(the paper: 90-100 % for DiffCSP and CryinGAN), and it has not learned the ordering: 1NN "
+                    "Warren-Cowley parameters within 0.03 of 0 (training set: Cr-Cr 1.0, Cr-Ni -0.42). d_cluster "
+                    "0.486 on 100 structures (0.497 at epoch 64), still above the random solid solution (0.478); "
+                    "the paper's DiffCSP, at full size on a GPU: 0.0645. The score is the same under the task's "
+                    "clean-up and the authors' DiffCSP clean-up (samples are aligned to the origin)."]),
     Baseline("diffcsp-a-si", ["a-si"], "dismai/a-si", n=100, shipped=True,
              title="DiffCSP, amorphous Si",
              description="DiffCSP (Jiao et al. 2023) trained here on the train split of `dismai/a-si` (1200 "

@@ -167,7 +167,7 @@ BASELINES: list[Baseline] = [
                     "the 256 sites (mean 19; 30 at epoch 64), so every structure has vacancies after the clean-up "
                     "(the paper: 90-100 % for DiffCSP and CryinGAN), and it has not learned the ordering: 1NN "
                     "Warren-Cowley parameters within 0.03 of 0 (training set: Cr-Cr 1.0, Cr-Ni -0.42). d_cluster "
-                    "0.486 on 100 structures (0.497 at epoch 64), still above the random solid solution (0.478); "
+                    "0.4855 on 100 structures (0.497 at epoch 64), still above the random solid solution (0.478); "
                     "the paper's DiffCSP, at full size on a GPU: 0.0645. The score is the same under the task's "
                     "clean-up and the authors' DiffCSP clean-up (samples are aligned to the origin)."]),
     Baseline("diffcsp-a-si", ["a-si"], "dismai/a-si", n=100, shipped=True,

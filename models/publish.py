@@ -166,7 +166,10 @@ BASELINES: list[Baseline] = [
                     "It places the atoms on the FCC lattice (mean 0.05 Å from a site) but puts two atoms on 10-30 of "
                     "the 256 sites (mean 19; 30 at epoch 64), so every structure has vacancies after the clean-up "
                     "(the paper: 90-100 % for DiffCSP and CryinGAN), and it has not learned the ordering: 1NN "
-                    "Warren-Cowley parameters within 0.03 of 0 (training set: Cr-Cr 1.0, Cr-Ni -0.42). d_cluster "
+                    "Warren-Cowley parameters within 0.03 of 0 (training set: Cr-Cr 1.0, Cr-Ni -0.42). Its denoiser "
+                    "ignores the species: its loss is the same with the species shuffled within each cell at every "
+                    "noise level, including the 0.3-0.8 Å where atoms choose their sites "
+                    "(`benchmarks/diffcsp_species.py`). d_cluster "
                     "0.4855 on 100 structures (0.497 at epoch 64), still above the random solid solution (0.478); "
                     "the paper's DiffCSP, at full size on a GPU: 0.0645. The score is the same under the task's "
                     "clean-up and the authors' DiffCSP clean-up (samples are aligned to the origin)."]),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dismai_data import tasks
+from dismai_data.physics.cpu import hardware
 from dismai_data.physics.relax import RELAXER_REPO, local_weights_dir
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -325,7 +326,7 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
                      "subset": b.subset, "generic": b.generic, **({"shipped_predictions": shipped} if shipped else {}),
                      "predictions_sha256": _sha256(preds), "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                      time.gmtime()),
-                     "hardware": _hardware(), "command": command or f"benchmarks/baselines.py --only {b.name}"}
+                     "hardware": hardware(), "command": command or f"benchmarks/baselines.py --only {b.name}"}
     if keep_predictions and not b.shipped:  # what these scores are of, so they can ship (shipped_record)
         dst = b.folder / "predictions" / "seed0.parquet"
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -337,20 +338,6 @@ def _sha256(path: str | os.PathLike) -> str:
     import hashlib
 
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _hardware() -> str:
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, no GPU"
 
 
 def shipped_record(b: Baseline, task: str) -> tuple[Path, dict] | None:

@@ -142,7 +142,10 @@ def _agree(a, b) -> bool:
 
 @app.command(help="Score a submission again (nothing is committed) and compare with its leaderboard row: "
                   "exit 0 when every number agrees (to relative 1e-6 / absolute 1e-9: rounding); "
-                  "'identical' says whether they are also equal to the bit.")
+                  "'identical' says whether they are also equal to the bit. A relaxed row scored on another "
+                  "CPU (a shipped row's hardware) is compared by the 'interval' criterion instead: each "
+                  "metric's value must fall in the row's bootstrap interval, counts must be equal "
+                  "(relaxation trajectories depend on the CPU's floating-point kernels).")
 def rescore(
     submission_id: str,
     home: Optional[Path] = typer.Option(None, "--home"),
@@ -156,7 +159,6 @@ def rescore(
     import tempfile
 
     from .queue import Queue
-    from .rows import metrics_of
     from .worker import child_env, worker_token
 
     st = _storage(home, storage)
@@ -187,17 +189,56 @@ def rescore(
             typer.echo(f"error: scoring failed: {proc.stderr[-2000:]}", err=True)
             raise typer.Exit(1)
         new = json.loads(out.read_text())["row"]
+    from dismai_data.physics.cpu import cpu_of, hardware
+
     old = cur["row"]
-    a, b = metrics_of(old), metrics_of(new)
-    keys = ("status", "percent_failed", "n_accepted", "dataset_commit", "evaluation_version")
-    pairs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))}
-    pairs.update({k: (old.get(k), new.get(k)) for k in keys})
-    identical = all(x == y for x, y in pairs.values())
-    diffs = {k: p for k, p in pairs.items() if not _agree(*p)}
+    scored_on, here = _scored_on(old), hardware()
+    interval = bool(relax and old.get("relaxed") is not False and scored_on and cpu_of(scored_on) != cpu_of(here))
+    identical, diffs = _differences(old, new, interval=interval)
     typer.echo(json.dumps({"submission_id": submission_id, "identical": identical, "agree": not diffs,
+                           "criterion": "interval" if interval else "rounding",
+                           "scored_on": scored_on or "this hub's worker", "rescored_on": here,
                            "differences": diffs}, default=str))
     if diffs:
         raise typer.Exit(1)
+
+
+#: row fields a rescore must reproduce exactly, whatever the criterion for the metrics
+RESCORE_EXACT = ("status", "percent_failed", "n_accepted", "dataset_commit", "evaluation_version")
+
+
+def _scored_on(row: dict) -> str | None:
+    """The hardware a shipped row was scored on (first field of ``shipped_from``), or None for
+    a row the hub's worker scored (on the machine that rescores it)."""
+    return (row.get("shipped_from") or "").split("; ")[0].strip() or None
+
+
+def _within(old: dict, new: dict) -> bool:
+    """``new``'s value lies in ``old``'s bootstrap interval [value - error_low, value + error_high],
+    with the same ``n`` and unit. A metric without an interval never does."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return False
+    v, lo, hi, w = (old.get("value"), old.get("error_low"), old.get("error_high"), new.get("value"))
+    if not all(isinstance(z, (int, float)) and not isinstance(z, bool) and z == z for z in (v, lo, hi, w)):
+        return False
+    slack = RESCORE_ATOL + RESCORE_RTOL * abs(v)
+    return old.get("n") == new.get("n") and old.get("unit") == new.get("unit") and v - lo - slack <= w <= v + hi + slack
+
+
+def _differences(old: dict, new: dict, *, interval: bool = False) -> tuple[bool, dict]:
+    """(identical to the bit, {field: (old, new)} that disagree) between two leaderboard rows.
+    ``interval``: a metric also agrees when the new value lies in the old row's bootstrap
+    interval (a relaxed row rescored on another CPU: the relaxations, chaotic over hundreds of
+    steps, amplify the CPU's rounding differences into different relaxed structures)."""
+    from .rows import metrics_of
+
+    a, b = metrics_of(old), metrics_of(new)
+    pairs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))}
+    pairs.update({k: (old.get(k), new.get(k)) for k in RESCORE_EXACT})
+    identical = all(x == y for x, y in pairs.values())
+    diffs = {k: p for k, p in pairs.items()
+             if not _agree(*p) and not (interval and k in a and k in b and _within(*p))}
+    return identical, diffs
 
 
 def _hub_app():

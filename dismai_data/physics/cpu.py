@@ -3,7 +3,7 @@ that depends on it (:func:`compiled_products_by_mkl`)."""
 
 from __future__ import annotations
 
-__all__ = ["cpu_fields", "cpu_vendor", "compiled_products_by_mkl"]
+__all__ = ["cpu_fields", "cpu_vendor", "compiled_products_by_mkl", "hardware", "cpu_of"]
 
 
 def cpu_fields() -> dict[str, str]:
@@ -20,6 +20,28 @@ def cpu_fields() -> dict[str, str]:
     except OSError:
         pass
     return fields
+
+
+def hardware() -> str:
+    """This machine in one line, as scores record where they were computed:
+    ``"<model name> (family F model M), N cores, no GPU"``. Family and model tell apart CPUs
+    that share a model name (``AMD EPYC`` is Zen 4 on one machine, Zen 5 on another)."""
+    import os
+    import platform
+
+    f = cpu_fields()
+    cpu = f.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in f and "model" in f:
+        cpu = f"{cpu} (family {f['cpu family']} model {f['model']})"
+    return f"{cpu}, {os.cpu_count()} cores, no GPU"
+
+
+def cpu_of(hardware_line: str) -> str:
+    """The CPU part of a :func:`hardware` line (what precedes ``, N cores``)."""
+    import re
+
+    m = re.match(r"(.*?), \d+ cores\b", hardware_line or "")
+    return (m.group(1) if m else hardware_line or "").strip()
 
 
 def cpu_vendor() -> str:

@@ -640,6 +640,32 @@ def test_rescore_agreement_is_rounding_not_a_real_difference():
     assert not _agree({"x": 1.0}, {"x": 1.0, "y": 2.0})
 
 
+
+def test_rescore_of_a_relaxed_row_from_another_cpu_is_held_to_its_interval():
+    """diffcsp-interface's d_all, relaxed on an Intel Xeon (0.5853, interval 0.5321-0.6057) and
+    again on an AMD EPYC (0.5839): not equal to rounding, inside the row's interval. Counts and
+    metrics outside the interval still disagree; without ``interval`` nothing is relaxed."""
+    from dismai_data.leaderboard.cli import _differences, _scored_on
+    from dismai_data.physics.cpu import cpu_of, hardware
+
+    def row(d_all, n=2, accepted=2, **extra):
+        m = {"d_all": {"value": d_all, "error_low": 0.0532, "error_high": 0.0204, "n": n, "unit": ""},
+             "percent_failed": {"value": 98.0, "error_low": None, "error_high": None, "n": 100, "unit": "%"}}
+        return {"status": "scored", "percent_failed": 98.0, "n_accepted": accepted, "dataset_commit": "c",
+                "evaluation_version": "0.2.0", "metrics": json.dumps(m), **extra}
+
+    old = row(0.5852863, shipped_from="Intel(R) Xeon(R) Processor, 2 cores, no GPU; 2026-12-06T20:45:50Z; cmd")
+    assert _scored_on(old) == "Intel(R) Xeon(R) Processor, 2 cores, no GPU" and _scored_on(row(0.5)) is None
+    assert cpu_of(_scored_on(old)) == "Intel(R) Xeon(R) Processor" and cpu_of(hardware()) in hardware()
+    assert cpu_of("AMD EPYC (family 26 model 2), 2 cores, no GPU") == "AMD EPYC (family 26 model 2)"
+    identical, diffs = _differences(old, row(0.5838503), interval=False)
+    assert not identical and set(diffs) == {"d_all"}
+    assert _differences(old, row(0.5838503), interval=True) == (False, {})
+    assert set(_differences(old, row(0.50), interval=True)[1]) == {"d_all"}            # below 0.5321
+    assert set(_differences(old, row(0.61), interval=True)[1]) == {"d_all"}            # above 0.6057
+    assert set(_differences(old, row(0.5838503, n=3, accepted=3), interval=True)[1]) == {"d_all", "n_accepted"}
+    assert _differences(old, dict(old), interval=False) == (True, {})
+
 def test_reference_is_the_newest_release_not_its_preview():
     from dismai_data.leaderboard.score import _version_key
 

@@ -203,11 +203,13 @@ BASELINES: list[Baseline] = [
                     "paper's models train at full size on a GPU), stopped at the session's time budget; final "
                     "loss 0.74. Seed 0: 100 structures in 1280 s with DiffCSP's default corrector step 1e-5 "
                     "(not tuned).",
-                    "Relaxed and scored (3356 s, 2 processes): 65 of the 100 keep atoms closer than 1.5 Å after "
-                    "the 100 move-apart iterations and 33 of the other 35 do not reach fmax 0.05 eV/Å in 1000 "
-                    "FIRE steps, so 98 % failed; the 2 accepted score d_all 0.585 (d_Li 0.645, d_Co 0.888, d_Sc "
-                    "0.391). The random interface, relaxed the same way: d_all 0.0075, 0 % failed (200 "
-                    "structures). The paper, at full size on a GPU: DiffCSP d_all 0.037 with 7.2 % failed, "
+                    "Relaxed and scored (2606 s, 2 processes, on the AMD EPYC, 2026-12-07): 65 of the 100 keep "
+                    "atoms closer than 1.5 Å after the 100 move-apart iterations and 33 of the other 35 do not "
+                    "reach fmax 0.05 eV/Å in 1000 FIRE steps, so 98 % failed; the 2 accepted score d_all 0.584 "
+                    "(d_Li 0.645, d_Co 0.897, d_Sc 0.398). Scored first on the Intel Xeon (2026-12-06): the same "
+                    "counts, d_all 0.585; the relaxations diverge between the two CPUs' floating-point kernels "
+                    "(benchmarks/RESULTS.md). The random interface, relaxed the same way: d_all 0.0073, 0 % "
+                    "failed (200 structures). The paper, at full size on a GPU: DiffCSP d_all 0.037 with 7.2 % failed, "
                     "CryinGAN 0.043 with 9 %. At this CPU budget the model has not learned the interface's "
                     "local order."]),
     Baseline("template-jarvis-supercon-3d", ["jarvis-supercon-3d"], "dismai/jarvis-supercon-3d",

@@ -190,7 +190,10 @@ def test_submit_scored_by_the_hub_worker_then_duplicate_and_rescore(hub_on, ref,
     proc = dismai(hub_on, home, None, "leaderboard", "rescore", sid, "--storage", str(hub_on.storage),
                   "--endpoint", hub_on.url)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert last_json(proc) == {"submission_id": sid, "identical": True, "agree": True, "differences": {}}
+    from dismai_data.physics.cpu import hardware
+
+    assert last_json(proc) == {"submission_id": sid, "identical": True, "agree": True, "criterion": "rounding",
+                               "scored_on": "this hub's worker", "rescored_on": hardware(), "differences": {}}
 
     # the page lists it
     st, hdr, page = hub_on.request("GET", "/leaderboard")
@@ -622,6 +625,7 @@ def test_shipped_scores_become_a_labelled_row_that_rescore_confirms(hub_on, ref,
     # the publisher scored in-process and the worker in a single-threaded child: numbers agree
     # to rounding (a near-perfect match's RMSE is rounding noise), not always to the bit
     assert last_json(proc)["agree"] is True and last_json(proc)["differences"] == {}
+    assert last_json(proc)["criterion"] == "rounding" and last_json(proc)["scored_on"] == record["hardware"]
     # scores against another reference revision than the hub's: a failed row that says so
     other = predictions(ref, tmp_path / "other" / "seed0.parquet", shift=0.3)
     stale = dict(record, predictions_sha256=hashlib.sha256(other.read_bytes()).hexdigest(), dataset_revision="v0.1-old")

@@ -1,6 +1,7 @@
 """Does a fixed-composition DiffCSP checkpoint use the species? Prints, per noise level,
-its training loss on real rows and on the same noisy positions with the species shuffled
-within each cell (a random solid solution of the same composition).
+its training loss (``DiffCSP.loss``, t and noise fixed) on real rows and on the same noisy
+positions with the species shuffled within each cell (a random solid solution of the same
+composition).
 
     .venv/bin/python benchmarks/diffcsp_species.py --checkpoint models/checkpoints/diffcsp-alloy-300k-narrow \
         --dataset DIR/alloy --config 300K_narrow [--rows 16] [--reps 3] [--oracle]
@@ -61,31 +62,24 @@ def main() -> None:
     scale = float(np.linalg.norm(np.asarray(model.fixed_lattice), axis=1).mean())
     for step in [int(s) for s in a.steps.split(",") if 0 < int(s) <= model.timesteps]:
         t = torch.full((len(items),), step)
-        sig = model.sigmas[t][batch][:, None]
-        sig_norm = model.sigmas_norm[t][batch][:, None]
+        s = float(model.sigmas[step])
         real, shuf, orc = [], [], []
         for rep in range(a.reps):
             r = torch.randn(frac.shape, generator=torch.Generator().manual_seed(rep))
-            x_t = (frac + sig * r) % 1.0
-            target = d_log_p_wrapped_normal(sig * r, sig) / sig_norm.sqrt()
             with torch.no_grad():
-                _, p_real = model.denoise(types, x_t, lat, num, batch, t)
-                _, p_shuf = model.denoise(shuffled, x_t, lat, num, batch, t)
-            real.append(float(((p_real - target) ** 2).mean()))
-            shuf.append(float(((p_shuf - target) ** 2).mean()))
+                real.append(float(model.loss(types, frac, lat, num, batch, t=t, rand_x=r)["loss_coord"]))
+                shuf.append(float(model.loss(shuffled, frac, lat, num, batch, t=t, rand_x=r)["loss_coord"]))
             if a.oracle:
-                s = float(model.sigmas[step])
-                d = (frac.double() + sig.double() * r)[:, None, :] - sites[None, :, :]
+                target = model.coord_target(r, t, batch).double()
+                d = (frac.double() + s * r.double())[:, None, :] - sites[None, :, :]
                 d = d - torch.round(d)
                 w = torch.softmax(-(d ** 2).sum(-1) / (2 * s * s), dim=1)
                 score = torch.nan_to_num(d_log_p_wrapped_normal(d, torch.tensor(s)))  # far sites: 0/0, weight 0
-                pred = (w[..., None] * score).sum(1) / sig_norm.double().sqrt()
-                orc.append(float(((pred - target.double()) ** 2).mean()))
-        s = float(model.sigmas[step])
+                pred = (w[..., None] * score).sum(1) / float(model.sigmas_norm[step]) ** 0.5
+                orc.append(float(((pred - target) ** 2).mean()))
         line = (f"{step:4d}  {s:11.4f}  {s * scale:8.3f}  {np.mean(real):9.4f}  {np.mean(shuf):13.4f}  "
                 f"{np.mean(shuf) - np.mean(real):13.5f}")
         print(line + (f"  {np.mean(orc):6.3f}" if a.oracle else ""), flush=True)
-
 
 if __name__ == "__main__":
     main()

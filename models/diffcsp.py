@@ -193,15 +193,25 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
         self.net.edges = None
         return out.lattices, out.frac_coords
 
-    def loss(self, types, frac, lattices, num_atoms, batch, gen: torch.Generator | None = None) -> dict:
-        """DiffCSP's training loss on one batch (t uniform in 1..T per cell)."""
-        B, dev = lattices.shape[0], lattices.device
-        t = torch.randint(1, self.timesteps + 1, (B,), generator=gen, device="cpu").to(dev)
+    def coord_target(self, rand_x: torch.Tensor, t: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """The coordinates' training target for the noise ``sigma_t * rand_x``: the wrapped
+        normal's score, normalised by ``sqrt(sigma_norm_t)`` (``t`` per cell, ``batch`` per atom)."""
         from chemeleon_dng.diffusion.models.dsm import d_log_p_wrapped_normal
 
         sig = self.sigmas[t][batch][:, None]
-        sig_norm = self.sigmas_norm[t][batch][:, None]
-        rand_x = torch.randn(frac.shape, generator=gen).to(dev)
+        return d_log_p_wrapped_normal(sig * rand_x, sig) / self.sigmas_norm[t][batch][:, None].sqrt()
+
+    def loss(self, types, frac, lattices, num_atoms, batch, gen: torch.Generator | None = None, *,
+             t: torch.Tensor | None = None, rand_x: torch.Tensor | None = None) -> dict:
+        """DiffCSP's training loss on one batch (t uniform in 1..T per cell). ``t`` and
+        ``rand_x`` (the coordinates' standard-normal noise) fix those draws, to compare the
+        loss of the same noisy positions under other inputs (``benchmarks/diffcsp_species.py``)."""
+        B, dev = lattices.shape[0], lattices.device
+        if t is None:
+            t = torch.randint(1, self.timesteps + 1, (B,), generator=gen, device="cpu").to(dev)
+        sig = self.sigmas[t][batch][:, None]
+        if rand_x is None:
+            rand_x = torch.randn(frac.shape, generator=gen).to(dev)
         x_t = (frac + sig * rand_x) % 1.0
         if self.fixed_lattice is None:
             rand_l = torch.randn(lattices.shape, generator=gen).to(dev)
@@ -210,8 +220,7 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
         else:
             l_t = lattices
         pred_l, pred_x = self.denoise(types, x_t, l_t, num_atoms, batch, t)
-        target_x = d_log_p_wrapped_normal(sig * rand_x, sig) / sig_norm.sqrt()
-        loss_x = torch.mean((pred_x - target_x) ** 2)
+        loss_x = torch.mean((pred_x - self.coord_target(rand_x, t, batch)) ** 2)
         loss_l = torch.mean((pred_l - rand_l) ** 2) if self.fixed_lattice is None else torch.zeros((), device=dev)
         return {"loss": loss_l + loss_x, "loss_lattice": loss_l, "loss_coord": loss_x}
 

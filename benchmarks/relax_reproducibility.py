@@ -23,7 +23,6 @@ them with that run's shards.
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import os
 import subprocess
@@ -49,8 +48,7 @@ def _digest(predictions: str, n: int) -> str:
 
 
 def inputs(a) -> None:
-    sys.path.insert(0, os.path.dirname(__file__))
-    from _cpu import cpu_line
+    from _cpu import cpu_line  # benchmarks/ is on sys.path when a script there runs
 
     print(cpu_line())
     for core in CORETYPES:
@@ -61,14 +59,20 @@ def inputs(a) -> None:
 
 
 def _load(folder: str) -> dict:
-    import pyarrow.parquet as pq
+    """id -> (input sha256, RelaxResult) of a checkpoint folder (the evaluation's own reader)."""
+    from dismai_data.physics.relax.shards import read_checkpoints
 
-    rows = {}
-    for f in sorted(glob.glob(os.path.join(folder, "*.parquet"))):
-        rows.update({r["id"]: r for r in pq.read_table(f).to_pylist()})
-    if not rows:
-        raise SystemExit(f"{folder}: no relaxation shards (*.parquet)")
-    return rows
+    out = read_checkpoints(folder)
+    if not out:
+        raise SystemExit(f"{folder}: no relaxation shards (shard-*.parquet)")
+    return out
+
+
+def _displacement(x, y) -> float:
+    """Largest periodic distance (Å) between the same atom in two structures of one cell."""
+    d = np.asarray(x.frac_coords) - np.asarray(y.frac_coords)
+    d -= np.round(d)
+    return float(np.linalg.norm(d @ x.lattice.matrix, axis=1).max())
 
 
 def compare(a) -> None:
@@ -76,17 +80,15 @@ def compare(a) -> None:
     common = sorted(set(A) & set(B))
     print(f"{len(A)} and {len(B)} relaxations, {len(common)} with the same id")
     print(f"same input_sha256 (bit-identical structure entering the relaxation): "
-          f"{sum(A[k]['input_sha256'] == B[k]['input_sha256'] for k in common)} of {len(common)}")
+          f"{sum(A[k][0] == B[k][0] for k in common)} of {len(common)}")
     disp, de, steps = [], [], []
     for k in common:
-        x, y = A[k], B[k]
-        if x["error"] or y["error"]:
+        x, y = A[k][1], B[k][1]
+        if x.error or y.error or x.structure is None or y.structure is None:
             continue
-        d = np.asarray(x["frac_coords"]) - np.asarray(y["frac_coords"])
-        d -= np.round(d)
-        disp.append(float(np.linalg.norm(d @ np.asarray(x["lattice"]), axis=1).max()))
-        de.append(abs(x["energy"] - y["energy"]) / x["num_atoms"])
-        steps.append((x["steps"], y["steps"], x["converged"], y["converged"]))
+        disp.append(_displacement(x.structure, y.structure))
+        de.append(abs(x.energy - y.energy) / len(x.structure))
+        steps.append((x.steps, y.steps, x.converged, y.converged))
     if not disp:
         print("no pair relaxed in both")
         return
@@ -110,14 +112,14 @@ def rerun(a) -> None:
     moved = {i: move_apart_task(rows[int(i)])["structure"] for i in a.ids}
     res, _ = relax_generated(moved, {"engine": "m3gnet", "source": None}, workers=1)
     for i in a.ids:
-        r, s = shards[i], res[i]
+        r, s = shards[i][1], res[i]
         if s.get("structure") is None:
             print(f"{i}: not relaxed here ({s.get('reason')})")
             continue
-        d = np.asarray(s["structure"].frac_coords) - np.asarray(r["frac_coords"])
+        d = np.asarray(s["structure"].frac_coords) - np.asarray(r.structure.frac_coords)
         d = np.abs(d - np.round(d))
-        print(f"{i}: steps {s['relax_steps']} here, {r['steps']} in the run; energy equal to the bit: "
-              f"{s['relax_energy_eV'] == r['energy']}; positions: largest |d frac| {d.max():.2g}")
+        print(f"{i}: steps {s['relax_steps']} here, {r.steps} in the run; energy equal to the bit: "
+              f"{s['relax_energy_eV'] == r.energy}; positions: largest |d frac| {d.max():.2g}")
 
 
 def main() -> None:

@@ -239,6 +239,11 @@ def train_diffcsp(
     num_freqs: int = typer.Option(128, "--num-freqs"),
     time_dim: int = typer.Option(256, "--time-dim"),
     timesteps: int = typer.Option(1000, "--timesteps"),
+    sigma_end: float = typer.Option(None, "--sigma-end", help="sigma_T of the coordinates' noise (fractional; "
+                                    "default 0.1 for alloy and interface, 0.05 for a-si as Dismai-Bench, else 0.5)"),
+    init_from: Path = typer.Option(None, "--init-from", help="start from this checkpoint's denoiser weights (same "
+                                   "architecture and composition; new optimiser and schedules), recorded in "
+                                   "training.json"),
     edges: str = typer.Option(None, "--edges", help="fc (all pairs) or knn (--knn within 7 Å); default knn for "
                               "cells over 64 atoms"),
     knn: int = typer.Option(20, "--knn", help="neighbours per atom of the knn graph (DiffCSP: 20)"),
@@ -258,12 +263,17 @@ def train_diffcsp(
     import torch
 
     from .data import dataset_name, load_split
-    from .diffcsp import ALIGNED_DATASETS, DiffCSP, load_float, step_lr_for, train, training_batches
+    from .diffcsp import (ALIGNED_DATASETS, DiffCSP, load_float, sigma_end_for, step_lr_for, train,
+                          training_batches, warm_start)
 
     if epochs is None and max_minutes is None:
         raise typer.BadParameter("give --epochs or --max-minutes", param_hint="--epochs")
     if edges not in (None, "fc", "knn"):
         raise typer.BadParameter(f"{edges!r}: fc or knn", param_hint="--edges")
+    if resume and init_from is not None:
+        raise typer.BadParameter("--resume continues a run; --init-from starts a new one", param_hint="--init-from")
+    if sigma_end is not None and not 0 < sigma_end <= 0.5:
+        raise typer.BadParameter(f"{sigma_end}: sigma_T is a fractional noise in (0, 0.5]", param_hint="--sigma-end")
     if threads:
         torch.set_num_threads(threads)
     name = dataset_name(dataset)
@@ -280,16 +290,24 @@ def train_diffcsp(
     else:
         kw = dict(hidden_dim=hidden_dim, num_layers=num_layers, num_freqs=num_freqs, time_dim=time_dim,
                   timesteps=timesteps, edge_style=edges or ("knn" if big else "fc"), knn=knn, step_lr=step_lr_for(name),
+                  sigma_end=sigma_end_for(name) if sigma_end is None else sigma_end,
                   dataset=f"dismai/{name}" if Path(dataset).is_dir() else dataset, dataset_config=config,
                   dataset_revision=revision, task=f"alloy/{config}" if name == "alloy" else name)
         if fixed:
             kw.update(fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1],
                       align_origin=name in ALIGNED_DATASETS)
         model = DiffCSP(**kw)
+    origin = None
+    if init_from is not None:
+        try:
+            origin = warm_start(model, init_from)
+        except (FileNotFoundError, ValueError) as e:
+            raise typer.BadParameter(str(e), param_hint="--init-from") from None
     bs = batch_size or (32 if big else 512 if max(len(it[0]) for it in items) <= 20 else 256)
     typer.echo(f"DiffCSP on {dataset} [{config}] train: {len(items)} structures, edges {model.edge_style}, "
                f"{sum(p.numel() for p in model.parameters())} parameters, batch {bs}, device {device}")
     summary = train(model, items, out, epochs=epochs, max_seconds=None if max_minutes is None else 60 * max_minutes,
                     batch_size=bs, lr=lr, seed=seed, save_every=save_every, resume=resume, device=device,
-                    log=lambda r: typer.echo(json.dumps(r)), command="dismai train diffcsp " + " ".join(sys.argv[3:]))
+                    log=lambda r: typer.echo(json.dumps(r)), command="dismai train diffcsp " + " ".join(sys.argv[3:]),
+                    initialised_from=origin)
     typer.echo(f"wrote {out} ({summary['epoch']} epochs, {summary['batches']} batches, {summary['seconds']} s)")

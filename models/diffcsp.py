@@ -52,6 +52,11 @@ from dismai_data.errors import StructureError
 MAX_Z = 100  # DiffCSP's MAX_ATOMIC_NUM: atom types embed as Z - 1
 STEP_LR = {"perov-5": 5e-7, "carbon-24": 5e-6}  # DiffCSP scripts/eval_utils.py recommand_step_lr["csp"]
 DEFAULT_STEP_LR = 1e-5  # mp_20 / mpts_52 (and every other dataset here)
+#: sigma_T of the coordinates' noise schedule (fractional units; DiffCSP's default 0.5). Dismai-Bench
+#: (Yong et al. 2024, section 4.2.2) sets 0.1 for the interface and the alloys and 0.05 for a-Si: their
+#: structures sit near a lattice or a dense packing, and the noise that matters is below an Angstrom.
+SIGMA_END = {"alloy": 0.1, "interface": 0.1, "a-si": 0.05}
+DEFAULT_SIGMA_END = 0.5
 ALIGNED_DATASETS = ("alloy",)  # rows on one lattice with a site at the origin: samples get align_origin
 CHECKPOINT_STATE = "training_state.pt"  # optimiser, scheduler, RNG, epoch: what --resume reads
 
@@ -417,13 +422,15 @@ def _run_epoch(model: DiffCSP, items: Sequence[tuple], opt, gen: torch.Generator
 def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs: int | None = None,
           max_seconds: float | None = None, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
           save_every: float = 120.0, resume: bool = False, log: Callable[[dict], None] | None = None,
-          device: str = "cpu", command: str | None = None) -> dict:
+          device: str = "cpu", command: str | None = None, initialised_from: dict | None = None) -> dict:
     """Train (or resume) ``model`` on ``items``, checkpointing weights, optimiser,
     scheduler and RNG state into ``folder`` every ``save_every`` seconds and at the end.
     ``resume``: the weights, optimiser, scheduler and RNG state of ``folder``'s last
     checkpoint replace ``model``'s (log lines after it are dropped) and training goes on.
     Stops after ``epochs`` epochs in all (counting earlier segments) or ``max_seconds`` of
-    this call, whichever comes first. Returns the training summary (also training.json)."""
+    this call, whichever comes first. ``initialised_from`` (a new run that starts from
+    another checkpoint's weights: :func:`warm_start`) is kept in the summary. Returns the
+    training summary (also training.json)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.to(device).train()
@@ -433,6 +440,8 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
     state = {"epoch": 0, "batches": 0, "seconds": 0.0, "segments": []}
     if resume:
         state = _restore(folder, model, opt, sched, gen, device)
+    elif initialised_from is not None:
+        state["initialised_from"] = initialised_from
     t0 = time.perf_counter()
     last_save = t0
     seg = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": _device_name(device), "epochs": 0,
@@ -511,5 +520,25 @@ def step_lr_for(dataset: str) -> float:
     return STEP_LR.get(name, DEFAULT_STEP_LR)
 
 
+def sigma_end_for(dataset: str) -> float:
+    name = Path(str(dataset).rstrip("/")).name
+    return SIGMA_END.get(name, DEFAULT_SIGMA_END)
+
+
+def warm_start(model: DiffCSP, folder: str | Path) -> dict:
+    """Copy the denoiser weights of the checkpoint in ``folder`` into ``model`` (same
+    architecture; the schedules stay ``model``'s own). Returns what to record of it."""
+    src = load_float(folder)
+    arch = ("hidden_dim", "time_dim", "num_layers", "num_freqs", "timesteps", "edge_style", "knn")
+    diff = [k for k in arch if getattr(src, k) != getattr(model, k)]
+    if diff or src.blocks != model.blocks:
+        raise ValueError(f"{folder}: its checkpoint differs from this model in {diff or ['composition']}")
+    model.net.load_state_dict(src.net.state_dict())
+    info = json.loads((Path(folder) / "training.json").read_text()) if (Path(folder) / "training.json").is_file() \
+        else {}
+    return {"folder": str(folder), "epoch": info.get("epoch"), "seconds": info.get("seconds"),
+            "sigma_end": src.sigma_end, "timesteps": src.timesteps}
+
+
 __all__ = ["ALIGNED_DATASETS", "DiffCSP", "collate", "fc_edges", "knn_edges", "load_float", "origin_aligned",
-           "save_checkpoint", "step_lr_for", "train", "training_batches"]
+           "save_checkpoint", "sigma_end_for", "step_lr_for", "train", "training_batches", "warm_start"]

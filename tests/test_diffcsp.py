@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from dismai_data.models import load, write_predictions
-from dismai_data.models.diffcsp import (DiffCSP, fc_edges, knn_edges, save_checkpoint, train,
+from dismai_data.models.diffcsp import (DiffCSP, fc_edges, knn_edges, save_checkpoint, sigma_end_for, train,
                                         training_batches)
 from dismai_data.structure import make_row, rows_to_table
 
@@ -75,6 +75,7 @@ def test_fc_edges_are_all_pairs_within_each_cell():
 
 
 def test_schedules_are_diffcsps():
+    assert (sigma_end_for("dismai/alloy"), sigma_end_for("a-si"), sigma_end_for("dismai/perov-5")) == (0.1, 0.05, 0.5)
     m = DiffCSP(**TINY)
     assert m.sigmas[0] == 0 and abs(float(m.sigmas[1]) - 0.005) < 1e-7 and abs(float(m.sigmas[-1]) - 0.5) < 1e-6
     assert float(m.alphas_cumprod[0]) == 1.0 and float(m.alphas_cumprod[-1]) < 1e-3
@@ -189,8 +190,28 @@ def test_train_cli_on_an_alloy_aligns_its_samples(tmp_path):
     assert res.exit_code == 0, res.output
     m = load(out)
     assert m.align_origin and m.knn == 6 and m.fixed_lattice is not None
+    assert m.sigma_end == 0.1 and abs(float(m.sigmas[-1]) - 0.1) < 1e-6  # Dismai-Bench's sigma_T for the alloys
     for r in m.generate(2, seed=0):  # the atom nearest the origin sits on it
         assert min(np.linalg.norm(np.asarray(r["frac_coords"]), axis=1)) < 1e-9
+    # a new run from these weights under another sigma_T: the denoiser is copied, the schedule is the new one
+    warm = tmp_path / "warm"
+    arch = ["--edges", "knn", "--knn", "6", "--hidden-dim", "16", "--num-layers", "2", "--num-freqs", "4",
+            "--time-dim", "8", "--timesteps", "10"]
+    res = CliRunner().invoke(app, ["train", "diffcsp", "--dataset", str(folder), "--out", str(warm), "--epochs", "1",
+                                   "--sigma-end", "0.2", "--init-from", str(out), "--save-every", "1e9", *arch])
+    assert res.exit_code == 0, res.output
+    w = load(warm)
+    assert w.sigma_end == 0.2 and abs(float(w.sigmas[-1]) - 0.2) < 1e-6
+    origin = json.loads((warm / "training.json").read_text())["initialised_from"]
+    assert origin["folder"] == str(out) and origin["epoch"] == 1 and origin["sigma_end"] == 0.1
+    # another architecture, or --resume with it, is refused before anything is written
+    for extra in (["--hidden-dim", "32"], ["--resume"]):
+        res = CliRunner().invoke(app, ["train", "diffcsp", "--dataset", str(folder), "--out", str(tmp_path / "x"),
+                                       "--epochs", "1", "--init-from", str(out), *arch, *extra])
+        assert res.exit_code == 2 and "--init-from" in res.output, res.output
+    res = CliRunner().invoke(app, ["train", "diffcsp", "--dataset", str(folder), "--out", str(tmp_path / "x"),
+                                   "--epochs", "1", "--sigma-end", "0.7", *arch])
+    assert res.exit_code == 2 and "--sigma-end" in res.output
 
 
 def test_shipped_predictions_are_scored_with_their_hashes(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def prepare(args) -> None:
     import torch
 
     from dismai_data.models.data import load_split
-    from dismai_data.models.diffcsp import ALIGNED_DATASETS, step_lr_for, training_batches
+    from dismai_data.models.diffcsp import ALIGNED_DATASETS, sigma_end_for, step_lr_for, training_batches
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,6 +61,7 @@ def prepare(args) -> None:
         big = max(len(it[0]) for it in items) > KNN_ABOVE
         arch = dict(ARCH, **{k: getattr(args, k) for k in ARCH if getattr(args, k) is not None})
         kwargs = dict(arch, edge_style="knn" if big else "fc", step_lr=step_lr_for(job["dataset"]),
+                      sigma_end=sigma_end_for(job["dataset"]),
                       dataset=f"dismai/{job['dataset']}", dataset_config=job["config"],
                       task=f"alloy/{job['config']}" if job["dataset"] == "alloy" else job["dataset"])
         if big and args.knn is not None:

@@ -9,6 +9,9 @@ Three steps, each a subcommand:
     # here: unpack into models/checkpoints/diffcsp-*/ (float16 weights, predictions parquet per seed)
     .venv/bin/python benchmarks/diffcsp_gpu.py collect --from DIR
 
+A checkpoint trained elsewhere (``dismai train diffcsp``) is sampled into the same layout with
+``sample --checkpoint DIR --name JOB --out OUT --n N``, then collected the same way.
+
 ``run`` trains each job for ``--train-s`` seconds (checkpoint every minute), then samples
 seed 0, 1, ... (one prediction per target row, or ``n`` structures for the fixed-
 composition sets) until ``--deadline-s`` or its ``max_seeds``, re-packing the job's tar in
@@ -192,6 +195,30 @@ def run(args) -> None:
     print(f"all jobs done in {time.time() - t0:.0f} s; return codes {[p.returncode for p in procs]}")
 
 
+def sample(args) -> None:
+    """Seeds 0.. of a trained checkpoint folder into ``samples-seed*.pt`` + ``samples.json``
+    there, packed as ``--out``/<name>.tar after each seed (what ``collect`` reads)."""
+    import torch
+
+    from dismai_data.models.diffcsp import _device_name, load_float
+
+    folder, out = Path(args.checkpoint), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_float(folder).to(args.device)
+    if args.step_lr is not None:
+        model.step_lr = args.step_lr
+    meta = {"seeds": [], "device": _device_name(args.device), "step_lr": model.step_lr,
+            "command": "benchmarks/diffcsp_gpu.py " + " ".join(sys.argv[1:])}
+    for seed in range(args.seeds):
+        t = time.time()
+        arr = model.sample_arrays(args.n, seed=seed, chunk_atoms=args.chunk_atoms)
+        torch.save([(rid, sp, f, L) for rid, sp, f, L in arr], folder / f"samples-seed{seed}.pt")
+        meta["seeds"].append({"seed": seed, "structures": len(arr), "seconds": round(time.time() - t, 1)})
+        (folder / "samples.json").write_text(json.dumps(meta, indent=1) + "\n")
+        _pack_out(folder, out, args.name)
+        print(f"{args.name}: seed {seed}: {len(arr)} structures in {time.time() - t:.1f} s", flush=True)
+
+
 def collect(args) -> None:
     """Unpack each job tar into models/checkpoints/diffcsp-<job>/: float16 weights,
     config, training record, and one predictions parquet per sampled seed."""
@@ -262,11 +289,21 @@ def main() -> None:
                        help="Langevin corrector step for sampling (default: DiffCSP's for the dataset)")
         p.add_argument("--only", nargs="*")
         p.add_argument("--smoke", action="store_true", help="a seconds-long run of the whole path (CPU check)")
+    p = sub.add_parser("sample")
+    p.add_argument("--checkpoint", required=True, help="a trained DiffCSP folder (dismai train diffcsp --out)")
+    p.add_argument("--name", required=True, help="the job name: collect writes models/checkpoints/diffcsp-NAME")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=None, help="structures per seed (fixed composition)")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--chunk-atoms", type=int, default=12800)
+    p.add_argument("--step-lr", type=float, default=None, help="corrector step (default: the checkpoint's)")
     p = sub.add_parser("collect")
     p.add_argument("--from", dest="src", required=True)
     p.add_argument("--keep", default=None, help="also keep the full-precision job folders here (resume)")
     args = ap.parse_args()
-    {"prepare": prepare, "run": run, "run-one": run_one, "collect": collect}[args.cmd](args)
+    {"prepare": prepare, "run": run, "run-one": run_one, "sample": sample,
+     "collect": collect}[args.cmd](args)
 
 
 if __name__ == "__main__":

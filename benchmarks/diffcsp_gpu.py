@@ -35,13 +35,17 @@ JOBS = {
     "perov-5": dict(dataset="perov-5", config=None, fixed=False, n=None, max_seeds=20, batch_size=512),
     "jarvis-supercon-3d": dict(dataset="jarvis-supercon-3d", config=None, fixed=False, n=None, max_seeds=20,
                                batch_size=256),
-    "alloy-300k-narrow": dict(dataset="alloy", config="300K_narrow", fixed=True, n=200, max_seeds=1, batch_size=32),
-    "a-si": dict(dataset="a-si", config=None, fixed=True, n=200, max_seeds=1, batch_size=32),
+    "alloy-300k-narrow": dict(dataset="alloy", config="300K_narrow", fixed=True, n=200, max_seeds=1, batch_size=32,
+                              arch="dismai"),
+    "a-si": dict(dataset="a-si", config=None, fixed=True, n=200, max_seeds=1, batch_size=32, arch="dismai"),
     "interface": dict(dataset="interface", config=None, fixed=True, n=200, max_seeds=1, batch_size=32,
-                      vacuum_axis=2),
+                      vacuum_axis=2, arch="dismai"),
 }
-#: one architecture for every job (DiffCSP's, with hidden width 128 instead of 512: see the cards)
+#: the architecture of every job (DiffCSP's, with hidden width 128 instead of 512: see the cards) ...
 ARCH = dict(hidden_dim=128, time_dim=128, num_layers=6, num_freqs=128, timesteps=1000)
+#: ... except the Dismai sets', which take Dismai-Bench's (section 4.2.2: 4 layers, 256 hidden states; their
+#: sigma_T comes with the dataset, ``sigma_end_for``)
+ARCHS = {"dismai": dict(ARCH, hidden_dim=256, time_dim=256, num_layers=4)}
 KNN_ABOVE = 64  # cells of more atoms use knn edges (20 within 7 Å), smaller ones all pairs
 
 
@@ -62,7 +66,8 @@ def prepare(args) -> None:
         rows = load_split(folder, "train", config=job["config"], columns=cols)
         items, comp, lat = training_batches(rows, fixed=job["fixed"], source=src, vacuum_axis=job.get("vacuum_axis"))
         big = max(len(it[0]) for it in items) > KNN_ABOVE
-        arch = dict(ARCH, **{k: getattr(args, k) for k in ARCH if getattr(args, k) is not None})
+        arch = dict(ARCHS.get(job.get("arch"), ARCH),
+                    **{k: getattr(args, k) for k in ARCH if getattr(args, k) is not None})
         kwargs = dict(arch, edge_style="knn" if big else "fc", step_lr=step_lr_for(job["dataset"]),
                       sigma_end=sigma_end_for(job["dataset"]),
                       dataset=f"dismai/{job['dataset']}", dataset_config=job["config"],

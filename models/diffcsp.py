@@ -6,7 +6,8 @@ same architecture: its ``CSPNet`` is the denoiser (periodic E(3)-invariant GNN; 
 features are the lattice inner products ``L L^T`` and a sinusoidal embedding of the
 fractional differences, coordinate output per atom, lattice output ``L' = M L``), its
 ``DSM`` holds the wrapped-normal score schedule of the coordinates (log-spaced sigma
-from 0.005 to 0.5, the Monte-Carlo ``sigma_norm``) and its cosine beta schedule feeds the
+from 0.005 to sigma_T: DiffCSP's 0.5, or the Dismai sets' ``SIGMA_END``; the Monte-Carlo
+``sigma_norm``) and its cosine beta schedule feeds the
 DDPM of the lattice. What is written here, from the paper and DiffCSP's
 ``CSPDiffusion``:
 
@@ -528,6 +529,8 @@ def sigma_end_for(dataset: str) -> float:
 def warm_start(model: DiffCSP, folder: str | Path) -> dict:
     """Copy the denoiser weights of the checkpoint in ``folder`` into ``model`` (same
     architecture; the schedules stay ``model``'s own). Returns what to record of it."""
+    if not (Path(folder) / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: no DiffCSP checkpoint (config.json) to start from")
     src = load_float(folder)
     arch = ("hidden_dim", "time_dim", "num_layers", "num_freqs", "timesteps", "edge_style", "knn")
     diff = [k for k in arch if getattr(src, k) != getattr(model, k)]

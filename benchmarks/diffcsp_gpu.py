@@ -162,14 +162,25 @@ def run_one(args) -> None:
     print(f"{name}: trained {summary['epoch']} epochs, {summary['batches']} batches, {summary['seconds']} s",
           flush=True)
     _pack_out(work, out, name)
+    _sample_seeds(model, work, out, name, {"seeds": [], "device": summary["segments"][-1]["device"]},
+                  seeds=job["max_seeds"], n=job["n"], targets=pack["targets"], chunk_atoms=args.chunk_atoms,
+                  stop_after=t_start + args.deadline_s, deadline=t_start + args.hard_s)
+
+
+def _sample_seeds(model, work: Path, out: Path, name: str, meta: dict, *, seeds: int, n, targets=None,
+                  chunk_atoms: int, stop_after: float | None = None, deadline: float | None = None) -> None:
+    """Seeds 0.. of ``model`` into ``work``/samples-seed*.pt + samples.json (``meta`` plus one
+    entry per seed), the job re-packed as ``out``/<name>.tar after each seed. ``stop_after``:
+    start no seed after it; ``deadline``: start no chunk of cells after it (a seed cut short
+    keeps what it finished; an empty one ends the loop)."""
+    import torch
+
     model.eval()
-    meta = {"seeds": [], "device": summary["segments"][-1]["device"]}
-    for seed in range(job["max_seeds"]):
-        if time.time() - t_start > args.deadline_s:
+    for seed in range(seeds):
+        if stop_after is not None and time.time() > stop_after:
             break
         t = time.time()
-        arr = model.sample_arrays(job["n"], seed=seed, targets=pack["targets"], chunk_atoms=args.chunk_atoms,
-                                  deadline=t_start + args.hard_s)
+        arr = model.sample_arrays(n, seed=seed, targets=targets, chunk_atoms=chunk_atoms, deadline=deadline)
         if not arr:
             break
         torch.save([(rid, sp, f, L) for rid, sp, f, L in arr], work / f"samples-seed{seed}.pt")
@@ -203,8 +214,6 @@ def run(args) -> None:
 def sample(args) -> None:
     """Seeds 0.. of a trained checkpoint folder into ``samples-seed*.pt`` + ``samples.json``
     there, packed as ``--out``/<name>.tar after each seed (what ``collect`` reads)."""
-    import torch
-
     from dismai_data.models.diffcsp import _device_name, load_float
 
     folder, out = Path(args.checkpoint), Path(args.out)
@@ -214,14 +223,7 @@ def sample(args) -> None:
         model.step_lr = args.step_lr
     meta = {"seeds": [], "device": _device_name(args.device), "step_lr": model.step_lr,
             "command": "benchmarks/diffcsp_gpu.py " + " ".join(sys.argv[1:])}
-    for seed in range(args.seeds):
-        t = time.time()
-        arr = model.sample_arrays(args.n, seed=seed, chunk_atoms=args.chunk_atoms)
-        torch.save([(rid, sp, f, L) for rid, sp, f, L in arr], folder / f"samples-seed{seed}.pt")
-        meta["seeds"].append({"seed": seed, "structures": len(arr), "seconds": round(time.time() - t, 1)})
-        (folder / "samples.json").write_text(json.dumps(meta, indent=1) + "\n")
-        _pack_out(folder, out, args.name)
-        print(f"{args.name}: seed {seed}: {len(arr)} structures in {time.time() - t:.1f} s", flush=True)
+    _sample_seeds(model, folder, out, args.name, meta, seeds=args.seeds, n=args.n, chunk_atoms=args.chunk_atoms)
 
 
 def collect(args) -> None:

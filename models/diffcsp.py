@@ -50,6 +50,8 @@ from torch import nn
 
 from dismai_data.errors import StructureError
 
+from .data import dataset_name
+
 MAX_Z = 100  # DiffCSP's MAX_ATOMIC_NUM: atom types embed as Z - 1
 STEP_LR = {"perov-5": 5e-7, "carbon-24": 5e-6}  # DiffCSP scripts/eval_utils.py recommand_step_lr["csp"]
 DEFAULT_STEP_LR = 1e-5  # mp_20 / mpts_52 (and every other dataset here)
@@ -517,13 +519,11 @@ def load_float(folder: str | Path, **kw) -> DiffCSP:
 
 
 def step_lr_for(dataset: str) -> float:
-    name = Path(str(dataset).rstrip("/")).name
-    return STEP_LR.get(name, DEFAULT_STEP_LR)
+    return STEP_LR.get(dataset_name(dataset), DEFAULT_STEP_LR)
 
 
 def sigma_end_for(dataset: str) -> float:
-    name = Path(str(dataset).rstrip("/")).name
-    return SIGMA_END.get(name, DEFAULT_SIGMA_END)
+    return SIGMA_END.get(dataset_name(dataset), DEFAULT_SIGMA_END)
 
 
 def warm_start(model: DiffCSP, folder: str | Path) -> dict:

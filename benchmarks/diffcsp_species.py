@@ -4,7 +4,7 @@ positions with the species shuffled within each cell (a random solid solution of
 composition).
 
     .venv/bin/python benchmarks/diffcsp_species.py --checkpoint models/checkpoints/diffcsp-alloy-300k-narrow \
-        --dataset DIR/alloy --config 300K_narrow [--rows 16] [--reps 3] [--oracle]
+        --dataset DIR/alloy --config 300K_narrow [--rows 16] [--reps 3] [--oracle] [--wc]
 
 A model that has learned the chemical ordering (the alloys' 1NN Warren-Cowley values) has a
 lower loss on the real species at the noise levels where atoms choose their sites; a
@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="noise draws per level")
     ap.add_argument("--steps", default="10,40,70,85,100,115,130,160,190,220,250")
     ap.add_argument("--oracle", action="store_true")
+    ap.add_argument("--wc", action="store_true", help="alloys: first print the 1NN Warren-Cowley means of the rows "
+                    "as read and as the training tensors hold them (the ordering the model is given)")
     a = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -47,7 +49,9 @@ def main() -> None:
     if model.fixed_lattice is None:
         raise SystemExit(f"{a.checkpoint}: not a fixed-composition checkpoint (no blocks to shuffle)")
     rows = load_split(a.dataset, a.split, config=a.config)[:a.rows]
-    items, _, _ = training_batches(rows, fixed=True, source=f"{a.dataset} {a.split}")
+    items, (blocks, _), _ = training_batches(rows, fixed=True, source=f"{a.dataset} {a.split}")
+    if a.wc:
+        _print_wc(rows, items, [sp for sp, n in blocks for _ in range(n)])
     types, frac, lat, num, batch = collate(items, "cpu")
     gen = torch.Generator().manual_seed(0)
     shuffled = types.clone()
@@ -80,6 +84,22 @@ def main() -> None:
         line = (f"{step:4d}  {s:11.4f}  {s * scale:8.3f}  {np.mean(real):9.4f}  {np.mean(shuf):13.4f}  "
                 f"{np.mean(shuf) - np.mean(real):13.5f}")
         print(line + (f"  {np.mean(orc):6.3f}" if a.oracle else ""), flush=True)
+
+def _print_wc(rows, items, species) -> None:
+    """1NN Warren-Cowley means (the evaluation's site assignment and ``ce.warren_cowley``) of
+    ``rows`` and of their training tensors (block-ordered species, ``items``' coordinates)."""
+    from dismai_data.evaluation.alloy import assign
+    from dismai_data.physics import ce
+    from dismai_data.structure import make_row
+
+    tensors = [make_row(species, f.double().numpy(), L.double().numpy(), r["id"], symmetry=False)
+               for r, (_, f, L) in zip(rows, items)]
+    first = [i for i, lab in enumerate(ce.SRO_LABELS) if lab.startswith("1NN")]
+    for label, rs in (("rows", rows), ("training tensors", tensors)):
+        wc = ce.warren_cowley(np.stack([assign(r)[0] for r in rs]))[:, first].mean(0)
+        print(f"1NN Warren-Cowley, {label}: " + ", ".join(f"{ce.SRO_LABELS[i][4:]} {v:.3f}"
+                                                          for i, v in zip(first, wc)))
+
 
 if __name__ == "__main__":
     main()

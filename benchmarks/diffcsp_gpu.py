@@ -35,18 +35,21 @@ JOBS = {
     "perov-5": dict(dataset="perov-5", config=None, fixed=False, n=None, max_seeds=20, batch_size=512),
     "jarvis-supercon-3d": dict(dataset="jarvis-supercon-3d", config=None, fixed=False, n=None, max_seeds=20,
                                batch_size=256),
-    "alloy-300k-narrow": dict(dataset="alloy", config="300K_narrow", fixed=True, n=200, max_seeds=1, batch_size=32,
+    "alloy-300k-narrow": dict(dataset="alloy", config="300K_narrow", fixed=True, n=200, max_seeds=1, batch_size=4,
                               arch="dismai"),
-    "a-si": dict(dataset="a-si", config=None, fixed=True, n=200, max_seeds=1, batch_size=32, arch="dismai"),
-    "interface": dict(dataset="interface", config=None, fixed=True, n=200, max_seeds=1, batch_size=32,
+    "a-si": dict(dataset="a-si", config=None, fixed=True, n=200, max_seeds=1, batch_size=4, arch="dismai"),
+    "interface": dict(dataset="interface", config=None, fixed=True, n=200, max_seeds=1, batch_size=4,
                       vacuum_axis=2, arch="dismai"),
 }
 #: the architecture of every job (DiffCSP's, with hidden width 128 instead of 512: see the cards) ...
 ARCH = dict(hidden_dim=128, time_dim=128, num_layers=6, num_freqs=128, timesteps=1000)
-#: ... except the Dismai sets', which take Dismai-Bench's (section 4.2.2: 4 layers, 256 hidden states; their
-#: sigma_T comes with the dataset, ``sigma_end_for``)
-ARCHS = {"dismai": dict(ARCH, hidden_dim=256, time_dim=256, num_layers=4)}
-KNN_ABOVE = 64  # cells of more atoms use knn edges (20 within 7 Å), smaller ones all pairs
+#: ... except the Dismai sets', which take Dismai-Bench's (section 4.2.2: 4 layers, 256 hidden states, batch 4;
+#: their sigma_T comes with the dataset, ``sigma_end_for``). Their DiffCSP configs keep CSPNet's ``edge_style:
+#: fc`` for the 256- and 264-atom cells (models/diffcsp/conf/model/decoder/cspnet.yaml, commit 6393933), so
+#: these jobs use all pairs too, not the knn graph the CPU-trained checkpoints use.
+ARCHS = {"dismai": dict(ARCH, hidden_dim=256, time_dim=256, num_layers=4, edge_style="fc")}
+KNN_ABOVE = 64  # cells of more atoms use knn edges (20 within 7 Å), smaller ones all pairs, unless the arch says
+FC_CHUNK_ATOMS = 4096  # sampling all-pairs cells of ~256 atoms: 16 cells, ~1M edges per denoiser call
 
 
 def prepare(args) -> None:
@@ -68,11 +71,12 @@ def prepare(args) -> None:
         big = max(len(it[0]) for it in items) > KNN_ABOVE
         arch = dict(ARCHS.get(job.get("arch"), ARCH),
                     **{k: getattr(args, k) for k in ARCH if getattr(args, k) is not None})
-        kwargs = dict(arch, edge_style="knn" if big else "fc", step_lr=step_lr_for(job["dataset"]),
+        kwargs = dict(arch, edge_style=args.edges or arch.get("edge_style") or ("knn" if big else "fc"),
+                      step_lr=step_lr_for(job["dataset"]),
                       sigma_end=sigma_end_for(job["dataset"]),
                       dataset=f"dismai/{job['dataset']}", dataset_config=job["config"],
                       task=f"alloy/{job['config']}" if job["dataset"] == "alloy" else job["dataset"])
-        if big and args.knn is not None:
+        if kwargs["edge_style"] == "knn" and args.knn is not None:
             kwargs["knn"] = args.knn
         if args.batch_size is not None:
             job = dict(job, batch_size=args.batch_size)
@@ -175,6 +179,8 @@ def _sample_seeds(model, work: Path, out: Path, name: str, meta: dict, *, seeds:
     keeps what it finished; an empty one ends the loop)."""
     import torch
 
+    if model.edge_style == "fc" and model.blocks is not None and len(model.species) > KNN_ABOVE:
+        chunk_atoms = min(chunk_atoms, FC_CHUNK_ATOMS)  # all pairs: edges grow as atoms per cell squared
     model.eval()
     for seed in range(seeds):
         if stop_after is not None and time.time() > stop_after:
@@ -277,6 +283,8 @@ def main() -> None:
     for k in ARCH:
         p.add_argument("--" + k.replace("_", "-"), dest=k, type=int, default=None,
                        help=f"architecture override (default {ARCH[k]})")
+    p.add_argument("--edges", choices=("fc", "knn"), default=None,
+                   help="edge style of every job (default: the arch's, else knn for cells over 64 atoms)")
     p.add_argument("--knn", type=int, default=None, help="neighbours per atom of the knn graph (default 20)")
     p.add_argument("--batch-size", type=int, default=None, help="training batch (default: the job's)")
     p.add_argument("--n", type=int, default=None, help="structures per seed of a fixed-composition job")

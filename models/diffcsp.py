@@ -15,10 +15,11 @@ DDPM of the lattice. What is written here, from the paper and DiffCSP's
   of the wrapped normal (chemeleon's ``d_log_p_wrapped_normal``), t uniform in 1..T;
 - the sampler: DiffCSP's predictor-corrector loop (per step: a Langevin corrector on the
   coordinates with ``step_lr``, then the ancestral predictor on both), T = 1000;
-- edges: all pairs in a cell (DiffCSP's ``fc``) for small cells, and for large cells
-  (the 256-atom Dismai sets) each atom's ``knn`` nearest neighbours within ``cutoff`` Å
-  under the minimum-image convention (DiffCSP's ``knn`` style: 20 neighbours, 7 Å),
-  recomputed from the noisy structure at every call;
+- edges: all pairs in a cell (DiffCSP's ``fc``), or each atom's ``knn`` nearest neighbours
+  within ``cutoff`` Å under the minimum-image convention (DiffCSP's ``knn`` style: 20
+  neighbours, 7 Å), recomputed from the noisy structure at every call. Dismai-Bench's
+  configs keep ``fc`` even for the 256-atom cells; the CPU-trained checkpoints here use
+  ``knn`` for them (fc costs ~16x the edges), which their cards state;
 - ``fixed_lattice`` (the Dismai sets, whose rows share one cell): the lattice is not
   diffused; the model denoises coordinates only, in that cell. With ``align_origin`` (the
   alloys, whose rows sit on one FCC lattice with a site at the origin) each generated

@@ -39,6 +39,7 @@ one sample, so ``k`` seeds give DiffCSP's best-of-k match rate. Fixed-compositio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -540,8 +541,12 @@ def warm_start(model: DiffCSP, folder: str | Path) -> dict:
     model.net.load_state_dict(src.net.state_dict())
     info = json.loads((Path(folder) / "training.json").read_text()) if (Path(folder) / "training.json").is_file() \
         else {}
+    weights = Path(folder) / "model.safetensors"
+    # the weights' hash and their own training history: the folder may be overwritten by this run's result
     return {"folder": str(folder), "epoch": info.get("epoch"), "seconds": info.get("seconds"),
-            "sigma_end": src.sigma_end, "timesteps": src.timesteps}
+            "sigma_end": src.sigma_end, "timesteps": src.timesteps,
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None,
+            "segments": info.get("segments", [])}
 
 
 __all__ = ["ALIGNED_DATASETS", "DiffCSP", "collate", "fc_edges", "knn_edges", "load_float", "origin_aligned",

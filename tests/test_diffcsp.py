@@ -4,6 +4,7 @@ kinds of task, the CLI, and scoring of shipped predictions with provenance."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -204,6 +205,8 @@ def test_train_cli_on_an_alloy_aligns_its_samples(tmp_path):
     assert w.sigma_end == 0.2 and abs(float(w.sigmas[-1]) - 0.2) < 1e-6
     origin = json.loads((warm / "training.json").read_text())["initialised_from"]
     assert origin["folder"] == str(out) and origin["epoch"] == 1 and origin["sigma_end"] == 0.1
+    assert origin["weights_sha256"] == hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    assert [g["epochs"] for g in origin["segments"]] == [1]  # the source's own history travels with it
     # another architecture, --resume with it, or a folder without a checkpoint: refused before anything is written
     for extra in (["--hidden-dim", "32"], ["--resume"], ["--init-from", str(tmp_path / "none")]):
         res = CliRunner().invoke(app, ["train", "diffcsp", "--dataset", str(folder), "--out", str(tmp_path / "x"),

@@ -80,7 +80,8 @@ def _alloy_tasks() -> list[str]:
 BASELINES: list[Baseline] = [
     Baseline("cryingan-alloy-300k-narrow", ["alloy/300K_narrow"], "dismai/alloy",
              title="CryinGAN, Fe-Ni-Cr 300 K narrow SRO",
-             description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/alloy` "
+             description="CryinGAN (Dismai-Bench, Yong et al. 2024, section 2.4) trained on the train split of "
+                         "`dismai/alloy` "
                          "config `300K_narrow`, lambda = 0.1, 64 lattice translations (identity + 63); generator "
                          "with a per-atom start (`atom_init` 1.0), coordinate discriminator on periodic features "
                          "(`coord_frequencies` 8), learning rate 5e-4.",
@@ -93,7 +94,8 @@ BASELINES: list[Baseline] = [
                     "random positions do, so 99.8 % failed."]),
     Baseline("cryingan-interface", ["interface"], "dismai/interface", n=32,
              title="CryinGAN, LCO-LSC interface",
-             description="CryinGAN (paper 000, section 2.4) trained on the train split of `dismai/interface` v1.0 "
+             description="CryinGAN (Dismai-Bench, Yong et al. 2024, section 2.4) trained on the train split of "
+                         "`dismai/interface` v1.0 "
                          "(1200 structures; the paper's dataset: 1500), lambda = 0.05. The cells differ only in the "
                          "vacuum length along c (31.32-33.31 Å, because the interface thickness varies), so the "
                          "training structures are expressed in the longest cell with their Cartesian positions "

@@ -19,7 +19,7 @@ DDPM of the lattice. What is written here, from the paper and DiffCSP's
   within ``cutoff`` Å under the minimum-image convention (DiffCSP's ``knn`` style: 20
   neighbours, 7 Å), recomputed from the noisy structure at every call. Dismai-Bench's
   configs keep ``fc`` even for the 256-atom cells; the CPU-trained checkpoints here use
-  ``knn`` for them (fc costs ~16x the edges), which their cards state;
+  ``knn`` for them (fc, self-pairs included, is ~21x the edges of knn 12), which their cards state;
 - ``fixed_lattice`` (the Dismai sets, whose rows share one cell): the lattice is not
   diffused; the model denoises coordinates only, in that cell. With ``align_origin`` (the
   alloys, whose rows sit on one FCC lattice with a site at the origin) each generated
@@ -39,7 +39,6 @@ one sample, so ``k`` seeds give DiffCSP's best-of-k match rate. Fixed-compositio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from dismai_data.errors import StructureError
+from dismai_data.raw import sha256_file
 
 from .data import dataset_name
 
@@ -545,7 +545,7 @@ def warm_start(model: DiffCSP, folder: str | Path) -> dict:
     # the weights' hash and their own training history: the folder may be overwritten by this run's result
     return {"folder": str(folder), "epoch": info.get("epoch"), "seconds": info.get("seconds"),
             "sigma_end": src.sigma_end, "timesteps": src.timesteps,
-            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None,
+            "weights_sha256": sha256_file(weights) if weights.is_file() else None,
             "segments": info.get("segments", [])}
 
 

@@ -233,6 +233,63 @@ def test_compiled_engine_matches_ase_one_at_a_time(potential, ase_results):
         R.relax_many([si8()], potential=potential, progress=False, fast="fastest")
 
 
+def test_cg_is_ase_scipy_fmin_cg_step_for_step():
+    """The engine's CG (Dismai-Bench's fmin_cg protocol, :mod:`relax.cg`) against ASE's
+    SciPyFminCG on one deterministic float64 potential (ASE's EMT): the same force calls, the
+    same iterations and the same positions, converged or stopped by ``max_steps``."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.optimize.sciopt import OptimizerConvergenceError, SciPyFminCG
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from dismai_data.physics.relax.cg import relax_cg
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
+    atoms.rattle(0.15, seed=3)
+    s = AseAtomsAdaptor.get_structure(atoms)
+
+    def evaluate(_potential, batch):
+        b = atoms.copy()
+        b.positions = batch[0].pos
+        b.calc = EMT()
+        return np.array([b.get_potential_energy()]), [b.get_forces()]
+
+    outcomes = []
+    for max_steps in (1000, 5):
+        ref = atoms.copy()
+        ref.calc = EMT()
+        opt = SciPyFminCG(ref, logfile=None)
+        try:
+            opt.run(fmax=0.05, steps=max_steps)
+        except OptimizerConvergenceError:
+            pass
+        stats: dict = {}
+        r = fire.Relaxation(0, "cu", s, torch.zeros(len(s), dtype=torch.long), 5.0, 1.0, "CG")
+        got = relax_cg(r, evaluate, None, fmax=0.05, max_steps=max_steps, stats=stats)
+        assert got.steps == opt.nsteps and stats["model_calls"] == opt.force_calls
+        np.testing.assert_allclose(got.structure.cart_coords, ref.positions, atol=1e-10, rtol=0)
+        assert got.converged == bool(np.linalg.norm(ref.get_forces(), axis=1).max() < 0.05)
+        assert got.structure.lattice == s.lattice
+        outcomes.append((got.converged, got.steps))
+    assert outcomes[0][0] and outcomes[0][1] > 5  # a real relaxation that converges ...
+    assert outcomes[1] == (False, 5)  # ... and the same one stopped after 5 iterations
+    assert "not converged in 5 steps" in got.error
+
+
+def test_engine_cg_relaxes_to_ase_cg(potential):
+    """With M3GNet, the engine's CG reaches what ASE's SciPyFminCG on matgl's calculator reaches.
+    CG's line searches amplify float32 force rounding (the graph's summation order), so the
+    paths agree in outcome, not to the bit."""
+    structures = [si8(), mgo8(), lco4()]
+    got = R.relax_many(structures, potential=potential, progress=False, optimizer="cg")
+    for s, b in zip(structures, got):
+        a = R.relax_ase(s, potential, optimizer="CG")
+        assert a.converged and b.converged and a.fmax < 0.05 and b.fmax < 0.05
+        assert abs(a.energy - b.energy) / len(s) < 1e-3
+        assert abs(a.steps - b.steps) <= 2
+        assert b.structure.lattice == s.lattice
+
+
 def test_bad_input_names_the_item(potential):
     with pytest.raises(R.RelaxInputError, match="empty"):
         R.relax_many([], potential=potential, progress=False)

@@ -6,13 +6,16 @@ the evaluation (interface and a-Si tasks).
   :data:`RELAXER_REPO`, else the copy packaged in ``dismai_data/physics/weights``
   (``potential.dismai_source`` says which).
 * :func:`relax_ase` (:mod:`.ase_reference`) -- the reference: one structure at a time, matgl's
-  ASE calculator driven by :class:`ase.optimize.FIRE`.
+  ASE calculator driven by :class:`ase.optimize.FIRE` (or LBFGS, or ASE's SciPyFminCG).
 * :func:`relax_batch` (:mod:`.batch`) -- several structures in one model call per step, each
   with its own FIRE state following ASE's update rule and parameters exactly (:mod:`.fire`),
   on a skin neighbour list that keeps exactly the bonds ASE's calculator would (:mod:`.neighbors`);
   evaluated with :class:`~dismai_data.physics.fast_m3gnet.FastM3GNetPES` (the same M3GNet function
   with less work, equal to matgl's calculator in the tests), optionally through ``torch.compile``
   (``fast="compile"``), or matgl's own forward (``fast=False``) (:mod:`.forces`).
+* ``optimizer="CG"`` (:mod:`.cg`) -- Dismai-Bench's interface relaxation: scipy's fmin_cg driven
+  as its ``relax_int.py`` drives it, one structure at a time (line searches keep no batch in
+  step), with the same forces; checked step for step against ASE's ``SciPyFminCG``.
 * :func:`relax_many` (:mod:`.many`) -- many structures: batched, checkpointed in parquet shards
   (:mod:`.shards`, resumable after a kill), optionally on Dask (:mod:`.cluster`), with a
   progress bar that advances per finished structure.

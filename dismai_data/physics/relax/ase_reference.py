@@ -1,5 +1,6 @@
 """The reference the batched engine is checked against: one structure at a time with matgl's ASE
-calculator driven by ``ase.optimize.FIRE`` (or LBFGS), positions only."""
+calculator driven by ``ase.optimize.FIRE`` (or LBFGS, or ASE's ``SciPyFminCG``: the fmin_cg of
+Dismai-Bench's interface relaxation), positions only."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ def relax_ase(structure, potential=None, *, fmax: float = 0.05, max_steps: int =
               optimizer: str = "FIRE") -> RelaxResult:
     """Relax one structure the standard way: matgl's ASE calculator + ``ase.optimize.FIRE``
     (default parameters), positions only. The reference the batched engine is checked
-    against."""
+    against. ``optimizer="CG"``: ``ase.optimize.sciopt.SciPyFminCG``; its precision-loss error
+    ends the run with the last positions, as Dismai-Bench's ``SciPyFminCG_no_crash`` does."""
     from ase.optimize import FIRE, LBFGS
+    from ase.optimize.sciopt import OptimizerConvergenceError, SciPyFminCG
     from matgl.ext.ase import PESCalculator
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -29,15 +32,20 @@ def relax_ase(structure, potential=None, *, fmax: float = 0.05, max_steps: int =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         atoms.calc = PESCalculator(no_stress(potential), stress_unit="eV/A3")
-    opt = (LBFGS if optimizer_name(optimizer) == "LBFGS" else FIRE)(atoms, logfile=None)
+    optimizer = optimizer_name(optimizer)
+    opt = {"LBFGS": LBFGS, "CG": SciPyFminCG}.get(optimizer, FIRE)(atoms, logfile=None)
     try:
         with np.errstate(all="ignore"):
-            converged = bool(opt.run(fmax=fmax, steps=max_steps))
+            try:
+                opt.run(fmax=fmax, steps=max_steps)
+            except OptimizerConvergenceError:
+                pass
         energy = float(atoms.get_potential_energy())
         forces = atoms.get_forces()
     except Exception as exc:  # calculator failure: report it as the result
         return RelaxResult(None, None, None, int(opt.nsteps), False, f"{type(exc).__name__}: {exc}")
     fm = float(np.linalg.norm(forces, axis=1).max())
+    converged = bool((forces ** 2).sum(axis=1).max() < fmax ** 2)  # ASE's test
     error = physical_error(energy, forces, len(atoms), opt.nsteps)
     if error:
         return RelaxResult(None, None, None, int(opt.nsteps), False, error)

@@ -26,6 +26,8 @@ def relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: floa
 
     The loop mirrors ase's ``Optimizer.irun``: forces at the current positions, convergence
     check, then (if not converged and fewer than ``max_steps`` steps) one optimiser step.
+    ``optimizer="CG"`` (Dismai-Bench's fmin_cg, :mod:`.cg`) relaxes one structure at a time: its
+    line searches do not keep structures in step.
     ``fast``: evaluate with :func:`~dismai_data.physics.relax.forces.evaluate` (the fast exact
     M3GNet path where it applies; ``"compile"``: that path through torch.compile); False: always
     matgl's own forward (:func:`~dismai_data.physics.relax.forces.evaluate_matgl`)."""
@@ -44,6 +46,9 @@ def relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: floa
     potential = no_stress(potential)
     element_index = {el: i for i, el in enumerate(potential.model.element_types)}
     cutoff = float(potential.model.cutoff)
+    if optimizer == "CG":  # a line search per iteration: one structure at a time (:mod:`.cg`)
+        yield from _relax_cg_stream(pairs, potential, evaluate, element_index, cutoff, skin, fmax, max_steps, stats)
+        return
     source = iter(pairs)
     active: list[Relaxation] = []
     exhausted = False
@@ -77,6 +82,17 @@ def relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: floa
         active = still
     if stats is not None:
         stats["model_calls"] = stats.get("model_calls", 0) + calls
+
+
+def _relax_cg_stream(pairs, potential, evaluate, element_index, cutoff, skin, fmax, max_steps, stats):
+    import torch
+
+    from dismai_data.physics.relax.cg import relax_cg
+
+    for index, key, s in pairs:
+        node_type = torch.tensor([element_index[site.specie.symbol] for site in s], dtype=torch.long)
+        r = Relaxation(index, key, s, node_type, cutoff, skin, "CG")
+        yield index, relax_cg(r, evaluate, potential, fmax=fmax, max_steps=max_steps, stats=stats)
 
 
 def _evaluate_isolating(evaluate, potential, active: list[Relaxation], failed: list):
@@ -123,8 +139,9 @@ def relax_batch(structures, potential=None, *, fmax: float = 0.05, max_steps: in
                 optimizer: str = "FIRE", batch_size: int | None = None, fast: bool | str = True) -> list[RelaxResult]:
     """Relax several structures together: one model call per step on the batched graph,
     each structure with its own optimizer state; converged ones drop out of the batch.
-    ``optimizer``: ``"FIRE"`` (ase.optimize.FIRE's update and defaults) or ``"LBFGS"``
-    (ase.optimize.LBFGS's). ``batch_size`` (default: all) caps how many are in one call.
+    ``optimizer``: ``"FIRE"`` (ase.optimize.FIRE's update and defaults), ``"LBFGS"``
+    (ase.optimize.LBFGS's) or ``"CG"`` (Dismai-Bench's fmin_cg, one structure at a time).
+    ``batch_size`` (default: all) caps how many are in one call.
     ``fast``: the fast exact M3GNet evaluation (default), the same through torch.compile
     (``"compile"``) or matgl's own forward (False). Results in input order."""
     optimizer = optimizer_name(optimizer)

@@ -14,7 +14,8 @@ FIRE_PARAMS = dict(dt=0.1, maxstep=0.2, dtmax=1.0, Nmin=5, finc=1.1, fdec=0.5, a
 #: LBFGS parameters: ase.optimize.LBFGS defaults (ase 3.29), optional in the batched engine.
 LBFGS_PARAMS = dict(maxstep=0.2, memory=100, damping=1.0, alpha=70.0)
 
-OPTIMIZERS = ("FIRE", "LBFGS")
+#: FIRE and LBFGS step the whole batch together; CG (:mod:`.cg`) runs one structure at a time.
+OPTIMIZERS = ("FIRE", "LBFGS", "CG")
 
 
 def optimizer_name(optimizer) -> str:

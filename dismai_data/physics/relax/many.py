@@ -39,7 +39,8 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
 
     ``progress``: a tqdm bar over structures that advances as each one finishes.
 
-    ``optimizer``: ``"FIRE"`` (default; the trajectory of ase.optimize.FIRE) or ``"LBFGS"``.
+    ``optimizer``: ``"FIRE"`` (default; the trajectory of ase.optimize.FIRE), ``"LBFGS"`` or
+    ``"CG"`` (Dismai-Bench's fmin_cg, :mod:`.cg`; ``max_steps`` counts its iterations).
     Checkpointed results are reused whatever the ``fmax``/``max_steps``/``optimizer`` of
     the run that wrote them: use one folder per setting.
 

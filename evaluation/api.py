@@ -93,7 +93,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
              relax_weights: str | os.PathLike | None = None, novelty_classes: bool = True,
              lammps_potential: str | None = None, alloy_cleanup: str | None = None,
              samples: list[str | os.PathLike] | None = None,
-             relax_checkpoint: str | os.PathLike | None = None) -> EvaluationResult:
+             relax_checkpoint: str | os.PathLike | None = None,
+             relax_optimizer: str | None = None) -> EvaluationResult:
     """Score ``predictions`` for ``task`` against the reference dataset.
 
     ``reference``: a folder written by ``dismai build`` (default:
@@ -113,6 +114,9 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     ``relax_checkpoint``: interface (M3GNet) relaxations are written there shard by shard
     (:func:`dismai_data.physics.relax.relax_many`'s ``checkpoint_dir``), so a stopped scoring
     run resumes with only the rest relaxed; one folder per set of predictions.
+    ``relax_optimizer``: the M3GNet relaxations' optimiser: ``"FIRE"`` (default; at most 1000
+    steps) or ``"CG"`` (Dismai-Bench's own: scipy's fmin_cg driven as its relax_int.py drives it,
+    at most 1000 iterations, a structure accepted at fmax <= 0.051 eV/A as there).
     ``alloy_cleanup``: the alloys' clean-up (``cryingan``, ``diffcsp`` or ``none``; default:
     the task registry's, :mod:`dismai_data.tasks`).
     """
@@ -139,6 +143,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
                                        "--relax-weights); LAMMPS relaxations take minutes and are not checkpointed",
                                        source=str(relax_checkpoint), field="relax_checkpoint")
         relax_spec["checkpoint_dir"] = str(relax_checkpoint)
+    if relax_optimizer is not None:
+        _set_optimizer(relax_spec, relax_optimizer)
     label = f"{task} — " + ("relaxed" if relaxed else "unrelaxed") + (" (--no-relax)" if no_relax else "")
     settings: dict[str, Any] = {"workers": workers, "scheduler": str(scheduler) if scheduler else None,
                                 "no_relax": no_relax,
@@ -348,12 +354,30 @@ def _relax_spec(kind: str, ref: Reference, relax_weights, lammps_potential: str 
     return {"engine": "lammps", "potential": "sw-vink", "why": f"default sw-vink: {why}"}
 
 
+def _set_optimizer(relax_spec: dict | None, optimizer: str) -> None:
+    """``relax_spec`` relaxes with ``optimizer`` (FIRE or CG; M3GNet relaxations only)."""
+    from .disorder_prepare import M3GNET_OPTIMIZERS
+
+    name = str(optimizer).upper()
+    if name not in M3GNET_OPTIMIZERS:
+        raise EvaluationInputError(f"unknown relaxation optimizer {optimizer!r}; choose from "
+                                   f"{', '.join(M3GNET_OPTIMIZERS)}", field="relax_optimizer")
+    if relax_spec is None or relax_spec["engine"] != "m3gnet":
+        raise EvaluationInputError("relax_optimizer applies to M3GNet relaxations (interface, or a-si with "
+                                   "--relax-weights); this run " + ("does not relax" if relax_spec is None else
+                                                                   "relaxes with LAMMPS"), field="relax_optimizer")
+    relax_spec["optimizer"] = name
+
+
 def _spec_text(spec: dict | None) -> str:
     if spec is None:
         return "nothing"
     if spec["engine"] == "lammps":
         return f"LAMMPS {spec['potential']} ({spec['why']})"
-    return f"the M3GNet relaxer ({_weights_label(spec['source'])})"
+    text = f"the M3GNet relaxer ({_weights_label(spec['source'])})"
+    if spec.get("optimizer") == "CG":
+        text += ", driven by Dismai-Bench's conjugate gradient (scipy fmin_cg; accepted at fmax <= 0.051 eV/A)"
+    return text
 
 
 def _weights_label(source: str | None) -> str:

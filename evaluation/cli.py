@@ -50,6 +50,10 @@ def evaluate(
                                                    help="interface: keep the M3GNet relaxations in this folder, "
                                                         "shard by shard, so a stopped run resumes (one folder "
                                                         "per set of predictions)."),
+    relax_optimizer: Optional[str] = typer.Option(None, "--relax-optimizer",
+                                                  help="interface: the M3GNet relaxations' optimiser: FIRE "
+                                                       "(default) or CG (Dismai-Bench's scipy fmin_cg, accepted "
+                                                       "at fmax <= 0.051 eV/A as its relax_int.py)."),
 ):
     """Score predictions for a benchmark task; print the result JSON."""
     from dismai_data.errors import DismaiError
@@ -61,7 +65,7 @@ def evaluate(
                      workers=workers, scheduler=scheduler, no_relax=no_relax, generic=not no_generic,
                      relax_weights=relax_weights, novelty_classes=not no_novelty_classes,
                      lammps_potential=lammps_potential, alloy_cleanup=alloy_cleanup, samples=samples,
-                     relax_checkpoint=relax_checkpoint)
+                     relax_checkpoint=relax_checkpoint, relax_optimizer=relax_optimizer)
     except DismaiError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dismai_data import tasks
 from dismai_data.physics.cpu import hardware
+from dismai_data.raw import sha256_file
 from dismai_data.physics.relax import RELAXER_REPO, local_weights_dir
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -336,7 +337,7 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
                      "evaluation_version": res.evaluation_version, "seconds": res.seconds,
                      "generated": rows_n, "generation_seconds": gen_s, "seed": 0 if b.shipped else seed,
                      "subset": b.subset, "generic": b.generic, **({"shipped_predictions": shipped} if shipped else {}),
-                     "predictions_sha256": _sha256(preds), "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                     "predictions_sha256": sha256_file(preds), "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                      time.gmtime()),
                      "hardware": hardware(), "command": command or f"benchmarks/baselines.py --only {b.name}"}
     if keep_predictions and not b.shipped:  # what these scores are of, so they can ship (shipped_record)
@@ -344,12 +345,6 @@ def score_baseline(b: Baseline, datasets_dir: str | os.PathLike, *, seed: int = 
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(preds, dst)
     return out
-
-
-def _sha256(path: str | os.PathLike) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def shipped_record(b: Baseline, task: str) -> tuple[Path, dict] | None:
@@ -364,7 +359,7 @@ def shipped_record(b: Baseline, task: str) -> tuple[Path, dict] | None:
     if not f.is_file() or not sf.is_file():
         return None
     s = json.loads(sf.read_text()).get(task)
-    if not s or s.get("predictions_sha256") != _sha256(f) or s.get("evaluation_version") != EVALUATION_VERSION \
+    if not s or s.get("predictions_sha256") != sha256_file(f) or s.get("evaluation_version") != EVALUATION_VERSION \
             or "scored_at" not in s or s.get("subset") or not isinstance(s.get("reference", {}).get("revision"), str):
         return None
     metrics = {k: v for k, v in s["metrics"].items() if not k.endswith("_best_of_k")}

@@ -260,3 +260,42 @@ def test_relaxation_note_names_the_packaged_weights_not_this_machines_path():
     note = _spec_text({"engine": "m3gnet", "source": str(local_weights_dir())})
     assert WEIGHTS_NAME in note and "/" not in note, note
     assert "/data/my-weights" in _spec_text({"engine": "m3gnet", "source": "/data/my-weights"})
+
+
+def test_interface_relaxed_with_dismai_bench_cg(tmp_path, monkeypatch):
+    """``relax_optimizer="CG"`` relaxes with Dismai-Bench's fmin_cg and says so in the note and
+    the settings; a checkpoint folder written by the FIRE default is refused, not reused; the
+    option is refused by name where no M3GNet relaxation runs; a structure CG leaves at
+    fmax <= 0.051 eV/A is accepted, as relax_int.py accepts it."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from dismai_data.evaluation.disorder_prepare import _accept_within
+    from dismai_data.evaluation.sources import EvaluationInputError
+    from dismai_data.physics.relax import RelaxResult
+
+    ref = _ref_folder(tmp_path / "interface", [row_from_structure(_interface_like(s), f"t{s}") for s in (0, 1)])
+    preds = _write(tmp_path / "g.parquet", [row_from_structure(_interface_like(s, 0.15), f"g{s}") for s in (5, 6)])
+    fire_ck = tmp_path / "ck-fire"
+    evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=fire_ck)
+    with pytest.raises(EvaluationInputError, match="other parameters .*'optimizer' is 'FIRE' there, 'CG' here"):
+        evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=fire_ck,
+                 relax_optimizer="cg")
+    cg = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_optimizer="cg",
+                  relax_checkpoint=tmp_path / "ck-cg", out=str(tmp_path / "cg"))
+    assert cg.counts.accepted == 2 and "conjugate gradient" in cg.relaxation_note
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "cg" / "rows.csv")
+    assert (rows["relax_fmax"] <= 0.05).all() and (rows["relax_steps"] > 0).all()
+    with pytest.raises(EvaluationInputError, match="unknown relaxation optimizer 'BFGS'"):
+        evaluate("interface", preds, reference=str(ref), figures=False, relax_optimizer="BFGS")
+    with pytest.raises(EvaluationInputError, match="relax_optimizer applies to M3GNet relaxations.*does not relax"):
+        evaluate("interface", preds, reference=str(ref), figures=False, no_relax=True, relax_optimizer="cg")
+    asi = _ref_folder(tmp_path / "a-si", [row_from_structure(_diamond(), "t0")], {"potential": "sw-vink"})
+    with pytest.raises(EvaluationInputError, match="relaxes with LAMMPS"):
+        evaluate("a-si", _write(tmp_path / "s.parquet", [row_from_structure(_diamond(), "g0")]),
+                 reference=str(asi), figures=False, relax_optimizer="cg")
+    s = _diamond()
+    near = RelaxResult(s, -1.0, 0.0505, 1000, False, "not converged in 1000 steps (fmax 0.0505 eV/Å)")
+    assert _accept_within(near, 0.051).converged and _accept_within(near, 0.051).error is None
+    far = RelaxResult(s, -1.0, 0.0515, 1000, False, "not converged")
+    assert _accept_within(far, 0.051) is far

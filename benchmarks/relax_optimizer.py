@@ -14,6 +14,12 @@ to the next structure, as this does) with the same potential, fmax 0.05 eV/Å an
         --checkpoint DIR/diffcsp-interface [--ids 0 2 ...] [--max 6]
 
 Without ``--ids``: the first ``--max`` structures that FIRE did not converge.
+
+``--cg-checkpoint DIR``: also print the evaluation's own CG result for each structure, from the
+relax checkpoint of ``dismai evaluate --relax-optimizer cg --relax-checkpoint DIR`` (the engine's
+fmin_cg, :mod:`dismai_data.physics.relax.cg`, on the fast M3GNet path); ``--no-ase`` skips the ASE
+relaxations and prints the checkpoints only (all structures in the CG checkpoint, or ``--ids``),
+with the counts of structures accepted by each (CG: fmax <= 0.051 eV/Å, as relax_int.py).
 """
 
 from __future__ import annotations
@@ -62,12 +68,20 @@ def main() -> None:
     ap.add_argument("--checkpoint", required=True, help="the scoring run's relax-checkpoint folder (FIRE results)")
     ap.add_argument("--ids", nargs="*")
     ap.add_argument("--max", type=int, default=6)
+    ap.add_argument("--cg-checkpoint", help="the relax checkpoint of a scoring run with --relax-optimizer cg")
+    ap.add_argument("--no-ase", action="store_true", help="print the checkpoints only; relax nothing")
     a = ap.parse_args()
     torch.set_num_threads(1)
     fire = {i: r for i, (_, r) in read_checkpoints(a.checkpoint).items()}
+    if a.no_ase:
+        if not a.cg_checkpoint:
+            ap.error("--no-ase needs --cg-checkpoint")
+        _compare_checkpoints(fire, a.cg_checkpoint, a.ids)
+        return
     ids = a.ids or [i for i in sorted(fire, key=int) if not fire[i].converged][:a.max]
     rows = pq.read_table(a.predictions).to_pylist()  # the checkpoint's ids are row positions
     potential = load_potential()
+    engine = {i: r for i, (_, r) in read_checkpoints(a.cg_checkpoint).items()} if a.cg_checkpoint else {}
     print(cpu_line(), "| 1 torch thread | potential:", getattr(potential, "dismai_source", "?"))
     print(f"fmax {RELAX_FMAX} eV/Å; FIRE at most {M3GNET_MAX_STEPS} steps, CG at most {M3GNET_MAX_STEPS} iterations")
     n_conv = 0
@@ -81,8 +95,32 @@ def main() -> None:
         n_conv += cg["converged"]
         print(f"{i}: FIRE {f.steps} steps, fmax {f.fmax:.3f}, converged {f.converged} | CG {cg['iterations']} "
               f"iterations, {cg['force_calls']} force calls, fmax {cg['fmax']:.3f}, converged {cg['converged']} "
-              f"({cg['stop']}, {cg['seconds']:.0f} s)", flush=True)
+              f"({cg['stop']}, {cg['seconds']:.0f} s)" + _engine_cg(engine, i), flush=True)
     print(f"{n_conv} of {len(ids)} converge under CG")
+
+
+def _engine_cg(engine: dict, i: str) -> str:
+    r = engine.get(i)
+    return "" if r is None else f" | evaluation's CG {r.steps} iterations, fmax {r.fmax:.3f}, converged {r.converged}"
+
+
+def _compare_checkpoints(fire: dict, cg_checkpoint: str, ids) -> None:
+    """FIRE and the evaluation's CG, structure by structure, from the two scoring runs' checkpoints."""
+    from dismai_data.evaluation.disorder_prepare import REFERENCE_ACCEPT_SLACK, RELAX_FMAX
+    from dismai_data.physics.relax import read_checkpoints
+
+    cg = {i: r for i, (_, r) in read_checkpoints(cg_checkpoint).items()}
+    ids = [i for i in (ids or sorted(cg, key=int)) if i in cg and i in fire]
+    outcome = {}
+    for i in ids:
+        f, c = fire[i], cg[i]
+        ok = c.structure is not None and c.fmax is not None and c.fmax <= RELAX_FMAX + REFERENCE_ACCEPT_SLACK
+        key = ("both" if f.converged and ok else "CG only" if ok else "FIRE only" if f.converged else "neither")
+        outcome[key] = outcome.get(key, 0) + 1
+        print(f"{i}: FIRE {f.steps} steps, fmax {f.fmax:.3f}, converged {f.converged} | evaluation's CG {c.steps} "
+              f"iterations, fmax {c.fmax if c.fmax is None else round(c.fmax, 3)}, accepted {ok}")
+    print(f"{len(ids)} structures relaxed both ways; accepted by " +
+          ", ".join(f"{k}: {v}" for k, v in sorted(outcome.items())))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     Structure's id is ``properties['id']`` or its index). Results come back in input order.
 
     ``checkpoint_dir``: each finished shard (``shard_size`` structures, default
-    ``batch_size``) is written there atomically as ``shard-<hash of its ids>.parquet``
+    ``batch_size``; 1 with CG) is written there atomically as ``shard-<hash of its ids>.parquet``
     (structure rows of :mod:`dismai_data.structure` plus ``energy``, ``energy_per_atom``,
     ``fmax``, ``steps``, ``converged``, ``relaxed``, ``error``, ``input_sha256``). A rerun
     reads the shards first and relaxes only ids not in them, so a killed run resumes where
@@ -62,7 +62,8 @@ def relax_many(items, *, potential=None, fmax: float = 0.05, max_steps: int = 10
     fast = forces.fast_mode(fast)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    shard_size = int(shard_size or batch_size)
+    # CG relaxes one structure at a time, minutes each: every structure is its own shard
+    shard_size = int(shard_size or (1 if optimizer == "CG" else batch_size))
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     if scheduler is None or scheduler == "local":

@@ -261,8 +261,10 @@ def _build() -> dict[str, Task]:
             dismai_axis=True, description="Dismai-Bench Fe-Ni-Cr alloy")
     tasks["interface"] = Task(
         "interface", "interface", "interface", None, "train",
-        Protocol("move apart (1.5 A rule, 100 iterations)", "M3GNet, positions only, fmax 0.05 eV/A",
-                 "1000 generated structures in the paper"),
+        Protocol("move apart (1.5 A rule, 100 iterations)",
+                 "M3GNet, positions only, fmax 0.05 eV/A, FIRE (at most 1000 steps); Dismai-Bench relaxes with "
+                 "scipy's conjugate gradient (at most 1000 iterations, accepted at fmax <= 0.051): "
+                 "--relax-optimizer cg", "1000 generated structures in the paper"),
         _disorder_metrics("interface"), "d_all", ("d_all", "d_Li", "d_Co", "d_Sc", "percent_failed"),
         dismai_axis=True, description="interface (d_Li, d_Co, d_Sc, d_all, % failed)")
     tasks["a-si"] = Task(

@@ -69,7 +69,7 @@ def lammps_relax_task(task) -> list:
     return relax_structures(structures, potential, fmax=fmax)
 
 
-def _accept_within(r, accept_fmax: float):
+def accept_within(r, accept_fmax: float):
     """``r`` counted as relaxed where it stopped unconverged with fmax <= ``accept_fmax``."""
     import dataclasses
 
@@ -136,9 +136,6 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
             raise EvaluationInputError(str(exc), source=relax.get("checkpoint_dir") if in_checkpoint else None,
                                        field="relax_checkpoint" if in_checkpoint else None) from None
         results = dict(zip(ids, rs))
-        if optimizer == "CG":
-            accept_fmax = RELAX_FMAX + REFERENCE_ACCEPT_SLACK
-            results = {i: _accept_within(r, accept_fmax) for i, r in results.items()}
         settings = {"engine": f"dismai_data.physics.relax (matgl M3GNet, {optimizer})",
                     "potential": engine.WEIGHTS_NAME,
                     "source": getattr(potential, "dismai_source", None),
@@ -146,9 +143,11 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
                     "fmax_eV_per_A": RELAX_FMAX, "max_steps": M3GNET_MAX_STEPS, "cell": "fixed",
                     "optimizer": optimizer}
         if optimizer == "CG":
+            accept_fmax = RELAX_FMAX + REFERENCE_ACCEPT_SLACK
+            results = {i: accept_within(r, accept_fmax) for i, r in results.items()}
             settings.update(optimizer="CG: scipy.optimize.fmin_cg as Dismai-Bench's relax_int.py drives it "
                                       "(dismai_data.physics.relax.cg); max_steps counts its iterations",
-                            accept_fmax_eV_per_A=RELAX_FMAX + REFERENCE_ACCEPT_SLACK)
+                            accept_fmax_eV_per_A=accept_fmax)
     else:
         raise ValueError(f"unknown relaxation engine {relax['engine']!r}")
     for i in ids:

@@ -268,7 +268,7 @@ def test_interface_relaxed_with_dismai_bench_cg(tmp_path, monkeypatch):
     option is refused by name where no M3GNet relaxation runs; a structure CG leaves at
     fmax <= 0.051 eV/A is accepted, as relax_int.py accepts it."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from dismai_data.evaluation.disorder_prepare import _accept_within
+    from dismai_data.evaluation.disorder_prepare import accept_within
     from dismai_data.evaluation.sources import EvaluationInputError
     from dismai_data.physics.relax import RelaxResult
 
@@ -296,6 +296,6 @@ def test_interface_relaxed_with_dismai_bench_cg(tmp_path, monkeypatch):
                  reference=str(asi), figures=False, relax_optimizer="cg")
     s = _diamond()
     near = RelaxResult(s, -1.0, 0.0505, 1000, False, "not converged in 1000 steps (fmax 0.0505 eV/Å)")
-    assert _accept_within(near, 0.051).converged and _accept_within(near, 0.051).error is None
+    assert accept_within(near, 0.051).converged and accept_within(near, 0.051).error is None
     far = RelaxResult(s, -1.0, 0.0515, 1000, False, "not converged")
-    assert _accept_within(far, 0.051) is far
+    assert accept_within(far, 0.051) is far

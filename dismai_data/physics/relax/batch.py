@@ -46,8 +46,17 @@ def relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: floa
     potential = no_stress(potential)
     element_index = {el: i for i, el in enumerate(potential.model.element_types)}
     cutoff = float(potential.model.cutoff)
+
+    def start(index, key, s) -> Relaxation:
+        node_type = torch.tensor([element_index[site.specie.symbol] for site in s], dtype=torch.long)
+        return Relaxation(index, key, s, node_type, cutoff, skin, optimizer)
+
     if optimizer == "CG":  # a line search per iteration: one structure at a time (:mod:`.cg`)
-        yield from _relax_cg_stream(pairs, potential, evaluate, element_index, cutoff, skin, fmax, max_steps, stats)
+        from dismai_data.physics.relax.cg import relax_cg
+
+        for index, key, s in pairs:
+            yield index, relax_cg(start(index, key, s), evaluate, potential, fmax=fmax, max_steps=max_steps,
+                                  stats=stats)
         return
     source = iter(pairs)
     active: list[Relaxation] = []
@@ -60,8 +69,7 @@ def relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: floa
             except StopIteration:
                 exhausted = True
                 break
-            node_type = torch.tensor([element_index[site.specie.symbol] for site in s], dtype=torch.long)
-            active.append(Relaxation(index, key, s, node_type, cutoff, skin, optimizer))
+            active.append(start(index, key, s))
         if not active:
             break
         failed: list[tuple[int, RelaxResult]] = []
@@ -82,17 +90,6 @@ def relax_stream(pairs: Iterable[tuple[int, str, Any]], potential, *, fmax: floa
         active = still
     if stats is not None:
         stats["model_calls"] = stats.get("model_calls", 0) + calls
-
-
-def _relax_cg_stream(pairs, potential, evaluate, element_index, cutoff, skin, fmax, max_steps, stats):
-    import torch
-
-    from dismai_data.physics.relax.cg import relax_cg
-
-    for index, key, s in pairs:
-        node_type = torch.tensor([element_index[site.specie.symbol] for site in s], dtype=torch.long)
-        r = Relaxation(index, key, s, node_type, cutoff, skin, "CG")
-        yield index, relax_cg(r, evaluate, potential, fmax=fmax, max_steps=max_steps, stats=stats)
 
 
 def _evaluate_isolating(evaluate, potential, active: list[Relaxation], failed: list):

@@ -54,7 +54,7 @@ def relax_cg(r, evaluate, potential, *, fmax: float, max_steps: int, stats: dict
                 stats["model_calls"] = stats.get("model_calls", 0) + 1
             e, f = float(energies[0]), np.asarray(forces[0])
             error = physical_error(e, f, r.n, r.nsteps)
-            last.update(x=np.array(x, copy=True), e=e, f=f, error=error)
+            last.update(x=np.array(x, copy=True), e=e, f=f)
             if error:
                 raise _Unphysical(error)
         return last

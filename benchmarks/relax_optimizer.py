@@ -1,11 +1,13 @@
-"""Does the optimiser decide the interface task's % failed? The evaluation relaxes with FIRE, at
-most 1000 steps (one force call each; ``dismai_data.physics.relax``). Dismai-Bench's
+"""Does the optimiser decide the interface task's % failed? Up to evaluation 0.2.0 the interface
+was relaxed with FIRE, at most 1000 steps (one force call each; ``dismai_data.physics.relax``;
+now ``--relax-optimizer fire``); since 0.3.0 it is relaxed as Dismai-Bench relaxes it. Dismai-Bench's
 ``benchmark/int/relax/relax_int.py`` drives its M3GNet relaxer with SciPy's Polak-Ribiere
 conjugate gradient (its ``SciPyFminCG_no_crash``: ``scipy.optimize.fmin_cg`` with
 ``maxiter=max_steps``, 1000), whose iterations each take a line search of several force calls.
 
 For chosen generated structures, after the same 1.5 Å rule (``move_apart_task``), this prints
-the FIRE result of a scoring run (its ``--relax-checkpoint`` shards) next to a relaxation with
+the FIRE result of a scoring run (the ``--relax-checkpoint`` shards of ``dismai evaluate
+--relax-optimizer fire``) next to a relaxation with
 ASE's ``SciPyFminCG`` (the same fmin_cg call; on SciPy's precision-loss flag the reference goes on
 to the next structure, as this does) with the same potential, fmax 0.05 eV/Å and 1000 iterations:
 
@@ -16,7 +18,7 @@ to the next structure, as this does) with the same potential, fmax 0.05 eV/Å an
 Without ``--ids``: the first ``--max`` structures that FIRE did not converge.
 
 ``--cg-checkpoint DIR``: also print the evaluation's own CG result for each structure, from the
-relax checkpoint of ``dismai evaluate --relax-optimizer cg --relax-checkpoint DIR`` (the engine's
+relax checkpoint of ``dismai evaluate --relax-checkpoint DIR`` (the interface's default; the engine's
 fmin_cg, :mod:`dismai_data.physics.relax.cg`, on the fast M3GNet path); ``--no-ase`` skips the ASE
 relaxations and prints the checkpoints only (all structures in the CG checkpoint, or ``--ids``),
 with the counts of structures accepted by each (CG: fmax <= 0.051 eV/Å, as relax_int.py).
@@ -68,7 +70,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", required=True, help="the scoring run's relax-checkpoint folder (FIRE results)")
     ap.add_argument("--ids", nargs="*")
     ap.add_argument("--max", type=int, default=6)
-    ap.add_argument("--cg-checkpoint", help="the relax checkpoint of a scoring run with --relax-optimizer cg")
+    ap.add_argument("--cg-checkpoint", help="the relax checkpoint of a scoring run with CG (the interface default)")
     ap.add_argument("--no-ase", action="store_true", help="print the checkpoints only; relax nothing")
     a = ap.parse_args()
     torch.set_num_threads(1)

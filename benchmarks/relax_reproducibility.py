@@ -110,7 +110,7 @@ def rerun(a) -> None:
     shards = _load(a.folder)
     rows = pq.read_table(a.predictions).to_pylist()
     moved = {i: move_apart_task(rows[int(i)])["structure"] for i in a.ids}
-    res, _ = relax_generated(moved, {"engine": "m3gnet", "source": None}, workers=1)
+    res, _ = relax_generated(moved, {"engine": "m3gnet", "source": None, "optimizer": "FIRE"}, workers=1)
     for i in a.ids:
         r, s = shards[i][1], res[i]
         if s.get("structure") is None:

@@ -22,8 +22,9 @@ QUICK_START_SKIPS = {
     "perov-5": "scoring its 3785 test rows takes about an hour on 2 cores (get_rms_anonymous, ~2 s per pair)",
     "carbon-24": "its 2030 test rows need get_rms_anonymous on 6-24 atom cells (not timed here; left out with Perov-5)",
     # a-si is scored (its LAMMPS relaxations of 200 structures take minutes)
-    "interface": ("its scoring relaxes every structure with M3GNet (a converging one takes ~200 FIRE steps, "
-                  "~20 CPU-s; one that does not relax takes the full 1000 steps: an hour or more for 200)"),
+    "interface": ("its scoring relaxes every structure with M3GNet and Dismai-Bench's conjugate gradient "
+                  "(~50 CPU-s for a near-relaxed one, minutes for one that takes the full 1000 iterations: "
+                  "hours for 200 on 2 cores)"),
 }
 
 

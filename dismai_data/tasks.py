@@ -50,6 +50,7 @@ class Protocol:
     relaxation: str
     samples: str
     cleanup_id: str = ""  # the evaluation's option value for this clean-up (alloys: cryingan/diffcsp/none)
+    optimizer_id: str = ""  # the optimiser of its M3GNet relaxations (the evaluation's option value: CG/FIRE)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class Task:
     min_accepted_fraction: float = MIN_ACCEPTED_FRACTION
     dismai_axis: bool = False  # an axis of the leaderboard's rank chart
     description: str = ""
+    #: the evaluation version that last changed this task's protocol or metrics: scores from it
+    #: or later equal the current evaluation's (shipped scores stay valid across other changes)
+    scores_since: str = "0.2.0"
 
     @property
     def metric(self) -> dict[str, MetricSpec]:
@@ -262,15 +266,17 @@ def _build() -> dict[str, Task]:
     tasks["interface"] = Task(
         "interface", "interface", "interface", None, "train",
         Protocol("move apart (1.5 A rule, 100 iterations)",
-                 "M3GNet, positions only, fmax 0.05 eV/A, FIRE (at most 1000 steps); Dismai-Bench relaxes with "
-                 "scipy's conjugate gradient (at most 1000 iterations, accepted at fmax <= 0.051): "
-                 "--relax-optimizer cg", "1000 generated structures in the paper"),
+                 "M3GNet, positions only, fmax 0.05 eV/A, with Dismai-Bench's optimiser: scipy's conjugate "
+                 "gradient as its relax_int.py drives it (at most 1000 iterations; accepted at fmax <= 0.051 "
+                 "eV/A as there); --relax-optimizer fire relaxes with FIRE (at most 1000 steps)",
+                 "1000 generated structures in the paper", optimizer_id="CG"),
         _disorder_metrics("interface"), "d_all", ("d_all", "d_Li", "d_Co", "d_Sc", "percent_failed"),
-        dismai_axis=True, description="interface (d_Li, d_Co, d_Sc, d_all, % failed)")
+        dismai_axis=True, description="interface (d_Li, d_Co, d_Sc, d_all, % failed)", scores_since="0.3.0")
     tasks["a-si"] = Task(
         "a-si", "a-si", "a-si", None, "train",
         Protocol("move apart (1.5 A rule, 100 iterations)", "LAMMPS (the dataset's potential), positions only, "
-                 "fmax 0.05 eV/A", "1000 generated structures in the paper"),
+                 "fmax 0.05 eV/A (--relax-weights: that M3GNet potential, FIRE)", "1000 generated structures in "
+                 "the paper", optimizer_id="FIRE"),
         _disorder_metrics("a-si"), "d_motif", ("d_motif", "d_rdf", "d_angle", "percent_failed"),
         dismai_axis=True, description="a-Si (d_motif, d_rdf, d_angle)")
     return tasks

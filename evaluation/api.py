@@ -114,9 +114,10 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
     ``relax_checkpoint``: interface (M3GNet) relaxations are written there shard by shard
     (:func:`dismai_data.physics.relax.relax_many`'s ``checkpoint_dir``), so a stopped scoring
     run resumes with only the rest relaxed; one folder per set of predictions.
-    ``relax_optimizer``: the M3GNet relaxations' optimiser: ``"FIRE"`` (default; at most 1000
-    steps) or ``"CG"`` (Dismai-Bench's own: scipy's fmin_cg driven as its relax_int.py drives it,
-    at most 1000 iterations, a structure accepted at fmax <= 0.051 eV/A as there).
+    ``relax_optimizer``: the M3GNet relaxations' optimiser (default: the task registry's, CG for
+    the interface): ``"CG"`` (Dismai-Bench's own: scipy's fmin_cg driven as its relax_int.py
+    drives it, at most 1000 iterations, a structure accepted at fmax <= 0.051 eV/A as there) or
+    ``"FIRE"`` (at most 1000 steps).
     ``alloy_cleanup``: the alloys' clean-up (``cryingan``, ``diffcsp`` or ``none``; default:
     the task registry's, :mod:`dismai_data.tasks`).
     """
@@ -137,6 +138,8 @@ def evaluate(task: str, predictions: str | os.PathLike, *, column: str | None = 
 
     relaxed = kind in DISORDER_TASKS and not no_relax
     relax_spec = _relax_spec(kind, ref, relax_weights, lammps_potential) if relaxed else None
+    if relax_spec is not None and relax_spec["engine"] == "m3gnet":
+        relax_spec["optimizer"] = spec.protocol.optimizer_id  # the registry's; relax_optimizer overrides
     if relax_spec is not None and relax_checkpoint is not None:
         if relax_spec["engine"] != "m3gnet":
             raise EvaluationInputError("--relax-checkpoint applies to M3GNet relaxations (interface, or a-si with "
@@ -377,6 +380,8 @@ def _spec_text(spec: dict | None) -> str:
     text = f"the M3GNet relaxer ({_weights_label(spec['source'])})"
     if spec.get("optimizer") == "CG":
         text += ", driven by Dismai-Bench's conjugate gradient (scipy fmin_cg; accepted at fmax <= 0.051 eV/A)"
+    else:
+        text += ", driven by FIRE (at most 1000 steps)"
     return text
 
 

@@ -51,9 +51,9 @@ def evaluate(
                                                         "shard by shard, so a stopped run resumes (one folder "
                                                         "per set of predictions)."),
     relax_optimizer: Optional[str] = typer.Option(None, "--relax-optimizer",
-                                                  help="interface: the M3GNet relaxations' optimiser: FIRE "
-                                                       "(default) or CG (Dismai-Bench's scipy fmin_cg, accepted "
-                                                       "at fmax <= 0.051 eV/A as its relax_int.py)."),
+                                                  help="interface: the M3GNet relaxations' optimiser: CG "
+                                                       "(default: Dismai-Bench's scipy fmin_cg, accepted at fmax "
+                                                       "<= 0.051 eV/A as its relax_int.py) or FIRE."),
 ):
     """Score predictions for a benchmark task; print the result JSON."""
     from dismai_data.errors import DismaiError

@@ -43,7 +43,8 @@ M3GNET_MAX_STEPS = 1000
 #: Dismai-Bench's relax_int.py discards a relaxed interface only where the final fmax exceeds
 #: its ``f_max + 0.001``; the CG protocol (``optimizer="CG"``) accepts as it does.
 REFERENCE_ACCEPT_SLACK = 0.001
-#: The M3GNet relaxations' optimisers: FIRE (the default) and Dismai-Bench's fmin_cg protocol.
+#: The M3GNet relaxations' optimisers: Dismai-Bench's fmin_cg protocol and FIRE (each task's
+#: default is its registry protocol's ``optimizer_id``).
 M3GNET_OPTIMIZERS = ("FIRE", "CG")
 
 
@@ -83,7 +84,7 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
 
     ``structures``: id -> moved-apart Structure. ``relax``: ``{"engine": "lammps",
     "potential": "sw-vink" | "sw" | "tersoff"}`` or ``{"engine": "m3gnet", "source": None |
-    folder | hub repo, "checkpoint_dir": optional folder, "optimizer": "FIRE" (default) | "CG"}``
+    folder | hub repo, "checkpoint_dir": optional folder, "optimizer": "CG" | "FIRE"}``
     (CG: Dismai-Bench's fmin_cg, accepted at fmax <= 0.051 as its relax_int.py; the shared engine
     :mod:`dismai_data.physics.relax`; None = its default hub repo with the packaged offline copy
     as fallback; finished shards are kept in ``checkpoint_dir`` and reused by a rerun).
@@ -120,7 +121,7 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
                                        field="relax_weights") from None
         # several local workers: a Dask LocalCluster of that many single-threaded processes
         where = scheduler if isinstance(scheduler, str) else "local" if (workers or 1) > 1 else None
-        optimizer = relax.get("optimizer", "FIRE")
+        optimizer = relax["optimizer"]
         # the checkpoint folder keeps results of these settings only (a shard of other settings is refused)
         parameters = {"optimizer": optimizer, "fmax": RELAX_FMAX, "max_steps": M3GNET_MAX_STEPS}
         try:

@@ -8,10 +8,29 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, Field
 
-#: Version of the evaluation code (bumped whenever a number it reports can change).
-EVALUATION_VERSION = "0.2.0"
+#: Version of the evaluation code (bumped whenever a number it reports can change; the task
+#: registry's ``scores_since`` names, per task, the version that last changed that task's numbers).
+EVALUATION_VERSION = "0.3.0"
 #: Version of the JSON layout of :class:`EvaluationResult`.
 RESULT_SCHEMA_VERSION = 1
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def reproduces(task: str, version: str | None) -> bool:
+    """Whether this evaluation computes, for ``task``, the numbers evaluation ``version`` computed:
+    ``version`` is no older than the task's ``scores_since`` (the task registry) and no newer than
+    this evaluation. Scores shipped for an unchanged task stay valid across a release that changed
+    another task's protocol; an unknown task or a malformed version never reproduces."""
+    from dismai_data import tasks
+
+    try:
+        since = tasks.get(task).scores_since
+        return _version_key(since) <= _version_key(str(version)) <= _version_key(EVALUATION_VERSION)
+    except (KeyError, ValueError):
+        return False
 
 
 class Metric(BaseModel):

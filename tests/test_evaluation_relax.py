@@ -224,7 +224,7 @@ def test_interface_relaxations_checkpointed_and_resumed(tmp_path, monkeypatch):
     ck = tmp_path / "ck"
     first = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=ck,
                      out=str(tmp_path / "a"))
-    assert first.relaxed and first.counts.accepted == 2 and sorted(p.suffix for p in ck.iterdir()) == [".parquet"]
+    assert first.relaxed and first.counts.accepted == 2 and {p.suffix for p in ck.iterdir()} == {".parquet"}
 
     def no_relaxing(*a, **k):
         raise AssertionError("relaxed again although every structure is in the checkpoint")
@@ -263,10 +263,11 @@ def test_relaxation_note_names_the_packaged_weights_not_this_machines_path():
 
 
 def test_interface_relaxed_with_dismai_bench_cg(tmp_path, monkeypatch):
-    """``relax_optimizer="CG"`` relaxes with Dismai-Bench's fmin_cg and says so in the note and
-    the settings; a checkpoint folder written by the FIRE default is refused, not reused; the
-    option is refused by name where no M3GNet relaxation runs; a structure CG leaves at
-    fmax <= 0.051 eV/A is accepted, as relax_int.py accepts it."""
+    """The interface relaxes with Dismai-Bench's fmin_cg by default (the registry's optimizer_id)
+    and says so in the note and the settings; ``relax_optimizer="fire"`` relaxes with FIRE, and
+    its checkpoint folder is refused, not reused, by a CG run; the option is refused by name where
+    no M3GNet relaxation runs; a structure CG leaves at fmax <= 0.051 eV/A is accepted, as
+    relax_int.py accepts it."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from dismai_data.evaluation.disorder_prepare import accept_within
     from dismai_data.evaluation.sources import EvaluationInputError
@@ -275,13 +276,15 @@ def test_interface_relaxed_with_dismai_bench_cg(tmp_path, monkeypatch):
     ref = _ref_folder(tmp_path / "interface", [row_from_structure(_interface_like(s), f"t{s}") for s in (0, 1)])
     preds = _write(tmp_path / "g.parquet", [row_from_structure(_interface_like(s, 0.15), f"g{s}") for s in (5, 6)])
     fire_ck = tmp_path / "ck-fire"
-    evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=fire_ck)
+    fire = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=fire_ck,
+                    relax_optimizer="fire")
+    assert "FIRE" in fire.relaxation_note and fire.settings["relaxation"]["optimizer"] == "FIRE"
     with pytest.raises(EvaluationInputError, match="other parameters .*'optimizer' is 'FIRE' there, 'CG' here"):
-        evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=fire_ck,
-                 relax_optimizer="cg")
-    cg = evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_optimizer="cg",
+        evaluate("interface", preds, reference=str(ref), figures=False, generic=False, relax_checkpoint=fire_ck)
+    cg = evaluate("interface", preds, reference=str(ref), figures=False, generic=False,
                   relax_checkpoint=tmp_path / "ck-cg", out=str(tmp_path / "cg"))
     assert cg.counts.accepted == 2 and "conjugate gradient" in cg.relaxation_note
+    assert cg.settings["relaxation"]["optimizer"].startswith("CG")
     import pandas as pd
 
     rows = pd.read_csv(tmp_path / "cg" / "rows.csv")

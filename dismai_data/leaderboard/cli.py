@@ -203,7 +203,8 @@ def rescore(
         raise typer.Exit(1)
 
 
-#: row fields a rescore must reproduce exactly, whatever the criterion for the metrics
+#: row fields a rescore must reproduce exactly, whatever the criterion for the metrics (the
+#: evaluation version: a version whose numbers for the row's task the current one reproduces)
 RESCORE_EXACT = ("status", "percent_failed", "n_accepted", "dataset_commit", "evaluation_version")
 
 
@@ -230,14 +231,20 @@ def _differences(old: dict, new: dict, *, interval: bool = False) -> tuple[bool,
     ``interval``: a metric also agrees when the new value lies in the old row's bootstrap
     interval (a relaxed row rescored on another CPU: the relaxations, chaotic over hundreds of
     steps, amplify the CPU's rounding differences into different relaxed structures)."""
+    from dismai_data.evaluation.result import reproduces
+
     from .rows import metrics_of
 
     a, b = metrics_of(old), metrics_of(new)
     pairs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))}
     pairs.update({k: (old.get(k), new.get(k)) for k in RESCORE_EXACT})
-    identical = all(x == y for x, y in pairs.values())
+    task = old.get("task") or new.get("task")
+    same_version = all(reproduces(task, v) for v in pairs.pop("evaluation_version"))
+    identical = same_version and all(x == y for x, y in pairs.values())
     diffs = {k: p for k, p in pairs.items()
              if not _agree(*p) and not (interval and k in a and k in b and _within(*p))}
+    if not same_version:
+        diffs["evaluation_version"] = (old.get("evaluation_version"), new.get("evaluation_version"))
     return identical, diffs
 
 

@@ -110,7 +110,7 @@ def validate_submission(hub, user, body) -> dict:
            "model_repo": model_repo, "notes": notes, "submitter": user.name,
            "content_sha256": content_sha256(tree, path, column)}
     if body.get("shipped") is not None:
-        job["shipped"] = validate_shipped(user, body["shipped"], tree.get(path))
+        job["shipped"] = validate_shipped(user, body["shipped"], tree.get(path), job["task"])
     return job
 
 
@@ -120,11 +120,12 @@ SHIPPED_FIELDS = {"metrics": dict, "n_submitted": int, "n_accepted": int, "perce
                   "dataset_revision": str}
 
 
-def validate_shipped(user, shipped, entry) -> dict:
+def validate_shipped(user, shipped, entry, task: str) -> dict:
     """Scores computed once by the leaderboard's publisher (org ``dismai``) on its own
     hardware, for the predictions file at ``predictions_path`` (its sha256 must be that
-    file's), with this hub's evaluation version. Anyone else gets a 403."""
-    from dismai_data.evaluation.result import EVALUATION_VERSION
+    file's), by an evaluation version whose numbers for ``task`` this hub's evaluation
+    reproduces. Anyone else gets a 403."""
+    from dismai_data.evaluation.result import EVALUATION_VERSION, reproduces
 
     from .rows import ORG
 
@@ -140,9 +141,9 @@ def validate_shipped(user, shipped, entry) -> dict:
         v = shipped.get(k)
         if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
             raise _bad("shipped", f"field {k!r} is missing or not of type {getattr(typ, '__name__', typ)}")
-    if shipped["evaluation_version"] != EVALUATION_VERSION:
-        raise _bad("shipped", f"scored with evaluation {shipped['evaluation_version']}; this hub scores with "
-                              f"{EVALUATION_VERSION}: rescore them")
+    if not reproduces(task, shipped["evaluation_version"]):
+        raise _bad("shipped", f"scored with evaluation {shipped['evaluation_version']}; this hub scores {task} "
+                              f"with {EVALUATION_VERSION}, which changed its numbers: rescore them")
     if entry is None or entry.get("blob") != shipped["predictions_sha256"]:
         raise _bad("shipped", "predictions_sha256 is not the sha256 of the file at predictions_path: these scores "
                               "are of other predictions")

@@ -611,6 +611,9 @@ def test_shipped_scores_become_a_labelled_row_that_rescore_confirms(hub_on, ref,
     # scores of other predictions (sha256 differs): refused
     out = submit(publisher_token(hub_on.storage), dict(record, predictions_sha256="0" * 64), "Shipped wrong")
     assert "400" in out["error"] and "predictions_sha256" in out["error"]
+    # scores by an evaluation whose numbers for this task have changed since: refused
+    out = submit(publisher_token(hub_on.storage), dict(record, evaluation_version="0.1.0"), "Shipped old")
+    assert "400" in out["error"] and "0.1.0" in out["error"] and "rescore" in out["error"]
     # the publisher, for this file: a scored row labelled with where the scores were made
     out = submit(publisher_token(hub_on.storage), record, "Shipped check")
     assert out["status"] == "scored", out
@@ -655,8 +658,8 @@ def test_rescore_of_a_relaxed_row_from_another_cpu_is_held_to_its_interval():
     def row(d_all, n=2, accepted=2, **extra):
         m = {"d_all": {"value": d_all, "error_low": 0.0532, "error_high": 0.0204, "n": n, "unit": ""},
              "percent_failed": {"value": 98.0, "error_low": None, "error_high": None, "n": 100, "unit": "%"}}
-        return {"status": "scored", "percent_failed": 98.0, "n_accepted": accepted, "dataset_commit": "c",
-                "evaluation_version": "0.2.0", "metrics": json.dumps(m), **extra}
+        return {"task": "interface", "status": "scored", "percent_failed": 98.0, "n_accepted": accepted,
+                "dataset_commit": "c", "evaluation_version": "0.3.0", "metrics": json.dumps(m), **extra}
 
     old = row(0.5852863, shipped_from="Intel(R) Xeon(R) Processor, 2 cores, no GPU; 2026-12-06T20:45:50Z; cmd")
     assert _scored_on(old) == "Intel(R) Xeon(R) Processor, 2 cores, no GPU" and _scored_on(row(0.5)) is None
@@ -669,6 +672,28 @@ def test_rescore_of_a_relaxed_row_from_another_cpu_is_held_to_its_interval():
     assert set(_differences(old, row(0.61), interval=True)[1]) == {"d_all"}            # above 0.6057
     assert set(_differences(old, row(0.5838503, n=3, accepted=3), interval=True)[1]) == {"d_all", "n_accepted"}
     assert _differences(old, dict(old), interval=False) == (True, {})
+
+
+def test_a_shipped_score_stays_valid_while_its_task_is_unchanged():
+    """Evaluation 0.3.0 changed the interface's relaxation only: a Perov-5 row scored by 0.2.0
+    rescores as the same numbers (agrees, and counts as identical), an interface row of 0.2.0 does
+    not; the hub and the publisher take shipped scores by the same rule."""
+    from dismai_data.evaluation.result import EVALUATION_VERSION, reproduces
+    from dismai_data.leaderboard.cli import _differences
+
+    assert EVALUATION_VERSION == "0.3.0"
+    assert reproduces("perov-5", "0.2.0") and reproduces("perov-5", "0.3.0") and reproduces("interface", "0.3.0")
+    assert not reproduces("interface", "0.2.0") and not reproduces("perov-5", "0.1.0")
+    assert not reproduces("perov-5", "0.4.0") and not reproduces("perov-5", "x") and not reproduces("nope", "0.3.0")
+    assert not reproduces("perov-5", None)
+
+    def row(task, version):
+        return {"task": task, "status": "scored", "percent_failed": 0.0, "n_accepted": 3, "dataset_commit": "c",
+                "evaluation_version": version, "metrics": json.dumps({"x": {"value": 0.5, "n": 3}})}
+
+    assert _differences(row("perov-5", "0.2.0"), row("perov-5", EVALUATION_VERSION)) == (True, {})
+    assert _differences(row("interface", "0.2.0"), row("interface", EVALUATION_VERSION)) == \
+        (False, {"evaluation_version": ("0.2.0", EVALUATION_VERSION)})
 
 def test_reference_is_the_newest_release_not_its_preview():
     from dismai_data.leaderboard.score import _version_key

@@ -108,7 +108,7 @@ def _engine_cg(engine: dict, i: str) -> str:
 
 def _compare_checkpoints(fire: dict, cg_checkpoint: str, ids) -> None:
     """FIRE and the evaluation's CG, structure by structure, from the two scoring runs' checkpoints."""
-    from dismai_data.evaluation.disorder_prepare import REFERENCE_ACCEPT_SLACK, RELAX_FMAX, accept_within
+    from dismai_data.evaluation.disorder_prepare import CG_ACCEPT_FMAX, accept_within
     from dismai_data.physics.relax import read_checkpoints
 
     cg = {i: r for i, (_, r) in read_checkpoints(cg_checkpoint).items()}
@@ -116,7 +116,7 @@ def _compare_checkpoints(fire: dict, cg_checkpoint: str, ids) -> None:
     outcome = {}
     for i in ids:
         f, c = fire[i], cg[i]
-        ok = accept_within(c, RELAX_FMAX + REFERENCE_ACCEPT_SLACK).converged  # the evaluation's CG acceptance
+        ok = accept_within(c, CG_ACCEPT_FMAX).converged  # the evaluation's CG acceptance
         key = ("both" if f.converged and ok else "CG only" if ok else "FIRE only" if f.converged else "neither")
         outcome[key] = outcome.get(key, 0) + 1
         print(f"{i}: FIRE {f.steps} steps, fmax {f.fmax:.3f}, converged {f.converged} | evaluation's CG {c.steps} "

@@ -43,6 +43,8 @@ M3GNET_MAX_STEPS = 1000
 #: Dismai-Bench's relax_int.py discards a relaxed interface only where the final fmax exceeds
 #: its ``f_max + 0.001``; the CG protocol (``optimizer="CG"``) accepts as it does.
 REFERENCE_ACCEPT_SLACK = 0.001
+#: the largest final fmax (eV/A) the CG protocol accepts
+CG_ACCEPT_FMAX = RELAX_FMAX + REFERENCE_ACCEPT_SLACK
 #: The M3GNet relaxations' optimisers: Dismai-Bench's fmin_cg protocol and FIRE (each task's
 #: default is its registry protocol's ``optimizer_id``).
 M3GNET_OPTIMIZERS = ("FIRE", "CG")
@@ -144,11 +146,10 @@ def relax_generated(structures: dict, relax: dict, *, workers: int = 1, schedule
                     "fmax_eV_per_A": RELAX_FMAX, "max_steps": M3GNET_MAX_STEPS, "cell": "fixed",
                     "optimizer": optimizer}
         if optimizer == "CG":
-            accept_fmax = RELAX_FMAX + REFERENCE_ACCEPT_SLACK
-            results = {i: accept_within(r, accept_fmax) for i, r in results.items()}
+            results = {i: accept_within(r, CG_ACCEPT_FMAX) for i, r in results.items()}
             settings.update(optimizer="CG: scipy.optimize.fmin_cg as Dismai-Bench's relax_int.py drives it "
                                       "(dismai_data.physics.relax.cg); max_steps counts its iterations",
-                            accept_fmax_eV_per_A=accept_fmax)
+                            accept_fmax_eV_per_A=CG_ACCEPT_FMAX)
     else:
         raise ValueError(f"unknown relaxation engine {relax['engine']!r}")
     for i in ids:

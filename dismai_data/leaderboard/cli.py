@@ -203,9 +203,9 @@ def rescore(
         raise typer.Exit(1)
 
 
-#: row fields a rescore must reproduce exactly, whatever the criterion for the metrics (the
-#: evaluation version: a version whose numbers for the row's task the current one reproduces)
-RESCORE_EXACT = ("status", "percent_failed", "n_accepted", "dataset_commit", "evaluation_version")
+#: row fields a rescore must reproduce exactly, whatever the criterion for the metrics (and the
+#: evaluation version: both must be versions whose numbers for the row's task are current)
+RESCORE_EXACT = ("status", "percent_failed", "n_accepted", "dataset_commit")
 
 
 def _scored_on(row: dict) -> str | None:
@@ -238,13 +238,13 @@ def _differences(old: dict, new: dict, *, interval: bool = False) -> tuple[bool,
     a, b = metrics_of(old), metrics_of(new)
     pairs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))}
     pairs.update({k: (old.get(k), new.get(k)) for k in RESCORE_EXACT})
-    task = old.get("task") or new.get("task")
-    same_version = all(reproduces(task, v) for v in pairs.pop("evaluation_version"))
+    versions = (old.get("evaluation_version"), new.get("evaluation_version"))
+    same_version = all(reproduces(old.get("task") or new.get("task"), v) for v in versions)
     identical = same_version and all(x == y for x, y in pairs.values())
     diffs = {k: p for k, p in pairs.items()
              if not _agree(*p) and not (interval and k in a and k in b and _within(*p))}
     if not same_version:
-        diffs["evaluation_version"] = (old.get("evaluation_version"), new.get("evaluation_version"))
+        diffs["evaluation_version"] = versions
     return identical, diffs
 
 

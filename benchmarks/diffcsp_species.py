@@ -16,10 +16,9 @@ independently: where it is near 1, the noise is larger than the site spacing and
 denoiser can tell the sites apart; where it is near 0, atoms have already chosen their site.
 The same noise draws (seed ``rep``) are used for both species columns.
 
-The first line also gives the species' separation at the denoiser's input: the mean
-distance between the species' vectors after the first layer (the atom embedding through
-``atom_latent_embedding``), over their mean length. Random initialisation gives about 1.4; a
-model that has learned to ignore the species has pulled them together (small values).
+The first line also gives the species' separation at the denoiser's input
+(``DiffCSP.species_separation``, which training logs every epoch): about 1.4 at random
+initialisation, small once the denoiser has learned to ignore the species.
 """
 
 from __future__ import annotations
@@ -63,8 +62,9 @@ def main() -> None:
     shuffled = shuffled_species(types, batch)
     sites = items[0][1].double()
 
+    sep = model.species_separation()  # None for one species (a-Si)
     print(f"{a.checkpoint}: {len(items)} {a.split} rows of {a.dataset} ({a.config}), {a.reps} noise draws per level; "
-          f"species separation at the input {separation(model):.3f}")
+          f"species separation at the input {'n/a' if sep is None else f'{sep:.3f}'}")
     head = "step  sigma(frac)  sigma(A)  loss_real  loss_shuffled  shuffled-real"
     print(head + ("  oracle" if a.oracle else ""))
     scale = float(np.linalg.norm(np.asarray(model.fixed_lattice), axis=1).mean())
@@ -108,17 +108,6 @@ def species_losses(model, types, shuffled, frac, lat, num, batch, step: int, rep
             real.append(float(model.loss(types, frac, lat, num, batch, t=t, rand_x=r)["loss_coord"]))
             shuf.append(float(model.loss(shuffled, frac, lat, num, batch, t=t, rand_x=r)["loss_coord"]))
     return real, shuf
-
-
-def separation(model) -> float:
-    """Mean pairwise distance of the model's species (``block_numbers``) after its first
-    layer (atom embedding through the embedding columns of ``atom_latent_embedding``),
-    over their mean length."""
-    zs = torch.tensor(sorted(set(model.block_numbers))) - 1  # embedding row of Z is Z - 1
-    emb = model.net.node_embedding.weight.detach()[zs]
-    v = emb @ model.net.atom_latent_embedding.weight.detach()[:, :emb.shape[1]].T
-    i, j = torch.triu_indices(len(zs), len(zs), 1)
-    return float((v[i] - v[j]).norm(dim=1).mean() / v.norm(dim=1).mean())
 
 
 def _print_wc(rows, items, species) -> None:

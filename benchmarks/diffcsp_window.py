@@ -50,7 +50,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
 
     from _cpu import cpu_line  # benchmarks/ is on sys.path when a script there runs
-    from diffcsp_species import separation, shuffled_species, species_losses
+    from diffcsp_species import shuffled_species, species_losses
 
     from dismai_data.models.data import load_split
     from dismai_data.models.diffcsp import DiffCSP, collate, load_float, save_checkpoint, training_batches
@@ -63,8 +63,8 @@ def main() -> None:
         model = DiffCSP(**cfg)
     else:
         model = load_float(a.checkpoint)
-    if model.fixed_lattice is None:
-        raise SystemExit(f"{a.checkpoint}: not a fixed-composition checkpoint")
+    if model.species_separation() is None:
+        raise SystemExit(f"{a.checkpoint}: not a fixed-composition checkpoint of two or more species")
     cols = ["id", "species", "atomic_numbers", "frac_coords", "lattice"]
     items, _, _ = training_batches(load_split(a.dataset, "train", config=a.config, columns=cols), fixed=True,
                                    source=f"{a.dataset} train")
@@ -87,7 +87,8 @@ def main() -> None:
             real, shuf = species_losses(model, vt, vs, vf, vl, vn, vb, s, a.reps)
             cells.append(f"{np.mean(real):8.4f}  {np.mean(shuf) - np.mean(real):+8.5f}")
         model.train()
-        print(f"{epoch:5d}  {seconds:7.0f}  {loss:10.4f}  {separation(model):10.3f}  " + "  ".join(cells), flush=True)
+        sep = model.species_separation()
+        print(f"{epoch:5d}  {seconds:7.0f}  {loss:10.4f}  {sep:10.3f}  " + "  ".join(cells), flush=True)
 
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     gen = torch.Generator().manual_seed(a.seed)

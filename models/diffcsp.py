@@ -190,6 +190,20 @@ class DiffCSP(nn.Module, PyTorchModelHubMixin, library_name="dismai-data", licen
     def numbers(self) -> list[int]:
         return [z for z, (_, n) in zip(self.block_numbers or [], self.blocks or []) for _ in range(n)]
 
+    def species_separation(self) -> float | None:
+        """How far apart the denoiser's input keeps this model's species: the mean distance
+        between their vectors after the first layer (the atom embedding through the embedding
+        columns of ``atom_latent_embedding``) over their mean length. About 1.4 at random
+        initialisation; near 0 once the denoiser has learned to ignore the species. None
+        unless the model has a fixed composition of two or more species."""
+        zs = sorted(set(self.block_numbers or []))
+        if len(zs) < 2:
+            return None
+        emb = self.net.node_embedding.weight.detach()[torch.tensor(zs) - 1]  # the row of Z is Z - 1
+        v = emb @ self.net.atom_latent_embedding.weight.detach()[:, :emb.shape[1]].T
+        i, j = torch.triu_indices(len(zs), len(zs), 1)
+        return float((v[i] - v[j]).norm(dim=1).mean() / v.norm(dim=1).mean())
+
     def _edges(self, frac, lattices, num_atoms):
         if self.edge_style == "knn":
             return knn_edges(frac, lattices, num_atoms, self.knn, self.cutoff)
@@ -479,6 +493,9 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
         state["last_loss"] = round(mean, 6)
         rec = {"epoch": state["epoch"], "loss": round(mean, 6), "lr": opt.param_groups[0]["lr"],
                "seconds": round(state["seconds"] + time.perf_counter() - t0, 1)}
+        sep = model.species_separation()  # a fixed composition: does the denoiser still tell the species apart?
+        if sep is not None:
+            rec["species_separation"] = round(sep, 4)
         with open(folder / "training_log.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         if log is not None:

@@ -125,6 +125,9 @@ def test_generation_for_reconstruction_and_fixed_composition(tmp_path):
     items, comp, lat = training_batches(alloy, fixed=True, source="alloy")
     f = DiffCSP(**TINY, edge_style="knn", knn=6, fixed_lattice=lat.tolist(), blocks=comp[0], block_numbers=comp[1])
     train(f, items, tmp_path / "f", epochs=1, batch_size=3)
+    # a fixed composition of two species: every epoch logs how far apart the denoiser's input keeps them
+    (rec,) = [json.loads(x) for x in (tmp_path / "f" / "training_log.jsonl").read_text().splitlines()]
+    assert rec["species_separation"] == round(f.species_separation(), 4) > 0.5
     out = f.generate(3, seed=0)
     assert [r["id"] for r in out] == ["diffcsp-s0-00000", "diffcsp-s0-00001", "diffcsp-s0-00002"]
     assert all(r["species"] == ["Ni"] * 16 + ["Fe"] * 16 and np.allclose(r["lattice"], cell) for r in out)
@@ -239,3 +242,12 @@ def test_shipped_predictions_are_scored_with_their_hashes(tmp_path, monkeypatch)
     card = publish.render_card(b, json.loads((ck / "config.json").read_text()), {"perov-5": scores},
                                json.loads((ck / "training.json").read_text()))
     assert "DiffCSP" in card and sp["files"]["seed0.parquet"][:16] in card
+
+
+def test_species_separation_is_zero_when_the_input_cannot_tell_the_species_apart():
+    m = DiffCSP(**TINY, fixed_lattice=ALLOY_CELL.tolist(), blocks=[["Fe", 16], ["Ni", 16]], block_numbers=[26, 28])
+    assert m.species_separation() > 0.5  # random initialisation keeps them apart
+    with torch.no_grad():
+        m.net.node_embedding.weight[27] = m.net.node_embedding.weight[25]  # Ni's row := Fe's
+    assert m.species_separation() == 0.0
+    assert DiffCSP(**TINY).species_separation() is None  # no fixed composition: nothing to compare

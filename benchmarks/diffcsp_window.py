@@ -53,7 +53,8 @@ def main() -> None:
     from diffcsp_species import shuffled_species, species_losses
 
     from dismai_data.models.data import load_split
-    from dismai_data.models.diffcsp import DiffCSP, collate, load_float, save_checkpoint, training_batches
+    from dismai_data.models.diffcsp import (DiffCSP, collate, load_float, run_epoch, save_checkpoint,
+                                            training_batches)
 
     if a.fresh:
         cfg = json.loads((Path(a.checkpoint) / "config.json").read_text())
@@ -94,23 +95,14 @@ def main() -> None:
     gen = torch.Generator().manual_seed(a.seed)
     report(0, 0.0, float("nan"))
     model.train()
-    t0, epoch = time.perf_counter(), 0
-    while time.perf_counter() - t0 < 60 * a.minutes:
-        perm = torch.randperm(len(items), generator=gen).tolist()
-        total, count = 0.0, 0
-        for b in range(0, len(perm), a.batch_size):
-            batch = collate([items[i] for i in perm[b:b + a.batch_size]], "cpu")
-            nb = batch[3].shape[0]
-            uniform = torch.randint(1, model.timesteps + 1, (nb,), generator=gen)
-            focus = torch.randint(lo, hi + 1, (nb,), generator=gen)
-            t = torch.where(torch.rand(nb, generator=gen) < a.p_window, focus, uniform)
-            res = model.loss(*batch, gen=gen, t=t)
-            opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)  # as models.diffcsp.train
-            opt.step()
-            total += float(res["loss"].detach()) * nb
-            count += nb
+    def draw_t(cells: int, gen: torch.Generator) -> torch.Tensor:
+        uniform = torch.randint(1, model.timesteps + 1, (cells,), generator=gen)
+        focus = torch.randint(lo, hi + 1, (cells,), generator=gen)
+        return torch.where(torch.rand(cells, generator=gen) < a.p_window, focus, uniform)
+
+    t0, epoch, state = time.perf_counter(), 0, {"batches": 0}
+    while time.perf_counter() - t0 < 60 * a.minutes:  # whole epochs: the step is the baselines' (run_epoch)
+        total, count, _ = run_epoch(model, items, opt, gen, a.batch_size, "cpu", lambda: False, state, draw_t)
         epoch += 1
         if epoch % a.every == 0:
             report(epoch, time.perf_counter() - t0, total / count)

@@ -416,18 +416,21 @@ def _restore(folder: Path, model: DiffCSP, opt, sched, gen: torch.Generator, dev
     return state
 
 
-def _run_epoch(model: DiffCSP, items: Sequence[tuple], opt, gen: torch.Generator, batch_size: int, device: str,
-               out_of_time: Callable[[], bool], state: dict) -> tuple[float, int, int]:
+def run_epoch(model: DiffCSP, items: Sequence[tuple], opt, gen: torch.Generator, batch_size: int, device: str,
+              out_of_time: Callable[[], bool], state: dict,
+              draw_t: Callable[[int, torch.Generator], torch.Tensor] | None = None) -> tuple[float, int, int]:
     """One pass over ``items`` in a random order (gradient values clipped to 0.5); stops
     early (a partial epoch) when ``out_of_time()`` after at least one batch. Returns
-    (sum of loss x cells, cells seen, cells in the epoch); counts batches in ``state``."""
+    (sum of loss x cells, cells seen, cells in the epoch); counts batches in ``state``.
+    ``draw_t(cells, gen)``: the noise steps of a batch (default: DiffCSP's, uniform in 1..T,
+    drawn by :meth:`DiffCSP.loss`; ``benchmarks/diffcsp_window.py`` draws them from a window)."""
     perm = torch.randperm(len(items), generator=gen).tolist()
     total, count = 0.0, 0
     for b in range(0, len(perm), batch_size):
         if count and out_of_time():
             break  # a partial epoch: its batches count, the epoch does not
         batch = collate([items[i] for i in perm[b:b + batch_size]], device)
-        res = model.loss(*batch, gen=gen)
+        res = model.loss(*batch, gen=gen, t=None if draw_t is None else draw_t(batch[3].shape[0], gen).to(device))
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)
@@ -482,7 +485,7 @@ def train(model: DiffCSP, items: Sequence[tuple], folder: str | Path, *, epochs:
         return summary
 
     while (epochs is None or state["epoch"] < epochs) and not out_of_time():
-        total, count, n = _run_epoch(model, items, opt, gen, batch_size, device, out_of_time, state)
+        total, count, n = run_epoch(model, items, opt, gen, batch_size, device, out_of_time, state)
         mean = total / max(count, 1)
         if count < n:
             state["partial_epoch_rows"] = count
@@ -567,4 +570,4 @@ def warm_start(model: DiffCSP, folder: str | Path) -> dict:
 
 
 __all__ = ["ALIGNED_DATASETS", "DiffCSP", "collate", "fc_edges", "knn_edges", "load_float", "origin_aligned",
-           "save_checkpoint", "sigma_end_for", "step_lr_for", "train", "training_batches", "warm_start"]
+           "run_epoch", "save_checkpoint", "sigma_end_for", "step_lr_for", "train", "training_batches", "warm_start"]
